@@ -1,0 +1,290 @@
+"""Free-text answers to profile slots: "about 2.5k", "an RTX 4090", "it changes every week".
+
+Each parser returns a :class:`ParsedAnswer`: a value, or a clarifying question when the
+text cannot be read with confidence. Parsers never raise on any string, so no answer a
+person types can crash the interview.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from assistant.catalog import MODEL_CATALOG, find_gpu
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    value: Any = None
+    clarify: str = ""
+    """Empty when the answer was understood; otherwise the question to ask back."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.clarify
+
+
+def _clarify(text: str) -> ParsedAnswer:
+    return ParsedAnswer(clarify=text)
+
+
+def _normalise(text: Any) -> str:
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    return " ".join(text.lower().replace("’", "'").split())
+
+
+def _has_word(text: str, *words: str) -> bool:
+    return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+_SMALL_NUMBERS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split())
+} | {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+     "eighty": 80, "ninety": 90, "a": 1, "an": 1}
+_MULTIPLIERS = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 1_000_000, "m": 1_000_000}
+
+# Vague amounts, read as a typical value; checked longest phrase first.
+_VAGUE_AMOUNTS = {
+    "hundreds of thousands": 200_000, "tens of thousands": 20_000, "a couple of thousand": 2000,
+    "a couple thousand": 2000, "a few thousand": 3000, "several thousand": 5000,
+    "thousands": 2000, "a couple hundred": 200, "a couple of hundred": 200,
+    "a few hundred": 300, "several hundred": 500, "hundreds": 300, "a few dozen": 36,
+    "dozens": 36, "a dozen": 12, "a handful": 5, "millions": 1_000_000, "a few": 3,
+}
+_NONE_WORDS = ("none", "nothing", "no examples", "not any", "zero", "nil", "not yet", "no data")
+
+
+def _word_number(text: str) -> int | None:
+    """Numbers written in words: "two thousand", "fifty", "a hundred"."""
+    total, current, seen = 0, 0, False
+    for word in re.findall(r"[a-z]+", text):
+        if word in _SMALL_NUMBERS:
+            current += _SMALL_NUMBERS[word]
+            seen = seen or word not in ("a", "an")
+        elif word in _MULTIPLIERS and word not in ("k", "m"):
+            current = max(current, 1) * _MULTIPLIERS[word]
+            seen = True
+            if _MULTIPLIERS[word] >= 1000:
+                total, current = total + current, 0
+    value = total + current
+    return value if seen else None
+
+
+_NUMBER = re.compile(r"(-\s*)?(\d[\d,_']*(?:\.\d+)?)\s*(k|thousand|m|million|hundred)?\b")
+
+
+def _first_number(text: str) -> tuple[float, bool, str] | None:
+    """The first written number with its suffix applied, whether it was negative, and the
+    text before it (to read "under 100")."""
+    match = _NUMBER.search(text)
+    if not match:
+        return None
+    digits = re.sub(r"[,_']", "", match.group(2))
+    try:
+        value = float(digits)
+    except ValueError:
+        return None
+    if match.group(3):
+        value *= _MULTIPLIERS[match.group(3)]
+    return value, bool(match.group(1)), text[: match.start()]
+
+
+def parse_count(text: str, what: str = "examples", minimum: int = 0) -> ParsedAnswer:
+    """A non-negative whole number from text like "about 2.5k", "a few hundred", "1,000"."""
+    t = _normalise(text)
+    ask = f"Roughly how many {what}? A number like 250 or \"2.5k\" is fine."
+    if not t:
+        return _clarify(ask)
+    if minimum == 0 and (t in ("0", "no") or _has_word(t, *_NONE_WORDS)):
+        return ParsedAnswer(0)
+    number = _first_number(t)
+    if number is not None:
+        value, negative, before = number
+        if negative or value < 0:
+            return _clarify(f"A count of {what} cannot be negative. {ask}")
+        if re.search(r"\b(under|less than|fewer than|below)\s*$", before):
+            value = max(value - 1, 0)
+    else:
+        vague = next((v for phrase, v in sorted(_VAGUE_AMOUNTS.items(), key=lambda kv: -len(kv[0]))
+                      if phrase in t), None)
+        value = vague if vague is not None else _word_number(t)
+        if value is None:
+            return _clarify(f"I could not read a number there. {ask}")
+    if value != int(value) and value < 10:
+        return _clarify(f"{what.capitalize()} come in whole numbers. {ask}")
+    count = int(round(value))
+    if count < minimum:
+        return _clarify(f"That needs to be at least {minimum}. {ask}")
+    if count > 1_000_000_000:
+        return _clarify(f"{count:,} is more than I can believe. {ask}")
+    return ParsedAnswer(count)
+
+
+# --- yes / no -------------------------------------------------------------------------------
+
+_UNSURE = ("not sure", "unsure", "don't know", "dont know", "no idea", "maybe", "perhaps", "depends")
+_NO = ("no", "nope", "nah", "not really", "don't", "dont", "do not", "can't", "cant", "cannot",
+       "never", "false", "not yet", "n")
+_YES = ("yes", "yeah", "yep", "yup", "sure", "of course", "definitely", "absolutely", "correct",
+        "true", "y", "we do", "we can", "i can", "we have", "i have", "ok", "okay", "right")
+
+
+def parse_yes_no(text: str, question: str = "") -> ParsedAnswer:
+    t = _normalise(text)
+    tail = f" {question}" if question else ""
+    if not t:
+        return _clarify("Yes or no?" + tail)
+    if _has_word(t, *_UNSURE):
+        return _clarify("If you are not sure, the safer answer is usually no. Yes or no?" + tail)
+    words = set(re.findall(r"[a-z']+", t))
+    if words & set(_NO) or any(p in t for p in _NO if " " in p):
+        return ParsedAnswer(False)
+    if words & set(_YES) or any(p in t for p in _YES if " " in p):
+        return ParsedAnswer(True)
+    return _clarify("I did not catch a yes or a no." + tail)
+
+
+# --- categories -----------------------------------------------------------------------------
+
+_KNOWLEDGE_WORDS = ("fact", "knowledge", "know", "document", "docs", "information", "info",
+                    "private", "internal", "wiki", "manual", "policy", "policies", "product",
+                    "up to date", "up-to-date", "current", "data about", "content", "faq", "rag",
+                    "retriev")
+_BEHAVIOUR_WORDS = ("format", "style", "tone", "json", "structur", "behav", "skill", "tool",
+                    "function call", "follow", "classif", "extract", "voice", "brand", "shorter",
+                    "output", "schema", "sql", "label", "persona", "instruction")
+
+
+def parse_gap(text: str) -> ParsedAnswer:
+    t = _normalise(text)
+    if _has_word(t, "both") or ("knowledge" in t and "behaviour" in t):
+        return ParsedAnswer("both")
+    knowledge = _has_word(t, *_KNOWLEDGE_WORDS)
+    behaviour = _has_word(t, *_BEHAVIOUR_WORDS) or "behavior" in t
+    if knowledge and behaviour:
+        return ParsedAnswer("both")
+    if knowledge:
+        return ParsedAnswer("knowledge")
+    if behaviour:
+        return ParsedAnswer("behaviour")
+    return _clarify("Is the model missing knowledge (facts, your documents), behaviour (a format, "
+                    "style, tone or narrow skill), or both?")
+
+
+def parse_changes(text: str) -> ParsedAnswer:
+    t = _normalise(text)
+    if _has_word(t, "not often", "doesn't change", "does not change", "don't change",
+                 "rarely", "never", "seldom", "stable", "hardly", "fixed", "year", "annual"):
+        return ParsedAnswer("rarely")
+    if _has_word(t, "week", "daily", "day", "constantly", "all the time", "often", "frequent",
+                 "sprint", "fast", "continuous", "hour"):
+        return ParsedAnswer("weekly")
+    if _has_word(t, "month", "quarter", "occasional", "sometimes", "now and then"):
+        return ParsedAnswer("monthly")
+    return _clarify("How often do the requirements change: weekly, monthly, or rarely?")
+
+
+# --- hardware and model ---------------------------------------------------------------------
+
+_NO_GPU = ("no gpu", "without a gpu", "without gpu", "cpu", "laptop", "macbook", "no graphics",
+           "none", "nothing", "no card", "not have a gpu", "don't have a gpu", "dont have a gpu",
+           "integrated")
+
+
+def parse_vram(text: str) -> ParsedAnswer:
+    """GPU memory in GB from "24 GB", "an RTX 4090", "a100 80gb" or "no GPU, just a laptop"."""
+    t = _normalise(text)
+    ask = ("Which GPU can you use, or how many GB of memory does it have? Say \"no GPU\" if "
+           "there is none.")
+    if not t:
+        return _clarify(ask)
+    explicit = re.search(r"(-\s*)?(\d+(?:\.\d+)?)\s*(gb|gib|g\b|gigs?|gigabytes?)", t)
+    if explicit:
+        if explicit.group(1):
+            return _clarify(f"GPU memory cannot be negative. {ask}")
+        return ParsedAnswer(float(explicit.group(2)))
+    gpu = find_gpu(t)
+    if gpu:
+        return ParsedAnswer(gpu[1])
+    if _has_word(t, *_NO_GPU) or t in ("no", "0", "zero"):
+        return ParsedAnswer(0.0)
+    bare = re.fullmatch(r"(-?\d+(?:\.\d+)?)", t)
+    if bare:
+        value = float(bare.group(1))
+        if value < 0:
+            return _clarify(f"GPU memory cannot be negative. {ask}")
+        if value <= 2000:
+            return ParsedAnswer(value)
+    if re.search(r"\d", t) or _has_word(t, "gpu", "rtx", "gtx", "nvidia", "radeon", "card"):
+        return _clarify(f"I do not know that GPU. How many GB of memory does it have?")
+    return _clarify(ask)
+
+
+_NO_PREFERENCE = ("no preference", "don't care", "dont care", "any", "pick", "choose",
+                  "recommend", "not sure", "don't know", "dont know", "whatever", "you decide",
+                  "up to you", "no idea", "default")
+
+
+def parse_model_size(text: str) -> ParsedAnswer:
+    """Billions of parameters from "8B", "Llama 3.1 8B", "500M", "70 billion", or no preference."""
+    t = _normalise(text)
+    if _has_word(t, *_NO_PREFERENCE):
+        return ParsedAnswer(None)
+    for name, shape in MODEL_CATALOG.items():
+        if _normalise(name).replace("-", " ") in t.replace("-", " "):
+            return ParsedAnswer(round(shape.size_b, 2))
+    match = re.search(r"(-\s*)?(\d+(?:\.\d+)?)\s*(b\b|bn\b|billion|m\b|million)?", t)
+    if match:
+        if match.group(1):
+            return _clarify("A model size cannot be negative. How many billion parameters?")
+        value = float(match.group(2))
+        if match.group(3) in ("m", "million"):
+            value /= 1000
+        if 0.01 <= value <= 2000:
+            return ParsedAnswer(value)
+    return _clarify("Which model size, in billions of parameters (for example 1B, 8B, 70B)? "
+                    "Or say \"no preference\" and the plan will choose.")
+
+
+def parse_task(text: str) -> ParsedAnswer:
+    t = " ".join(str(text or "").split())
+    if len(re.findall(r"[^\W\d_]", t)) < 3:
+        return _clarify("In one line, what should the model do? For example: \"answer questions "
+                        "about our HR policies\" or \"turn support emails into JSON tickets\".")
+    return ParsedAnswer(t[:500])
+
+
+def parse_tasks(text: str) -> ParsedAnswer:
+    t = _normalise(text)
+    if _has_word(t, "just one", "only one", "single", "one task", "one"):
+        return ParsedAnswer(1)
+    return parse_count(t, what="distinct tasks", minimum=1)
+
+
+SLOT_PARSERS: dict[str, Callable[[str], ParsedAnswer]] = {
+    "task": parse_task,
+    "gap": parse_gap,
+    "documents": lambda t: parse_yes_no(t, "Do documents hold the missing facts?"),
+    "examples": parse_count,
+    "can_measure": lambda t: parse_yes_no(t, "Can you tell, on held-out cases, whether an answer "
+                                             "is right?"),
+    "changes": parse_changes,
+    "vram_gb": parse_vram,
+    "model_size_b": parse_model_size,
+    "latency_sensitive": lambda t: parse_yes_no(t, "Must a small, fast model do the job?"),
+    "tasks": parse_tasks,
+}
+
+
+def parse_answer(slot: str, text: Any) -> ParsedAnswer:
+    """Parse ``text`` as an answer for ``slot``; never raises."""
+    try:
+        return SLOT_PARSERS[slot](text if isinstance(text, str) else _normalise(text))
+    except Exception:  # a parser bug must cost a question, not the conversation
+        return _clarify("Sorry, I could not read that answer. Could you put it another way?")

@@ -1,0 +1,103 @@
+"""The task profile: what the interview learns about the user's task (RULES.md slots)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+GAPS = ("knowledge", "behaviour", "both")
+CHANGE_RATES = ("weekly", "monthly", "rarely")
+
+
+class ProfileError(ValueError):
+    """A profile slot holds a value the rules cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class TaskProfile:
+    """The slots of RULES.md. Every field has a default so a partial interview can be planned."""
+
+    task: str = ""
+    """One-line description of the job."""
+    gap: str = "behaviour"
+    """What the base model lacks: knowledge, behaviour or both."""
+    examples: int = 0
+    """Clean labelled examples the user has."""
+    documents: bool = False
+    """Whether a body of documents holds the missing facts."""
+    vram_gb: float = 0.0
+    """Memory of the biggest GPU available, in GB; 0 means no GPU."""
+    model_size_b: float | None = None
+    """Base model size wanted, in billions of parameters; None lets the plan choose."""
+    changes: str = "rarely"
+    """How often requirements change: weekly, monthly or rarely."""
+    can_measure: bool = True
+    """Whether the user can tell, on held-out cases, if an answer is right."""
+    latency_sensitive: bool = False
+    """Whether a small, fast model must do the job of a large one."""
+    tasks: int = 1
+    """How many distinct tasks should share one base model."""
+
+    def __post_init__(self) -> None:
+        problems = validate_slots(asdict(self))
+        if problems:
+            raise ProfileError("; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskProfile:
+        """Build a profile from JSON-like data, naming every unknown or invalid slot."""
+        if not isinstance(data, dict):
+            raise ProfileError("a profile is a JSON object of slots")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ProfileError(f"unknown slots {unknown}; the slots are {sorted(known)}")
+        coerced = {name: _coerce(name, value) for name, value in data.items()}
+        return cls(**coerced)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Accept JSON's natural spellings (2500.0 for an int, "yes" is not a bool)."""
+    if name in ("examples", "tasks") and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if name in ("vram_gb", "model_size_b") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def validate_slots(values: dict[str, Any]) -> list[str]:
+    """Problems with slot values, one readable sentence each; empty when all are usable."""
+    problems = []
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if "task" in values and not isinstance(values["task"], str):
+        problems.append("task must be text")
+    if "gap" in values and values["gap"] not in GAPS:
+        problems.append(f"gap must be one of {', '.join(GAPS)}, not {values['gap']!r}")
+    if "examples" in values:
+        v = values["examples"]
+        if not (isinstance(v, int) and not isinstance(v, bool)) or v < 0:
+            problems.append(f"examples must be a whole number of 0 or more, not {v!r}")
+    for name in ("documents", "can_measure", "latency_sensitive"):
+        if name in values and not isinstance(values[name], bool):
+            problems.append(f"{name} must be true or false, not {values[name]!r}")
+    if "vram_gb" in values:
+        v = values["vram_gb"]
+        if not is_number(v) or v < 0 or v > 10_000:
+            problems.append(f"vram_gb must be a number of GB from 0 (no GPU) upwards, not {v!r}")
+    if values.get("model_size_b") is not None:
+        v = values["model_size_b"]
+        if not is_number(v) or not 0.01 <= v <= 2000:
+            problems.append(f"model_size_b must be billions of parameters (0.01 to 2000), not {v!r}")
+    if "changes" in values and values["changes"] not in CHANGE_RATES:
+        problems.append(f"changes must be one of {', '.join(CHANGE_RATES)}, not {values['changes']!r}")
+    if "tasks" in values:
+        v = values["tasks"]
+        if not (isinstance(v, int) and not isinstance(v, bool)) or v < 1:
+            problems.append(f"tasks must be a whole number of 1 or more, not {v!r}")
+    return problems

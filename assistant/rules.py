@@ -1,0 +1,341 @@
+"""The decision engine: ``decide(TaskProfile) -> Plan``, implementing ../shared/RULES.md.
+
+Pure functions over dataclasses: no I/O, no torch. Every rule that fires leaves a
+one-line reason naming its number, and the reasons are listed in the rules' order
+of precedence. Where two rules pull in different directions the lower number wins,
+and the losing rule's reason says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from assistant.catalog import ModelShape, ladder_shapes
+from assistant.memory import ALL_LINEAR, RUNTIME_OVERHEAD_GB, MemoryEstimate, TrainingShape, estimate_memory
+from assistant.profile import TaskProfile
+
+FINETUNE_METHODS = ("none", "lora", "qlora", "full")
+FLAGS = (
+    "build_eval_first", "workflow", "few_shot", "grow_data", "prompting_baseline",
+    "adapter_per_task", "merge_for_serving", "smaller_model", "no_gpu", "mix_general_data",
+)
+
+DEFAULT_MODEL_SIZE_B = 8.0
+"""An 8B instruct model is the usual starting point: strong, and QLoRA fits it on a 16 GB card."""
+LATENCY_MODEL_SIZE_B = 3.0
+"""Largest model proposed when a small, fast model must do the job (rule 7)."""
+SMALL_DATA_MAX_SIZE_B = 8.0
+"""Largest model proposed for fewer than 1,000 examples (rule 8)."""
+CPU_MAX_SIZE_B = 0.5
+"""Largest model a CPU LoRA run finishes in reasonable time on a laptop (rule 5)."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    """The rule's number in RULES.md, or "defaults" for the proposed settings."""
+    text: str
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do, why, and the settings to start from."""
+
+    retrieval: bool
+    finetune: str
+    flags: tuple[str, ...]
+    model: str
+    model_size_b: float
+    lora: LoraSettings
+    learning_rate: float
+    epochs: int
+    vram_gb: float
+    memory: MemoryEstimate
+    reasons: tuple[Reason, ...]
+    next_steps: tuple[str, ...] = field(default=())
+
+    @property
+    def decision(self) -> str:
+        """One line a person reads first."""
+        parts = []
+        if "build_eval_first" in self.flags:
+            parts.append("build an evaluation first")
+        if self.retrieval:
+            parts.append("retrieval (RAG)")
+        if self.finetune != "none":
+            parts.append(f"{self.finetune.upper() if self.finetune != 'full' else 'full fine-tune'}"
+                         f" on a {self.model_size_b:g}B model")
+        elif "few_shot" in self.flags or "workflow" in self.flags:
+            parts.append("prompting (few-shot)")
+        return " + ".join(parts) or "prompting"
+
+    def to_dict(self) -> dict:
+        totals = self.memory.totals_gb()
+        return {
+            "decision": self.decision,
+            "retrieval": self.retrieval,
+            "finetune": self.finetune,
+            "flags": list(self.flags),
+            "model": self.model,
+            "model_size_b": self.model_size_b,
+            "lora": {
+                "r": self.lora.r,
+                "alpha": self.lora.alpha,
+                "dropout": self.lora.dropout,
+                "target_modules": list(self.lora.target_modules),
+            },
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "vram_gb": self.vram_gb,
+            "memory_gb": totals,
+            "fits": {name: self.memory.method(name).fits(self.vram_gb) for name in totals},
+            "memory": self.memory.to_dict(),
+            "reasons": [{"rule": r.rule, "reason": r.text} for r in self.reasons],
+            "next_steps": list(self.next_steps),
+        }
+
+
+def lora_rank_for(size_b: float) -> int:
+    """RULES.md's starting ranks: up to ~7B r=8, ~13B r=16, 70B and up r=64 (32 between)."""
+    if size_b <= 9:
+        return 8
+    if size_b <= 20:
+        return 16
+    if size_b < 65:
+        return 32
+    return 64
+
+
+def epochs_for(examples: int) -> int:
+    """Fewer examples need more passes; large sets overfit past one epoch."""
+    if examples < 1000:
+        return 3
+    if examples < 10_000:
+        return 2
+    return 1
+
+
+def shape_for_size(size_b: float) -> ModelShape:
+    """The model of the size ladder closest to ``size_b``."""
+    return min(ladder_shapes(), key=lambda shape: abs(shape.size_b - size_b))
+
+
+def _estimate(shape: ModelShape, training: TrainingShape) -> MemoryEstimate:
+    return estimate_memory(shape, training, lora_rank_for(shape.size_b), ALL_LINEAR)
+
+
+def _largest_fitting(max_size_b: float, vram_gb: float, training: TrainingShape) -> ModelShape | None:
+    """The biggest model of the ladder, no bigger than ``max_size_b``, whose QLoRA fits."""
+    candidates = [s for s in ladder_shapes() if s.size_b <= max_size_b * 1.05]
+    fitting = [s for s in candidates if _estimate(s, training).qlora.fits(vram_gb)]
+    return fitting[-1] if fitting else None
+
+
+def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
+    """Turn a task profile into a plan, following RULES.md in its order of precedence."""
+    training = training or TrainingShape()
+    reasons: list[Reason] = []
+    flags: set[str] = set()
+
+    def because(rule: str, text: str) -> None:
+        reasons.append(Reason(rule, text))
+
+    knowledge = profile.gap in ("knowledge", "both")
+    behaviour = profile.gap in ("behaviour", "both")
+    weights_allowed = True
+    retrieval = False
+
+    # Rule 1: no metric, no weight update.
+    if not profile.can_measure:
+        flags.add("build_eval_first")
+        weights_allowed = False
+        because("1", "You cannot yet tell a right answer from a wrong one: build a held-out set "
+                     "and a metric before any training.")
+
+    # Rule 2: a fine-tune is frozen; weekly changes outrun it.
+    if profile.changes == "weekly":
+        flags.add("workflow")
+        weights_allowed = False
+        because("2", "Requirements change weekly and a fine-tune is a frozen artefact: use "
+                     "prompting and retrieval, which can change as fast.")
+        retrieval = retrieval or knowledge or profile.documents
+
+    # Rule 3: facts belong in an index.
+    if knowledge:
+        retrieval = True
+        text = ("The model lacks facts: put them in a retrieval index that can be updated and "
+                "cited; fine-tuning does not reliably add facts.")
+        if profile.gap == "both":
+            text += " The behaviour part is handled separately below."
+        if not profile.documents:
+            text += " First gather the documents that hold those facts."
+        because("3", text)
+
+    # Rule 4: the behaviour gap, sized by clean examples.
+    finetune = "none"
+    n = profile.examples
+    if behaviour:
+        if not weights_allowed:
+            flags.add("few_shot")
+            blocker = "1" if "build_eval_first" in flags else "2"
+            because("4", f"No fine-tune while rule {blocker} holds: teach the behaviour with "
+                         "few-shot examples in the prompt.")
+        elif n < 100:
+            flags.update({"few_shot", "grow_data"})
+            retrieval = retrieval or profile.documents
+            because("4", f"{n} clean examples are fewer than 100: too few to fine-tune. Use them "
+                         "as few-shot examples and grow the set (synthetic examples help).")
+        elif n < 1000:
+            finetune = "lora"
+            flags.add("prompting_baseline")
+            because("4", f"{n:,} examples sit in LoRA's sweet spot (100-999). Also measure a "
+                         "few-shot prompting baseline on the same held-out set and keep the winner.")
+        elif n < 10_000:
+            finetune = "lora"
+            because("4", f"{n:,} examples: LoRA works well; a full fine-tune with a small learning "
+                         "rate is an option only if the hardware holds it.")
+        else:
+            finetune = "full"
+            because("4", f"{n:,} examples: a full fine-tune can pay off, with solid evaluation and "
+                         "regression tests, if the hardware holds it; otherwise LoRA.")
+    tuning = finetune != "none"
+
+    # The model size, before memory decides the method (rules 7 and 8 shrink it).
+    size = profile.model_size_b or DEFAULT_MODEL_SIZE_B
+    if tuning and profile.latency_sensitive and size > LATENCY_MODEL_SIZE_B:
+        size = LATENCY_MODEL_SIZE_B
+        flags.add("smaller_model")
+    if tuning and n < 1000 and size > SMALL_DATA_MAX_SIZE_B:
+        flags.add("smaller_model")
+        because("8", f"{n:,} examples would overfit a {size:g}B model: match the model to the "
+                     f"data with a model of at most {SMALL_DATA_MAX_SIZE_B:g}B and LoRA dropout.")
+        size = SMALL_DATA_MAX_SIZE_B
+
+    # Rule 6 before the memory check: one frozen base rules out a full fine-tune.
+    if tuning and profile.tasks > 1 and finetune == "full":
+        finetune = "lora"
+
+    # Rule 5: memory decides LoRA versus QLoRA, and the model size when nothing fits.
+    shape = shape_for_size(size)
+    estimate = _estimate(shape, training)
+    vram = profile.vram_gb
+    if tuning and vram == 0:
+        flags.add("no_gpu")
+        finetune = "lora"
+        text = ("No GPU: QLoRA needs CUDA and is not possible here. A CPU LoRA run works for "
+                f"small models (up to {CPU_MAX_SIZE_B:g}B, slow); for a {shape.name}-sized model "
+                f"rent a GPU with at least {estimate.qlora.total_gb + RUNTIME_OVERHEAD_GB:.0f} GB.")
+        if shape.size_b > CPU_MAX_SIZE_B * 1.05:
+            flags.add("smaller_model")
+            shape = shape_for_size(CPU_MAX_SIZE_B)
+            estimate = _estimate(shape, training)
+        because("5", text)
+    elif tuning:
+        if finetune == "full":
+            if estimate.full.fits(vram):
+                because("5", f"A full fine-tune of {shape.name} needs about "
+                             f"{estimate.full.total_gb:.0f} GB and fits in {vram:g} GB.")
+            else:
+                finetune = "lora"
+                because("5", f"A full fine-tune of {shape.name} needs about "
+                             f"{estimate.full.total_gb:.0f} GB, more than {vram:g} GB: use LoRA.")
+        if finetune == "lora":
+            if estimate.lora.fits(vram):
+                text = (f"LoRA on a 16-bit {shape.name} needs about {estimate.lora.total_gb:.1f} GB "
+                        f"and fits in {vram:g} GB.")
+                if n >= 1000 and estimate.full.fits(vram):
+                    text += (f" A full fine-tune ({estimate.full.total_gb:.0f} GB) also fits: "
+                             "an option with a small learning rate.")
+                because("5", text)
+            elif estimate.qlora.fits(vram):
+                finetune = "qlora"
+                because("5", f"LoRA on a 16-bit {shape.name} needs about "
+                             f"{estimate.lora.total_gb:.1f} GB, more than {vram:g} GB; QLoRA "
+                             f"(4-bit base) needs about {estimate.qlora.total_gb:.1f} GB and fits.")
+            else:
+                finetune = "qlora"
+                smaller = _largest_fitting(shape.size_b, vram, training)
+                flags.add("smaller_model")
+                if smaller is None:
+                    because("5", f"Even QLoRA on the smallest model does not fit in {vram:g} GB: "
+                                 "use a bigger GPU.")
+                else:
+                    because("5", f"Even QLoRA on {shape.name} needs about "
+                                 f"{estimate.qlora.total_gb:.1f} GB, more than {vram:g} GB: "
+                                 f"{smaller.name} is the largest model that fits.")
+                    shape, estimate = smaller, _estimate(smaller, training)
+
+    # Rule 6: several tasks share one frozen base, one adapter each.
+    if tuning and profile.tasks > 1:
+        flags.add("adapter_per_task")
+        because("6", f"{profile.tasks} tasks: train one adapter per task over one frozen base and "
+                     "swap adapters per request (so no full fine-tune).")
+
+    # Rule 7: latency; merging would fuse the adapters rule 6 needs apart.
+    if tuning and profile.latency_sensitive:
+        flags.add("smaller_model")
+        if "adapter_per_task" in flags:
+            because("7", f"Latency matters: fine-tune a small model ({shape.name}). The adapters "
+                         "stay unmerged because rule 6 swaps them per request.")
+        else:
+            flags.add("merge_for_serving")
+            because("7", f"Latency matters: fine-tune a small model ({shape.name}) and merge the "
+                         "adapter into the base for serving, at no runtime cost.")
+
+    # Rule 8 also prefers regularised PEFT when examples are few.
+    rank = lora_rank_for(shape.size_b)
+    dropout = 0.1 if n < 1000 else 0.05
+    if tuning:
+        flags.add("mix_general_data")
+        target_note = "all linear projections of attention and MLP" + (
+            "" if finetune == "qlora" else " (q_proj,v_proj is the minimal classic choice)")
+        because("defaults", f"LoRA r={rank}, alpha={2 * rank} for a {shape.size_b:.1f}B model, on "
+                            f"{target_note}; dropout {dropout}.")
+        because("defaults", "Mix about 10% general instruction data into training and compare a "
+                            "general held-out set before and after, to catch forgetting.")
+
+    order = {str(i): i for i in range(1, 9)} | {"defaults": 9}
+    reasons.sort(key=lambda r: order[r.rule])
+    plan = Plan(
+        retrieval=retrieval,
+        finetune=finetune,
+        flags=tuple(f for f in FLAGS if f in flags),
+        model=shape.name,
+        model_size_b=round(shape.size_b, 2),
+        lora=LoraSettings(rank, 2 * rank, dropout, ALL_LINEAR),
+        learning_rate=1e-5 if finetune == "full" else 2e-4,
+        epochs=epochs_for(n),
+        vram_gb=vram,
+        memory=estimate,
+        reasons=tuple(reasons),
+    )
+    return _with_next_steps(plan)
+
+
+def _with_next_steps(plan: Plan) -> Plan:
+    steps = []
+    if "build_eval_first" in plan.flags:
+        steps.append("Write 50-100 held-out cases with the answer you expect, and a rule for "
+                     "scoring an answer right or wrong.")
+    if plan.retrieval:
+        steps.append("Collect the documents that hold the facts and index them.")
+    if "few_shot" in plan.flags:
+        steps.append("Pick 3-8 representative examples for a few-shot prompt.")
+    if "grow_data" in plan.flags:
+        steps.append("Grow the example set past 100 clean examples (review synthetic ones by hand).")
+    if plan.finetune != "none":
+        steps.append("Hold out 10-20% of the examples for evaluation, then train "
+                     f"{plan.finetune.upper()} on {plan.model}.")
+    if "prompting_baseline" in plan.flags:
+        steps.append("Score a few-shot prompting baseline on the same held-out set.")
+    if "merge_for_serving" in plan.flags:
+        steps.append("Merge the adapter into the base before serving.")
+    return replace(plan, next_steps=tuple(steps))

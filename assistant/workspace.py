@@ -1,0 +1,157 @@
+"""Projects on disk: one folder per project under ``<workspace>/projects/``.
+
+A project keeps its interview (answers and transcript), profile and plan in
+``project.json``; later issues add its index, datasets, adapters, jobs and votes as
+sibling folders (see docs/architecture.md). Every write goes to a temporary file in
+the same folder and is renamed over the old one, so a crash leaves the old file or
+the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WORKSPACE = "tunewise-data"
+DEFAULT_PROJECT = "default"
+WORKSPACE_ENV = "TUNEWISE_WORKSPACE"
+PROJECT_FILE = "project.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class WorkspaceError(Exception):
+    """A project operation that cannot be done; the message says why, for a person."""
+
+
+def resolve_workspace(path: str | os.PathLike | None = None) -> Path:
+    """The workspace folder: an explicit path, else $TUNEWISE_WORKSPACE, else ./tunewise-data."""
+    return Path(path or os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE).expanduser().resolve()
+
+
+def check_project_name(name: Any) -> str:
+    """A project name is also a folder name, so it is kept to a safe alphabet."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise WorkspaceError(
+            f"{name!r} is not a valid project name: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit.")
+    return name
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    path: Path
+
+    @property
+    def file(self) -> Path:
+        return self.path / PROJECT_FILE
+
+
+class Workspace:
+    """Named projects in one folder. Safe to share between the threads of one app."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = resolve_workspace(root)
+        self.projects_dir = self.root / "projects"
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+        try:
+            self.projects_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WorkspaceError(f"cannot create the workspace at {self.root}: {error.strerror}") from error
+
+    def lock(self, name: str) -> threading.RLock:
+        """One lock per project, so two requests cannot interleave a read and a write."""
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.RLock())
+
+    def project(self, name: str) -> Project:
+        return Project(check_project_name(name), self.projects_dir / name)
+
+    def list_projects(self) -> list[str]:
+        return sorted(p.name for p in self.projects_dir.iterdir()
+                      if p.is_dir() and (p / PROJECT_FILE).exists() and _NAME.match(p.name))
+
+    def exists(self, name: str) -> bool:
+        return self.project(name).file.exists()
+
+    def create(self, name: str) -> Project:
+        project = self.project(name)
+        with self.lock(name):
+            if project.file.exists():
+                raise WorkspaceError(f"a project named {name!r} already exists")
+            atomic_write_json(project.file, {"name": name})
+        return project
+
+    def ensure(self, name: str = DEFAULT_PROJECT) -> Project:
+        """The project, created empty if it does not exist yet."""
+        project = self.project(name)
+        with self.lock(name):
+            if not project.file.exists():
+                atomic_write_json(project.file, {"name": name})
+        return project
+
+    def load(self, name: str) -> dict[str, Any]:
+        project = self.project(name)
+        if not project.file.exists():
+            raise WorkspaceError(f"there is no project named {name!r}")
+        try:
+            return json.loads(project.file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise WorkspaceError(f"project {name!r} cannot be read ({error}); its file is "
+                                 f"{project.file}") from error
+
+    def save(self, name: str, data: dict[str, Any]) -> None:
+        project = self.project(name)
+        try:
+            atomic_write_json(project.file, data | {"name": name})
+        except OSError as error:
+            raise WorkspaceError(f"cannot save project {name!r}: {error.strerror or error}") from error
+
+    def rename(self, old: str, new: str) -> Project:
+        source, target = self.project(old), self.project(new)
+        with self.lock(old), self.lock(new):
+            if not source.file.exists():
+                raise WorkspaceError(f"there is no project named {old!r}")
+            if target.path.exists():
+                raise WorkspaceError(f"a project named {new!r} already exists")
+            source.path.rename(target.path)
+            data = json.loads(target.file.read_text(encoding="utf-8"))
+            atomic_write_json(target.file, data | {"name": new})
+        return target
+
+    def delete(self, name: str) -> None:
+        project = self.project(name)
+        with self.lock(name):
+            if not project.file.exists():
+                raise WorkspaceError(f"there is no project named {name!r}")
+            # Rename first so a crash mid-delete never leaves a half-deleted project that lists.
+            doomed = project.path.with_name(f".deleting-{name}")
+            project.path.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Datasets, SFT jobs and evaluation metrics (behaviour gaps). Never imports assistant/ or ui/."""
