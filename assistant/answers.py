@@ -8,8 +8,9 @@ person types can crash the interview.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from assistant.catalog import MODEL_CATALOG, find_gpu
 
@@ -43,8 +44,9 @@ def _has_word(text: str, *words: str) -> bool:
 
 _SMALL_NUMBERS = {
     w: i for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen".split())
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+         "eighteen", "nineteen"])
 } | {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
      "eighty": 80, "ninety": 90, "a": 1, "an": 1}
 _MULTIPLIERS = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 1_000_000, "m": 1_000_000}
@@ -222,7 +224,7 @@ def parse_vram(text: str) -> ParsedAnswer:
         if value <= 2000:
             return ParsedAnswer(value)
     if re.search(r"\d", t) or _has_word(t, "gpu", "rtx", "gtx", "nvidia", "radeon", "card"):
-        return _clarify(f"I do not know that GPU. How many GB of memory does it have?")
+        return _clarify("I do not know that GPU. How many GB of memory does it have?")
     return _clarify(ask)
 
 

@@ -163,7 +163,8 @@ def gpu_memory_gb(name: str) -> float | None:
 
 def find_gpu(text: str) -> tuple[str, float] | None:
     """The first known GPU named anywhere in free text, longest name first."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
+    # "3090s", "a100s": a plural after a model number is still that card.
+    words = [re.sub(r"(\d)s$", r"\1", w) for w in re.findall(r"[a-z0-9]+", text.lower())]
     # Join up to three neighbouring words ("rtx 4090", "a100 80 gb"), but never start at a lone
     # article or pronoun: "a 10 GB card" is not an A10.
     joined = [

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from assistant.workspace import DEFAULT_PROJECT, WORKSPACE_ENV, WorkspaceError
 

@@ -56,16 +56,16 @@ def shape_from_module(model, config, name: str) -> ModelShape:
                 linear_groups.append(LinearGroup(leaf, shape[0], shape[1], shapes.count(shape), shape[2]))
     total = sum(p.numel() for p in model.parameters())
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    hidden = int(getattr(text, "hidden_size"))
+    hidden = int(text.hidden_size)
     heads = int(getattr(text, "num_attention_heads", 1))
     kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
     head_dim = int(getattr(text, "head_dim", None) or hidden // heads)
     return ModelShape(
         name=name,
-        vocab_size=int(getattr(text, "vocab_size")),
+        vocab_size=int(text.vocab_size),
         hidden_size=hidden,
         intermediate_size=int(getattr(text, "intermediate_size", None) or 4 * hidden),
-        num_layers=int(getattr(text, "num_hidden_layers")),
+        num_layers=int(text.num_hidden_layers),
         kv_dim=kv_heads * head_dim,
         linear_groups=tuple(linear_groups),
         other_params=total - linear_params,

@@ -43,9 +43,8 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None,
             create = gr.Button("Create", scale=1)
             rename = gr.Button("Rename", scale=1)
             delete = gr.Button("Delete", scale=1, variant="stop")
-        with gr.Tabs():
-            with gr.Tab("Interview", id="interview"):
-                tab = build_interview_tab(advisor, chosen)
+        with gr.Tabs(), gr.Tab("Interview", id="interview"):
+            tab = build_interview_tab(advisor, chosen)
 
         def show(name: str, notice: str = "") -> list:
             return [gr.Dropdown(choices=workspace.list_projects(), value=name), "",

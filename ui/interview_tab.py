@@ -104,7 +104,7 @@ def build_interview_tab(advisor: Advisor, project: gr.State | gr.Dropdown) -> In
 
     def apply_form(project_name: str, *values: Any) -> list:
         try:
-            state = advisor.edit(project_name, dict(zip(PROFILE_FIELDS, values)))
+            state = advisor.edit(project_name, dict(zip(PROFILE_FIELDS, values, strict=True)))
         except (ProfileError, WorkspaceError) as error:
             state = advisor.state(project_name)
             return view(state, _pending_replies(advisor, project_name), f"**Not applied:** {error}")
