@@ -15,6 +15,7 @@ from assistant.memory import ALL_LINEAR, RUNTIME_OVERHEAD_GB, MemoryEstimate, Tr
 from assistant.profile import TaskProfile
 
 FINETUNE_METHODS = ("none", "lora", "qlora", "full")
+METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 FLAGS = (
     "build_eval_first", "workflow", "few_shot", "grow_data", "prompting_baseline",
     "adapter_per_task", "merge_for_serving", "smaller_model", "no_gpu", "mix_general_data",
@@ -71,8 +72,7 @@ class Plan:
         if self.retrieval:
             parts.append("retrieval (RAG)")
         if self.finetune != "none":
-            parts.append(f"{self.finetune.upper() if self.finetune != 'full' else 'full fine-tune'}"
-                         f" on a {self.model_size_b:g}B model")
+            parts.append(f"{METHOD_LABELS[self.finetune]} on a {self.model_size_b:g}B model")
         elif "few_shot" in self.flags or "workflow" in self.flags:
             parts.append("prompting (few-shot)")
         return " + ".join(parts) or "prompting"
@@ -333,7 +333,7 @@ def _with_next_steps(plan: Plan) -> Plan:
         steps.append("Grow the example set past 100 clean examples (review synthetic ones by hand).")
     if plan.finetune != "none":
         steps.append("Hold out 10-20% of the examples for evaluation, then train "
-                     f"{plan.finetune.upper()} on {plan.model}.")
+                     f"{METHOD_LABELS[plan.finetune]} on {plan.model}.")
     if "prompting_baseline" in plan.flags:
         steps.append("Score a few-shot prompting baseline on the same held-out set.")
     if "merge_for_serving" in plan.flags:
