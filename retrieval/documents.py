@@ -1,0 +1,62 @@
+"""What a loaded document is: its text, with pages and headings as character spans."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+class DocumentError(Exception):
+    """A file that cannot be ingested. ``str()`` names the file, the problem and what to do."""
+
+    def __init__(self, source: str, problem: str, hint: str = ""):
+        self.source, self.problem, self.hint = source, problem, hint
+        super().__init__(f"{source}: {problem}" + (f" ({hint})" if hint else ""))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled stretch of the document's text: a page number or a heading path."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """Extracted text of one file. Offsets in ``pages`` and ``sections`` index into ``text``."""
+
+    source: str
+    """The file name as uploaded (sanitised), shown in citations."""
+    text: str
+    title: str = ""
+    kind: str = "text"
+    pages: tuple[Span, ...] = ()
+    sections: tuple[Span, ...] = ()
+    content_hash: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.content_hash:
+            object.__setattr__(self, "content_hash", content_hash(self.text.encode("utf-8")))
+
+    @property
+    def doc_id(self) -> str:
+        """Documents are keyed by content: the same file uploaded twice is the same document."""
+        return self.content_hash[:32]
+
+    def page_at(self, offset: int) -> int | None:
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return int(span.label)
+        return None
+
+    def section_at(self, offset: int) -> str:
+        for span in self.sections:
+            if span.start <= offset < span.end:
+                return span.label
+        return ""
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
