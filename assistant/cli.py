@@ -4,6 +4,9 @@
     tunewise advise --profile profile.json --json
     tunewise advise                       # the interview, in the terminal
     tunewise projects list|create|rename|delete ...
+    tunewise ingest PATH... [--project P]
+    tunewise search "QUESTION" --k 5 --json
+    tunewise eval-retrieval QUESTIONS_FILE [--k 10]
 
 Only the standard library is imported at start-up: gradio (and, in later commands,
 torch) load inside the subcommand that needs them, so ``--help`` and ``advise`` are fast.
@@ -38,6 +41,31 @@ def make_parser() -> argparse.ArgumentParser:
                                  help="plan from a profile file, or interview in the terminal")
     advise.add_argument("--profile", metavar="FILE", help="JSON file with the profile slots")
     advise.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    knowledge = argparse.ArgumentParser(add_help=False, parents=[common])
+    knowledge.add_argument("--chroma-url", metavar="URL",
+                           help="a Chroma server (chroma run) instead of the embedded index")
+    knowledge.add_argument("--embedding-model", metavar="ID_OR_PATH",
+                           help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
+
+    ingest = commands.add_parser("ingest", parents=[knowledge],
+                                 help="add documents (files, folders, .zip) to the project's index")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+
+    search = commands.add_parser("search", parents=[knowledge], help="search the project's documents")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=5, help="number of hits (default 5)")
+    search.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="default: hybrid")
+    search.add_argument("--source", action="append", help="only this file name (repeatable)")
+    search.add_argument("--json", action="store_true", help="print hits as JSON")
+
+    evaluate = commands.add_parser("eval-retrieval", parents=[knowledge],
+                                   help="recall@k and MRR of the index on questions with gold answers")
+    evaluate.add_argument("questions", metavar="QUESTIONS_FILE",
+                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans)")
+    evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
+    evaluate.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="default: hybrid")
+    evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
 
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
@@ -113,6 +141,66 @@ def run_projects(args: argparse.Namespace) -> int:
     return 0
 
 
+def _knowledge_base(args: argparse.Namespace):
+    from assistant.knowledge import KnowledgeBase, KnowledgeSettings
+    from assistant.workspace import Workspace
+
+    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
+    return KnowledgeBase(Workspace(args.workspace), args.project, settings)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    kb = _knowledge_base(args)
+
+    def progress(fraction: float, label: str) -> None:
+        if label != "done":
+            print(f"[{fraction:4.0%}] {label}", file=sys.stderr)
+
+    results = kb.ingest(args.paths, progress=progress)
+    for result in results:
+        if result.ok:
+            print(f"{result.status:9} {result.source} ({result.chunks} chunks)")
+        else:
+            print(f"failed    {result.source}: {result.error}" + (f" ({result.hint})" if result.hint else ""))
+    documents = kb.documents()
+    print(f"index: {len(documents)} documents, {sum(d.chunks for d in documents)} chunks")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def run_search(args: argparse.Namespace) -> int:
+    hits = _knowledge_base(args).search(args.query, args.k, args.mode, args.source)
+    if args.json:
+        print(json.dumps([{"source": h.source, "text": h.text, "score": h.score, "page": h.page,
+                           "start": h.start, "end": h.end, "section": h.section, "title": h.title,
+                           "doc_id": h.doc_id} for h in hits], indent=2))
+    else:
+        for rank, hit in enumerate(hits, 1):
+            where = f"{hit.source}" + (f" p.{hit.page}" if hit.page else "") + (
+                f" § {hit.section}" if hit.section else "")
+            print(f"{rank}. [{hit.score:.3f}] {where} [{hit.start}:{hit.end}]\n   "
+                  f"{' '.join(hit.text.split())[:200]}")
+    return 0
+
+
+def run_eval_retrieval(args: argparse.Namespace) -> int:
+    from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval
+
+    try:
+        golds = read_questions(args.questions)
+    except (OSError, ValueError) as error:
+        return _fail(f"{args.questions}: {error}")
+    kb = _knowledge_base(args)
+    results = [[RetrievedChunk(h.source, h.start, h.end)
+                for h in kb.search(g.question, args.k, args.mode)] for g in golds]
+    ks = sorted({k for k in (1, 5, 10) if k <= args.k} | {args.k})
+    scores = score_retrieval(results, golds, ks).to_dict()
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    else:
+        print("  ".join(f"{key} {value}" for key, value in scores.items()))
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from ui.app import serve
 
@@ -127,11 +215,16 @@ def _fail(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects}
+    handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
+                "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval}
     try:
         return handlers[args.command](args)
     except WorkspaceError as error:
         return _fail(str(error))
+    except Exception as error:  # errors meant for people from the services below
+        if type(error).__name__ in ("IndexUnavailableError", "EmbeddingModelError", "ModelConfigError"):
+            return _fail(str(error))
+        raise
     except KeyboardInterrupt:
         return 130
 

@@ -46,6 +46,7 @@ class Embedder:
             if self._model is None:
                 if os.path.isdir(self.path):  # a local folder needs no hub; never ask it
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 from sentence_transformers import SentenceTransformer
 
                 try:
@@ -77,7 +78,8 @@ class Embedder:
         if not texts:
             return []
         encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                                       return_attention_mask=False, return_token_type_ids=False)
+                                       return_attention_mask=False, return_token_type_ids=False,
+                                       verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
 

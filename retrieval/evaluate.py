@@ -69,3 +69,40 @@ def score_retrieval(results: Sequence[Sequence[RetrievedChunk]], golds: Sequence
                 hits_at[k] += first <= k
     n = len(golds)
     return RetrievalScores(n, {k: hits_at[k] / n for k in ks}, reciprocal / n)
+
+
+def read_questions(path: str) -> list[GoldAnswer]:
+    """Questions with gold answers, from either of two formats.
+
+    * CSV with columns ``question``, ``references`` (a JSON list of objects with
+      ``start_index`` and ``end_index``) and ``corpus_id`` (the gold file's stem), as in the
+      chunking-evaluation data set;
+    * JSONL with ``question``, ``source`` (file name) and optional ``spans`` ([[start, end], ...]).
+    """
+    import csv
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    golds = []
+    if path.lower().endswith(".csv"):
+        for line, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+            try:
+                references = json.loads(row.get("references") or "[]")
+                spans = tuple((int(r["start_index"]), int(r["end_index"])) for r in references)
+                golds.append(GoldAnswer(row["question"], row["corpus_id"], spans))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"line {line}: expected question, references, corpus_id ({error})") from error
+    else:
+        for line, raw in enumerate(text.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                spans = tuple((int(s), int(e)) for s, e in record.get("spans", ()))
+                golds.append(GoldAnswer(record["question"], record["source"], spans))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"line {line}: expected question, source, spans ({error})") from error
+    if not golds:
+        raise ValueError("no questions found")
+    return golds

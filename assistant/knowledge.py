@@ -1,0 +1,72 @@
+"""A project's knowledge base: its document index, opened where the workspace keeps it.
+
+The glue between the workspace (assistant/) and the retrieval service (retrieval/), used
+by the CLI and the Knowledge tab alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    chroma_url: str | None = None
+    """A Chroma server (``chroma run``) instead of the embedded on-disk store."""
+    embedding_model: str | None = None
+    """A sentence-transformers id or path; None for the bundled all-MiniLM-L6-v2."""
+    search_mode: str | None = None
+    """dense, bm25 or hybrid; None for the measured default."""
+
+
+class KnowledgeBase:
+    """Ingest, list, delete and search the documents of one project."""
+
+    def __init__(self, workspace: Workspace, project: str, settings: KnowledgeSettings | None = None):
+        from retrieval.embeddings import DEFAULT_EMBEDDING_MODEL, shared_embedder
+        from retrieval.index import ChromaSettings, DocumentIndex, collection_name
+
+        self.settings = settings or KnowledgeSettings()
+        project_dir = workspace.ensure(project).path
+        index_dir = project_dir / "index"
+        chroma = (ChromaSettings(url=self.settings.chroma_url, collection=collection_name(project))
+                  if self.settings.chroma_url else ChromaSettings(path=index_dir / "chroma"))
+        self.index = DocumentIndex(index_dir / "chunks.sqlite", chroma)
+        self.embedder = shared_embedder(self.settings.embedding_model or DEFAULT_EMBEDDING_MODEL)
+
+    def ingest(self, paths: Iterable[str | Path], progress=None):
+        from retrieval.ingest import ingest_paths
+
+        return ingest_paths(self.index, self.embedder, paths, progress=progress)
+
+    def ingest_uploads(self, items: Sequence[tuple[str, bytes]], progress=None):
+        from retrieval.ingest import ingest_items
+
+        return ingest_items(self.index, self.embedder, items, progress=progress)
+
+    def documents(self):
+        return self.index.documents()
+
+    def delete(self, doc_id_or_source: str) -> bool:
+        return self.index.delete(doc_id_or_source)
+
+    def search(self, query: str, k: int = 5, mode: str | None = None,
+               sources: Sequence[str] | None = None):
+        """Hits for ``query``; ``sources`` limits the search to those file names."""
+        from retrieval.search import DEFAULT_SEARCH_MODE, search
+
+        doc_ids = None
+        if sources:
+            wanted = set(sources)
+            doc_ids = [d.doc_id for d in self.documents() if d.source in wanted or d.doc_id in wanted]
+            if not doc_ids:
+                return []
+        return search(self.index, self.embedder, query, k, mode or self.settings.search_mode
+                      or DEFAULT_SEARCH_MODE, doc_ids)
+
+    def close(self) -> None:
+        self.index.close()

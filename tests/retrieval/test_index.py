@@ -1,0 +1,131 @@
+"""The index against real Chroma: idempotent re-ingest, replacement, deletion, restart, faults."""
+
+import pytest
+
+from retrieval.index import ChromaSettings, DocumentIndex
+from retrieval.ingest import ingest_items, ingest_paths
+from retrieval.search import reciprocal_rank_fusion, search
+from tests.retrieval.documents_factory import pdf_bytes
+
+HR = b"# Leave\n\nStaff get 25 days of paid leave each year.\n\n## Sick leave\n\nSick days need a note after 3 days.\n"
+IT = b"# Laptops\n\nEvery engineer gets a laptop with 32 GB of memory, replaced every three years.\n"
+
+
+def test_ingest_search_and_cite_spans(index, embedder):
+    results = ingest_items(index, embedder, [("hr.md", HR), ("it.md", IT)])
+    assert [(r.source, r.status) for r in results] == [("hr.md", "added"), ("it.md", "added")]
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = search(index, embedder, "how many days of paid leave", k=2, mode=mode)
+        assert hits[0].source == "hr.md", mode
+        assert HR.decode()[hits[0].start:hits[0].end] == hits[0].text
+    laptop = search(index, embedder, "laptop memory", k=1)[0]
+    assert laptop.source == "it.md" and laptop.section == "Laptops"
+
+
+def test_the_same_file_again_adds_nothing(index, embedder):
+    ingest_items(index, embedder, [("hr.md", HR)])
+    before = (index.chunk_count(), index.vector_count())
+    again = ingest_items(index, embedder, [("hr.md", HR), ("copy-of-hr.md", HR)])
+    assert [r.status for r in again] == ["unchanged", "unchanged"]
+    assert (index.chunk_count(), index.vector_count()) == before
+
+
+def test_a_changed_file_replaces_its_chunks(index, embedder):
+    ingest_items(index, embedder, [("hr.md", HR)])
+    changed = HR.replace(b"25 days", b"30 days")
+    assert ingest_items(index, embedder, [("hr.md", changed)])[0].status == "replaced"
+    assert len(index.documents()) == 1
+    texts = " ".join(h.text for h in search(index, embedder, "paid leave days", k=5))
+    assert "30 days" in texts and "25 days" not in texts
+    assert index.vector_count() == index.chunk_count()
+
+
+def test_deleting_a_document_removes_its_chunks_and_vectors(index, embedder):
+    ingest_items(index, embedder, [("hr.md", HR), ("it.md", IT)])
+    assert index.delete("hr.md")
+    assert [d.source for d in index.documents()] == ["it.md"]
+    assert index.vector_count() == index.chunk_count() == index.documents()[0].chunks
+    assert all(h.source == "it.md" for h in search(index, embedder, "paid leave", k=5, mode="bm25"))
+    assert not index.delete("hr.md")
+
+
+def test_the_index_survives_a_restart(tmp_path, embedder):
+    settings = ChromaSettings(path=tmp_path / "chroma")
+    first = DocumentIndex(tmp_path / "index.sqlite", settings)
+    ingest_items(first, embedder, [("hr.md", HR)])
+    first.close()
+    reopened = DocumentIndex(tmp_path / "index.sqlite", settings)
+    assert [d.source for d in reopened.documents()] == ["hr.md"]
+    assert search(reopened, embedder, "sick note", k=1, mode="dense")[0].section == "Leave > Sick leave"
+    assert ingest_items(reopened, embedder, [("hr.md", HR)])[0].status == "unchanged"
+    reopened.close()
+
+
+def test_filter_by_document(index, embedder):
+    ingest_items(index, embedder, [("hr.md", HR), ("it.md", IT)])
+    it_id = next(d.doc_id for d in index.documents() if d.source == "it.md")
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = search(index, embedder, "paid leave every year", k=5, mode=mode, doc_ids=[it_id])
+        assert hits and all(h.source == "it.md" for h in hits), mode
+
+
+def test_bad_files_fail_alone_and_leave_the_index_unchanged(index, embedder, tmp_path):
+    ingest_items(index, embedder, [("hr.md", HR)])
+    before = (index.documents(), index.chunk_count(), index.vector_count())
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "corrupt.pdf").write_bytes(b"%PDF-1.7 this is not really a pdf")
+    (folder / "locked.pdf").write_bytes(pdf_bytes(["secret"], password="pw"))
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 50)
+    (folder / "slides.pptx").write_bytes(b"PK\x03\x04")
+    (folder / "huge.md").write_bytes(b"# big\n\n" + b"word " * 300_000)
+    (folder / "good.md").write_bytes(IT)
+    from retrieval.loaders import UploadLimits
+
+    results = {r.source: r for r in ingest_paths(index, embedder, [folder],
+                                                 limits=UploadLimits(max_file_bytes=1_000_000))}
+    assert results["good.md"].status == "added"
+    expected = {"corrupt.pdf": "damaged", "locked.pdf": "encrypted", "empty.txt": "empty",
+                "binary.txt": "binary", "slides.pptx": "unsupported", "huge.md": "limit"}
+    for name, word in expected.items():
+        assert results[name].status == "failed" and word in results[name].error, (name, results[name])
+    docs = {d.source for d in index.documents()}
+    assert docs == {"hr.md", "good.md"}
+    assert index.chunk_count() == before[1] + results["good.md"].chunks == index.vector_count()
+
+
+def test_an_interrupted_ingest_is_rolled_back_on_reopen(tmp_path, embedder):
+    settings = ChromaSettings(path=tmp_path / "chroma")
+    index = DocumentIndex(tmp_path / "index.sqlite", settings)
+    ingest_items(index, embedder, [("hr.md", HR)])
+    # Simulate a crash after the vectors went in but before the chunks were committed.
+    from retrieval.chunking import chunk_document
+    from retrieval.loaders import load_bytes
+
+    doc = load_bytes("it.md", IT)
+    chunks = chunk_document(doc, embedder.count_tokens)
+    index._db.execute("INSERT INTO documents VALUES (?, 'it.md', '', 'markdown', 1, ?, 'ingesting', 0)",
+                      (doc.doc_id, len(chunks)))
+    index.collection.upsert(ids=[c.chunk_id for c in chunks], embeddings=embedder.encode([c.text for c in chunks]),
+                            metadatas=[{"doc_id": doc.doc_id}] * len(chunks))
+    index.close()
+    reopened = DocumentIndex(tmp_path / "index.sqlite", settings)
+    assert [d.source for d in reopened.documents()] == ["hr.md"]
+    assert reopened.vector_count() == reopened.chunk_count()
+    reopened.close()
+
+
+def test_rrf_rewards_agreement():
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "a"]])
+    assert [item for item, _ in fused] == ["b", "a", "c"]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_empty_queries_and_empty_index(index, embedder):
+    assert search(index, embedder, "anything", k=5) == []
+    ingest_items(index, embedder, [("hr.md", HR)])
+    assert search(index, embedder, "   ", k=5) == []
+    assert search(index, embedder, "?!", k=5, mode="bm25") == []
+    with pytest.raises(ValueError, match="unknown search mode"):
+        search(index, embedder, "x", mode="magic")
