@@ -13,6 +13,7 @@ whatever an interrupted ingest left, so the index only ever holds whole document
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -168,10 +169,8 @@ class DocumentIndex:
                 self._write_chunks(doc_id, chunks, embeddings)
             except BaseException:
                 # Leave the index as it was; if even this fails, recover() finishes it on reopen.
-                try:
+                with contextlib.suppress(Exception):
                     self._remove(doc_id)
-                except Exception:
-                    pass
                 raise
             # The old version goes only once the new one is whole.
             for old in replaced:

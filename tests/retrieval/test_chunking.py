@@ -4,6 +4,7 @@ import pytest
 
 from retrieval.chunking import ChunkingConfig, approximate_token_counter, chunk_document
 from retrieval.loaders import load_bytes
+from tests.paths import RETRIEVAL_CORPORA
 
 
 def words(n: int, word: str = "alpha") -> str:
@@ -45,7 +46,7 @@ def test_overlap_repeats_the_tail_of_the_previous_chunk():
 
 
 def test_real_tokenizer_keeps_chunks_under_256_word_pieces(embedder):
-    text = open("../shared/data/retrieval/chroma_chunking_eval/corpora/state_of_the_union.md").read()
+    text = (RETRIEVAL_CORPORA / "state_of_the_union.md").read_text()
     doc = load_bytes("state_of_the_union.md", text.encode())
     chunks = chunk_document(doc, embedder.count_tokens)
     counts = embedder.count_tokens([c.text for c in chunks])
