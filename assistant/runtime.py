@@ -129,7 +129,8 @@ def stream_chat(loaded: LoadedModel, messages: list[dict],
 
 
 def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None) -> str:
-    text = ""
-    for text in stream_chat(loaded, messages, generation):
-        pass
-    return text
+    """The whole answer at once."""
+    from collections import deque
+
+    last = deque(stream_chat(loaded, messages, generation), maxlen=1)
+    return last[0] if last else ""
