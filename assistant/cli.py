@@ -33,20 +33,24 @@ def make_parser() -> argparse.ArgumentParser:
     common.add_argument("--project", default=DEFAULT_PROJECT, help="project name (default: default)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", parents=[common], help="start the web app")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-
-    advise = commands.add_parser("advise", parents=[common],
-                                 help="plan from a profile file, or interview in the terminal")
-    advise.add_argument("--profile", metavar="FILE", help="JSON file with the profile slots")
-    advise.add_argument("--json", action="store_true", help="print the plan as JSON")
-
     knowledge = argparse.ArgumentParser(add_help=False, parents=[common])
     knowledge.add_argument("--chroma-url", metavar="URL",
                            help="a Chroma server (chroma run) instead of the embedded index")
     knowledge.add_argument("--embedding-model", metavar="ID_OR_PATH",
                            help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
+
+    serve = commands.add_parser("serve", parents=[knowledge], help="start the web app")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument("--model", metavar="ID_OR_PATH", help="chat model for answers (hub id or local folder; "
+                                                              "default Qwen/Qwen2.5-0.5B-Instruct)")
+    serve.add_argument("--trust-remote-code", action="store_true",
+                       help="allow code shipped with the model to run (off by default)")
+
+    advise = commands.add_parser("advise", parents=[common],
+                                 help="plan from a profile file, or interview in the terminal")
+    advise.add_argument("--profile", metavar="FILE", help="JSON file with the profile slots")
+    advise.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     ingest = commands.add_parser("ingest", parents=[knowledge],
                                  help="add documents (files, folders, .zip) to the project's index")
@@ -202,9 +206,13 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from assistant.knowledge import KnowledgeSettings
+    from assistant.runtime import DEFAULT_MODEL, ModelSettings
     from ui.app import serve
 
-    serve(host=args.host, port=args.port, workspace=args.workspace, project=args.project)
+    serve(host=args.host, port=args.port, workspace=args.workspace, project=args.project,
+          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
+          model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0
 
 

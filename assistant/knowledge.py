@@ -70,3 +70,28 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self.index.close()
+
+
+class KnowledgeBases:
+    """One open KnowledgeBase per project for the life of the app (opening Chroma costs ~1 s)."""
+
+    def __init__(self, workspace: Workspace, settings: KnowledgeSettings | None = None):
+        import threading
+
+        self.workspace = workspace
+        self.settings = settings or KnowledgeSettings()
+        self._open: dict[str, KnowledgeBase] = {}
+        self._lock = threading.Lock()
+
+    def get(self, project: str) -> KnowledgeBase:
+        with self._lock:
+            if project not in self._open:
+                self._open[project] = KnowledgeBase(self.workspace, project, self.settings)
+            return self._open[project]
+
+    def forget(self, project: str) -> None:
+        """Close a project's index (before it is renamed or deleted)."""
+        with self._lock:
+            kb = self._open.pop(project, None)
+        if kb is not None:
+            kb.close()

@@ -134,3 +134,18 @@ def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettin
 
     last = deque(stream_chat(loaded, messages, generation), maxlen=1)
     return last[0] if last else ""
+
+
+class SharedModel:
+    """The app's base model, loaded on first use and kept; a failed load is retried next time."""
+
+    def __init__(self, settings: ModelSettings | None = None):
+        self.settings = settings or ModelSettings()
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedModel:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = load_model(self.settings)
+            return self._loaded

@@ -9,8 +9,12 @@ def running_app(tmp_path, monkeypatch):
 
     app = build_app(tmp_path / "workspace")
     app.queue(default_concurrency_limit=8)
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True,
-                           quiet=True)
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield app, url, tmp_path / "workspace"
     finally:

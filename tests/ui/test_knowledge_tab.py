@@ -1,0 +1,25 @@
+"""Documents go in through the app's upload endpoint and come back through /search."""
+
+from gradio_client import Client, handle_file
+
+from tests.paths import RETRIEVAL_CORPORA
+
+
+def test_upload_through_the_app_then_search(running_app, tmp_path):
+    _, url, _ = running_app
+    bad = tmp_path / "notes.txt"
+    bad.write_bytes(bytes(range(256)) * 20)
+    client = Client(url, verbose=False)
+    files = [handle_file(str(RETRIEVAL_CORPORA / "state_of_the_union.md")), handle_file(str(bad))]
+    results, documents, _ = client.predict(files, "kb", api_name="/ingest")
+    by_file = {row[0]: row for row in results["data"]}
+    assert by_file["state_of_the_union.md"][1] == "added" and by_file["state_of_the_union.md"][2] > 10
+    assert by_file["notes.txt"][1] == "failed" and "binary" in by_file["notes.txt"][3]
+    assert [row[0] for row in documents["data"]] == ["state_of_the_union.md"]
+
+    again, _, _ = client.predict(files[:1], "kb", api_name="/ingest")
+    assert again["data"][0][1] == "unchanged"
+
+    hits = client.predict("credit card late fees", 3, "hybrid", "kb", api_name="/search")
+    assert hits[0]["source"] == "state_of_the_union.md" and "late fees" in hits[0]["text"]
+    assert {"source", "text", "score", "page", "start", "end"} <= set(hits[0])

@@ -1,0 +1,171 @@
+"""The Knowledge tab: upload documents, see what is indexed, search, and ask with sources.
+
+Wiring only: the work is done by assistant.knowledge (index) and assistant.answering (answers).
+Every piece of document text and every model answer is escaped before display.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.answering import stream_cited_answer
+from assistant.knowledge import KnowledgeBases
+from assistant.runtime import ModelUnavailableError, SharedModel
+from retrieval.loaders import SUPPORTED_SUFFIXES
+
+
+def shown_as_errors(handler):
+    """Errors meant for people (a bad project name, the vector store down) appear as Gradio
+    error toasts with their message, instead of a generic "Error"."""
+    import functools
+    import inspect
+
+    from assistant.workspace import WorkspaceError
+    from retrieval.embeddings import EmbeddingModelError
+    from retrieval.index import IndexUnavailableError
+
+    people = (WorkspaceError, IndexUnavailableError, EmbeddingModelError, ValueError)
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def generator(*args, **kwargs):
+            try:
+                yield from handler(*args, **kwargs)
+            except people as error:
+                raise gr.Error(str(error)) from error
+        return generator
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except people as error:
+            raise gr.Error(str(error)) from error
+    return wrapper
+
+
+DOCUMENT_COLUMNS = ["file", "title", "chunks", "characters"]
+RESULT_COLUMNS = ["file", "result", "chunks", "what to do"]
+
+
+def documents_table(kbs: KnowledgeBases, project: str) -> list[list]:
+    return [[d.source, d.title, d.chunks, d.chars] for d in kbs.get(project).documents()]
+
+
+def highlight(text: str, query: str) -> str:
+    """Escaped text with the query's words marked."""
+    escaped = html.escape(" ".join(text.split()))
+    words = sorted({w for w in re.findall(r"\w{3,}", query.lower())}, key=len, reverse=True)
+    if not words:
+        return escaped
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")", re.IGNORECASE)
+    return pattern.sub(r"<mark>\1</mark>", escaped)
+
+
+def hits_html(hits, query: str) -> str:
+    if not hits:
+        return "<p>No matching passages.</p>"
+    items = []
+    for rank, hit in enumerate(hits, 1):
+        where = html.escape(hit.source) + (f", page {hit.page}" if hit.page else "") + (
+            f" &middot; {html.escape(hit.section)}" if hit.section else "")
+        items.append(f"<div class='tw-hit'><b>{rank}. {where}</b> <small>score {hit.score:.3f}, "
+                     f"characters {hit.start}-{hit.end}</small><p>{highlight(hit.text[:700], query)}</p></div>")
+    return "\n".join(items)
+
+
+def sources_html(sources) -> str:
+    if not sources:
+        return ""
+    rows = []
+    for s in sources:
+        where = html.escape(s.source) + (f", page {s.page}" if s.page else "") + (
+            f" &middot; {html.escape(s.section)}" if s.section else "")
+        rows.append(f"<li><b>[{s.number}] {where}</b><br><small>{html.escape(s.snippet)}</small></li>")
+    return "<p><b>Sources</b></p><ol style='list-style:none;padding-left:0'>" + "".join(rows) + "</ol>"
+
+
+def build_knowledge_tab(kbs: KnowledgeBases, model: SharedModel, project: gr.Dropdown) -> dict:
+    gr.Markdown("Upload the documents that hold the facts. They are split into passages, embedded and "
+                "indexed; answers cite the passages they use. Supported: "
+                + ", ".join(SUPPORTED_SUFFIXES) + ", or a .zip of them.")
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload = gr.File(label="Documents", file_count="multiple", type="filepath",
+                             file_types=[*SUPPORTED_SUFFIXES, ".zip"], elem_id="kb-upload")
+            add = gr.Button("Add to index", variant="primary", elem_id="kb-add")
+            results = gr.Dataframe(headers=RESULT_COLUMNS, label="Upload results", interactive=False,
+                                   elem_id="kb-results")
+        with gr.Column(scale=3):
+            documents = gr.Dataframe(headers=DOCUMENT_COLUMNS, label="Indexed documents", interactive=False,
+                                     elem_id="kb-documents")
+            with gr.Row():
+                to_delete = gr.Dropdown([], label="Document to delete", scale=3)
+                delete = gr.Button("Delete", variant="stop", scale=1)
+    with gr.Row():
+        with gr.Column():
+            query = gr.Textbox(label="Search", placeholder="Words or a question", elem_id="kb-search")
+            with gr.Row():
+                k = gr.Slider(1, 20, value=5, step=1, label="Passages")
+                mode = gr.Radio(["hybrid", "dense", "bm25"], value="hybrid", label="Mode")
+            hits = gr.HTML(elem_id="kb-hits")
+        with gr.Column():
+            question = gr.Textbox(label="Ask", placeholder="A question answered from your documents",
+                                  elem_id="kb-ask")
+            answer = gr.Textbox(label="Answer", interactive=False, lines=6, elem_id="kb-answer")
+            sources = gr.HTML(elem_id="kb-sources")
+
+    def refresh(name: str):
+        table = documents_table(kbs, name)
+        return table, gr.Dropdown(choices=[row[0] for row in table], value=None)
+
+    @shown_as_errors
+    def on_add(files, name: str, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+        if not files:
+            return [["", "nothing uploaded", 0, "choose files first"]], *refresh(name)
+        items = []
+        for path in files:
+            try:
+                items.append((Path(path).name, Path(path).read_bytes()))
+            except OSError as error:
+                from retrieval.documents import DocumentError
+
+                items.append((Path(path).name, DocumentError(Path(path).name, f"cannot read ({error})")))
+        outcome = kbs.get(name).ingest_uploads(items, progress=lambda f, label: progress(f, desc=label))
+        rows = [[r.source, r.status, r.chunks, (r.error + (f" ({r.hint})" if r.hint else "")) if not r.ok else ""]
+                for r in outcome]
+        return rows, *refresh(name)
+
+    @shown_as_errors
+    def on_delete(source: str | None, name: str):
+        if source:
+            kbs.get(name).delete(source)
+        return refresh(name)
+
+    @shown_as_errors
+    def on_search(text: str, count: int, search_mode: str, name: str) -> str:
+        return hits_html(kbs.get(name).search(text, int(count), search_mode), text)
+
+    @shown_as_errors
+    def on_ask(text: str, name: str):
+        if not text.strip():
+            yield "Type a question first.", ""
+            return
+        found = kbs.get(name).search(text, 5)
+        try:
+            loaded = model.get()
+        except ModelUnavailableError as error:
+            yield f"The model is not available: {error}", sources_html([])
+            return
+        for partial in stream_cited_answer(loaded, text, found):
+            yield partial.text, sources_html(partial.sources)
+
+    private = {"api_visibility": "private"}
+    add.click(on_add, [upload, project], [results, documents, to_delete], api_name="ingest")
+    delete.click(on_delete, [to_delete, project], [documents, to_delete], **private)
+    query.submit(on_search, [query, k, mode, project], hits, **private)
+    question.submit(on_ask, [question, project], [answer, sources], **private)
+    return {"refresh": refresh, "outputs": [documents, to_delete]}
