@@ -55,7 +55,7 @@ class KnowledgeBase:
         return self.index.delete(doc_id_or_source)
 
     def search(self, query: str, k: int = 5, mode: str | None = None,
-               sources: Sequence[str] | None = None):
+               sources: Sequence[str] | None = None, with_similarity: bool = False):
         """Hits for ``query``; ``sources`` limits the search to those file names."""
         from retrieval.search import DEFAULT_SEARCH_MODE, search
 
@@ -66,7 +66,7 @@ class KnowledgeBase:
             if not doc_ids:
                 return []
         return search(self.index, self.embedder, query, k, mode or self.settings.search_mode
-                      or DEFAULT_SEARCH_MODE, doc_ids)
+                      or DEFAULT_SEARCH_MODE, doc_ids, with_similarity)
 
     def close(self) -> None:
         self.index.close()

@@ -233,6 +233,13 @@ class DocumentIndex:
             f"FROM chunks WHERE chunk_id IN ({marks})", list(chunk_ids)).fetchall()
         return {row[0]: Chunk(*row) for row in rows}
 
+    def vectors_by_id(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
+        if not chunk_ids:
+            return {}
+        result = self._chroma_call("read vectors", lambda: self.collection.get(ids=list(chunk_ids),
+                                                                               include=["embeddings"]))
+        return dict(zip(result["ids"], result["embeddings"], strict=True))
+
     def dense_ids(self, query_embedding, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the ``k`` nearest chunks."""
         if self.chunk_count() == 0:

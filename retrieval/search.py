@@ -45,16 +45,22 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) ->
 
 
 def search(index: DocumentIndex, embedder: Embedder, query: str, k: int = 5,
-           mode: str = DEFAULT_SEARCH_MODE, doc_ids: Sequence[str] | None = None) -> list[ChunkHit]:
-    """The ``k`` best chunks for ``query``, optionally only from ``doc_ids``."""
+           mode: str = DEFAULT_SEARCH_MODE, doc_ids: Sequence[str] | None = None,
+           with_similarity: bool = False) -> list[ChunkHit]:
+    """The ``k`` best chunks for ``query``, optionally only from ``doc_ids``.
+
+    ``with_similarity`` fills every hit's cosine similarity to the query (from the stored
+    vectors), which answering needs to tell a relevant passage from a merely lexical match.
+    """
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
     if not query.strip() or k < 1:
         return []
     pool = max(4 * k, 20)  # fusion needs candidates beyond the final k from each side
     similarities: dict[str, float] = {}
+    query_vector = embedder.encode([query])[0] if mode != "bm25" or with_similarity else None
     if mode in ("dense", "hybrid"):
-        dense = index.dense_ids(embedder.encode([query])[0], pool if mode == "hybrid" else k, doc_ids)
+        dense = index.dense_ids(query_vector, pool if mode == "hybrid" else k, doc_ids)
         similarities = dict(dense)
     if mode == "dense":
         ranked = dense
@@ -64,6 +70,10 @@ def search(index: DocumentIndex, embedder: Embedder, query: str, k: int = 5,
         lexical = index.lexical_ids(query, pool, doc_ids)
         ranked = reciprocal_rank_fusion([[cid for cid, _ in dense], [cid for cid, _ in lexical]])
     ranked = ranked[:k]
+    if with_similarity:
+        missing = [cid for cid, _ in ranked if cid not in similarities]
+        for cid, vector in index.vectors_by_id(missing).items():
+            similarities[cid] = float(sum(a * b for a, b in zip(vector, query_vector, strict=True)))
     chunks = index.chunks_by_id([cid for cid, _ in ranked])
     hits = []
     for cid, score in ranked:

@@ -154,7 +154,7 @@ def build_knowledge_tab(kbs: KnowledgeBases, model: SharedModel, project: gr.Dro
         if not text.strip():
             yield "Type a question first.", ""
             return
-        found = kbs.get(name).search(text, 5)
+        found = kbs.get(name).search(text, 5, with_similarity=True)
         try:
             loaded = model.get()
         except ModelUnavailableError as error:

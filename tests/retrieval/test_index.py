@@ -129,3 +129,15 @@ def test_empty_queries_and_empty_index(index, embedder):
     assert search(index, embedder, "?!", k=5, mode="bm25") == []
     with pytest.raises(ValueError, match="unknown search mode"):
         search(index, embedder, "x", mode="magic")
+
+
+def test_every_mode_can_report_cosine_similarity(index, embedder):
+    ingest_items(index, embedder, [("hr.md", HR), ("it.md", IT)])
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = search(index, embedder, "paid leave days", k=2, mode=mode, with_similarity=True)
+        assert all(h.similarity is not None and -1 <= h.similarity <= 1 for h in hits), mode
+        assert hits[0].similarity > 0.3
+    dense = search(index, embedder, "paid leave days", k=1, mode="dense")[0]
+    bm25 = search(index, embedder, "paid leave days", k=5, mode="bm25", with_similarity=True)
+    same = next(h for h in bm25 if h.chunk_id == dense.chunk_id)
+    assert same.similarity == pytest.approx(dense.similarity, abs=1e-4)
