@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from retrieval.chunking import Chunk
+from retrieval.lexical import fts_match, query_terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -252,10 +253,10 @@ class DocumentIndex:
 
     def lexical_ids(self, query: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score, higher is better) of the ``k`` best lexical matches."""
-        terms = [t for t in re.findall(r"\w+", query.lower()) if len(t) > 1 or t.isdigit()]
+        terms = query_terms(query)
         if not terms:
             return []
-        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+        match = fts_match(terms)
         sql = "SELECT chunk_id, bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
         params: list = [match]
         if doc_ids:
