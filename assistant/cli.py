@@ -7,6 +7,7 @@
     tunewise ingest PATH... [--project P]
     tunewise search "QUESTION" --k 5 --json
     tunewise eval-retrieval QUESTIONS_FILE [--k 10]
+    tunewise validate TRAIN [--eval EVAL] --json
 
 Only the standard library is imported at start-up: gradio (and, in later commands,
 torch) load inside the subcommand that needs them, so ``--help`` and ``advise`` are fast.
@@ -70,6 +71,18 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
     evaluate.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="default: hybrid")
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
+
+    validate = commands.add_parser("validate", help="check an example file before training")
+    validate.add_argument("train", metavar="TRAIN")
+    validate.add_argument("--eval", metavar="EVAL", help="evaluation file, checked for leakage")
+    validate.add_argument("--format", choices=("openai", "alpaca", "sharegpt", "prompt_completion"),
+                          help="override the detected format")
+    validate.add_argument("--prompt-column", help="column holding the prompt (CSV, prompt/completion)")
+    validate.add_argument("--completion-column", help="column holding the completion")
+    validate.add_argument("--tokenizer", metavar="ID_OR_PATH",
+                          help="count tokens with this model's tokenizer and chat template (default: estimate)")
+    validate.add_argument("--max-length", type=int, default=1024, help="training max length (default 1024)")
+    validate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
@@ -205,6 +218,50 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_validate(args: argparse.Namespace) -> int:
+    from trainers.formats import ColumnMapping, parse_examples
+    from trainers.validation import approximate_tokens, build_report
+
+    mapping = ColumnMapping(prompt=args.prompt_column, completion=args.completion_column)
+
+    def parse(path: str):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"cannot read {path}: {error}") from error
+        return parse_examples(Path(path).name, text, args.format, mapping)
+
+    try:
+        train = parse(args.train)
+        evaluation = parse(args.eval) if args.eval else None
+    except ValueError as error:
+        return _fail(str(error))
+    count = approximate_tokens
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+
+        def count(example) -> int:
+            return len(tokenizer.apply_chat_template(list(example.messages), tokenize=True,
+                                                     return_dict=True)["input_ids"])
+
+    report = build_report(train, evaluation, count, args.max_length).to_dict()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        t = report["tokens"]
+        print(f"format {report['format']}: {report['valid']} of {report['records']} records valid")
+        for error in report["errors"][:50]:
+            where = f"{error.get('file', 'train')} line {error['line']}"
+            print(f"  {where}: {error['kind']}: {error['message']}" + (f" ({error['hint']})" if error["hint"] else ""))
+        print(f"duplicates: {len(report['duplicates'])} groups; conflicts: {len(report['conflicts'])}; "
+              f"leakage: {len(report['leakage'])} pairs")
+        print(f"tokens: min {t['min']}, median {t['median']}, p95 {t['p95']}, max {t['max']}; "
+              f"{t['over_max_length']} over {t['max_length']}")
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from assistant.knowledge import KnowledgeSettings
     from assistant.runtime import DEFAULT_MODEL, ModelSettings
@@ -224,7 +281,8 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
-                "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval}
+                "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
+                "validate": run_validate}
     try:
         return handlers[args.command](args)
     except WorkspaceError as error:

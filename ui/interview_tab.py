@@ -55,7 +55,11 @@ def _plan_card(state: InterviewState) -> str:
         return "The plan appears here once you have answered a few questions."
     prefix = "" if state.done else ("*Draft: unanswered questions use defaults until you answer "
                                     "them.*\n\n")
-    return prefix + plan_markdown(state.plan().to_dict())
+    plan = state.plan().to_dict()
+    links = []
+    if plan["retrieval"]:
+        links.append("**Next:** open the **Knowledge** tab to upload the documents and ask questions of them.")
+    return prefix + plan_markdown(plan) + ("\n\n" + "\n\n".join(links) if links else "")
 
 
 def view(state: InterviewState, quick_replies: tuple[QuickReply, ...], notice: str = "") -> list:

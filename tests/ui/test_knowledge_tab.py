@@ -4,21 +4,26 @@ from gradio_client import Client, handle_file
 
 from tests.paths import RETRIEVAL_CORPORA
 
+CORPORA = sorted(p.name for p in RETRIEVAL_CORPORA.glob("*.md"))
 
-def test_upload_through_the_app_then_search(running_app, tmp_path):
+
+def test_the_five_corpora_upload_through_the_app_then_search(running_app, tmp_path):
     _, url, _ = running_app
     bad = tmp_path / "notes.txt"
     bad.write_bytes(bytes(range(256)) * 20)
     client = Client(url, verbose=False)
-    files = [handle_file(str(RETRIEVAL_CORPORA / "state_of_the_union.md")), handle_file(str(bad))]
+    files = [handle_file(str(RETRIEVAL_CORPORA / name)) for name in CORPORA] + [handle_file(str(bad))]
     results, documents, _ = client.predict(files, "kb", api_name="/ingest")
     by_file = {row[0]: row for row in results["data"]}
-    assert by_file["state_of_the_union.md"][1] == "added" and by_file["state_of_the_union.md"][2] > 10
+    assert len(CORPORA) == 5
+    for name in CORPORA:
+        assert by_file[name][1] == "added" and by_file[name][2] > 10, by_file[name]
     assert by_file["notes.txt"][1] == "failed" and "binary" in by_file["notes.txt"][3]
-    assert [row[0] for row in documents["data"]] == ["state_of_the_union.md"]
+    assert sorted(row[0] for row in documents["data"]) == CORPORA
+    files = files[-3:-1]  # re-upload two of them below
 
-    again, _, _ = client.predict(files[:1], "kb", api_name="/ingest")
-    assert again["data"][0][1] == "unchanged"
+    again, _, _ = client.predict(files, "kb", api_name="/ingest")
+    assert [row[1] for row in again["data"]] == ["unchanged", "unchanged"]
 
     hits = client.predict("credit card late fees", 3, "hybrid", "kb", api_name="/search")
     assert hits[0]["source"] == "state_of_the_union.md" and "late fees" in hits[0]["text"]
