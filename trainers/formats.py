@@ -193,7 +193,8 @@ def _from_alpaca(record: dict) -> list[dict]:
     for old_prompt, old_answer in record.get("history") or []:
         messages += [{"role": "user", "content": _text(old_prompt)},
                      {"role": "assistant", "content": _text(old_answer)}]
-    return messages + [{"role": "user", "content": prompt}, {"role": "assistant", "content": _text(record.get("output"))}]
+    answer = _text(record.get("output"))
+    return messages + [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
 def _from_prompt_completion(record: dict, mapping: ColumnMapping | None) -> list[dict]:
