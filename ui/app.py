@@ -7,7 +7,7 @@
 Named API endpoints, callable from ``gradio_client``:
     /interview (message, project="default") -> the assistant's reply to one chat turn
     /plan      (project="default")          -> the project's current plan as JSON
-    /search    (query, k=5, mode="hybrid", project="default") -> hits with source, page, span, score
+    /search    (query, k=5, mode="bm25", project="default") -> hits with source, page, span, score
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
             except WorkspaceError as error:
                 raise gr.Error(str(error)) from error
 
-        def search(query: str, k: int = 5, mode: str = "hybrid", project: str = DEFAULT_PROJECT) -> list[dict]:
+        def search(query: str, k: int = 5, mode: str = "bm25", project: str = DEFAULT_PROJECT) -> list[dict]:
             """Search the project's documents; each hit has source, text, score, page, start, end."""
             try:
                 return [h.to_dict() for h in kbs.get(project).search(query, int(k), mode)]

@@ -16,6 +16,7 @@ from assistant.answering import stream_cited_answer
 from assistant.knowledge import KnowledgeBases
 from assistant.runtime import ModelUnavailableError, SharedModel
 from retrieval.loaders import SUPPORTED_SUFFIXES
+from retrieval.search import DEFAULT_SEARCH_MODE, SEARCH_MODES
 
 
 def shown_as_errors(handler):
@@ -110,7 +111,7 @@ def build_knowledge_tab(kbs: KnowledgeBases, model: SharedModel, project: gr.Dro
             query = gr.Textbox(label="Search", placeholder="Words or a question", elem_id="kb-search")
             with gr.Row():
                 k = gr.Slider(1, 20, value=5, step=1, label="Passages")
-                mode = gr.Radio(["hybrid", "dense", "bm25"], value="hybrid", label="Mode")
+                mode = gr.Radio(list(SEARCH_MODES), value=DEFAULT_SEARCH_MODE, label="Mode")
             hits = gr.HTML(elem_id="kb-hits")
         with gr.Column():
             question = gr.Textbox(label="Ask", placeholder="A question answered from your documents",

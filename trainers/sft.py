@@ -1,0 +1,281 @@
+"""One supervised fine-tuning run, top to bottom: TRL's SFTTrainer with a PEFT LoRA adapter.
+
+    python -m trainers.sft JOB_DIR            # reads JOB_DIR/config.json
+    python -m trainers.sft JOB_DIR --resume   # continues from the last checkpoint
+
+Runs in its own process (see trainers/jobs.py). It reports progress as JSON lines in
+``progress.jsonl`` and its state in ``state.json``; SIGTERM saves a checkpoint and stops
+("cancelled"); any error marks the job "failed" with the reason and advice. With CUDA: QLoRA
+(NF4, double quantisation, bf16 compute where supported, else fp16) or LoRA on a 16-bit base.
+Without CUDA: LoRA in fp32 (slow), or QLoRA through bitsandbytes' CPU kernels for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CONFIG_FILE, PROGRESS_FILE, STATE_FILE = "config.json", "progress.jsonl", "state.json"
+CHECKPOINTS, ADAPTER = "checkpoints", "adapter"
+METHODS = ("lora", "qlora")
+
+
+@dataclass
+class SftJobConfig:
+    """Everything one run needs; written to config.json by whoever starts the job."""
+
+    model: str
+    """Hub id or local folder of the base model (safetensors)."""
+    train_file: str
+    """JSONL of {"messages": [...]} records."""
+    eval_file: str | None = None
+    method: str = "lora"
+    """lora (16-bit base; fp32 on CPU) or qlora (4-bit NF4 base)."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+    modules_to_save: list[str] | None = None
+    learning_rate: float = 2e-4
+    epochs: float = 3.0
+    max_steps: int = -1
+    """Stop after this many optimiser steps (-1: run the epochs)."""
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    max_length: int = 512
+    packing: bool = False
+    logging_steps: int = 5
+    eval_steps: int = 50
+    save_steps: int = 50
+    seed: int = 0
+    trust_remote_code: bool = False
+    device: str | None = None
+    """"cpu" to force the CPU; None to use CUDA when present."""
+    dataset_fingerprint: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
+        if self.lora_r < 1 or self.batch_size < 1 or self.max_length < 16:
+            raise ValueError("lora_r and batch_size must be positive and max_length at least 16")
+
+    @classmethod
+    def load(cls, job_dir: Path) -> SftJobConfig:
+        return cls(**json.loads((job_dir / CONFIG_FILE).read_text()))
+
+    def save(self, job_dir: Path) -> None:
+        write_json(job_dir / CONFIG_FILE, asdict(self))
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def set_state(job_dir: Path, status: str, **fields) -> None:
+    path = job_dir / STATE_FILE
+    current = json.loads(path.read_text()) if path.exists() else {}
+    write_json(path, current | fields | {"status": status, "updated_at": time.time()})
+
+
+def failure_advice(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".lower()
+    if "out of memory" in text or "outofmemory" in text:
+        return ("The GPU ran out of memory: use QLoRA, a smaller batch size (raise gradient accumulation to keep "
+                "the effective batch), or a shorter max length.")
+    if "no such file" in text or "not found" in text:
+        return "A file the job needs is missing: check the model path and the dataset files."
+    return "See log.txt in the job folder for the full traceback."
+
+
+def guard_bnb_cpu_repack(model) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel.
+
+    With bitsandbytes 0.50 on CPUs with AVX512-BF16, any no-grad forward (evaluation, generate)
+    repacks Linear4bit weights for a kernel that has no backward; LoRA's gradients then become
+    None and training silently stops learning. Turning the feature off on every 4-bit layer
+    before anything runs keeps the trainable path. Returns the number of layers guarded.
+    """
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return 0
+    guarded = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            guarded += 1
+    return guarded
+
+
+def has_generation_markers(tokenizer) -> bool:
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return "{% generation %}" in template or "{%- generation %}" in template
+
+
+def load_records(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def to_dataset(records: list[dict], assistant_markers: bool):
+    """Messages as they are when the template marks assistant turns (loss on every assistant
+    turn); otherwise prompt/completion pairs, so the loss still falls on the answer only."""
+    from datasets import Dataset
+
+    if assistant_markers:
+        return Dataset.from_list([{"messages": r["messages"]} for r in records])
+    return Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in records])
+
+
+def load_for_training(config: SftJobConfig, device: str):
+    """The base model (4-bit for QLoRA) wrapped in a fresh LoRA adapter, and its tokenizer."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cuda = device == "cuda"
+    compute = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
+    kwargs = dict(use_safetensors=True, trust_remote_code=config.trust_remote_code)
+    if config.method == "qlora":
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_use_double_quant=True,
+                                          bnb_4bit_compute_dtype=compute if cuda else torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(config.model, quantization_config=quantization,
+                                                     dtype=compute, device_map={"": device}, **kwargs)
+        guard_bnb_cpu_repack(model)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cuda)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=compute, **kwargs).to(device)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules, modules_to_save=config.modules_to_save,
+                      task_type="CAUSAL_LM")
+    return get_peft_model(model, lora), tokenizer
+
+
+def make_progress_callback(job_dir: Path, stop_requested):
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        """JSON lines of progress, and a clean stop (with a checkpoint) when asked to cancel."""
+
+        def __init__(self):
+            self.started = time.time()
+            self.first_step = None
+
+        def _write(self, record: dict) -> None:
+            with open(job_dir / PROGRESS_FILE, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.first_step = state.global_step
+            self.started = time.time()
+            set_state(job_dir, "running", max_steps=state.max_steps, step=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            elapsed = time.time() - self.started
+            done = state.global_step - (self.first_step or 0)
+            rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
+            tokens = getattr(state, "num_input_tokens_seen", 0) or 0
+            record = {"time": time.time(), "step": state.global_step, "max_steps": state.max_steps,
+                      "epoch": round(state.epoch or 0, 4)}
+            for key in ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy"):
+                if key in logs:
+                    record[key] = logs[key]
+            if tokens and elapsed > 0:
+                record["tokens_per_s"] = round(tokens / elapsed, 1)
+            if rate > 0:
+                record["eta_s"] = round((state.max_steps - state.global_step) / rate, 1)
+            self._write(record)
+            set_state(job_dir, "running", step=state.global_step, max_steps=state.max_steps)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop_requested():
+                control.should_save = True
+                control.should_training_stop = True
+
+    return ProgressCallback()
+
+
+def train(job_dir: Path, resume: bool = False) -> str:
+    """Run the job in ``job_dir``; returns the final status."""
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    config = SftJobConfig.load(job_dir)
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cpu = device == "cpu"
+    set_state(job_dir, "running", pid=os.getpid(), device=device, method=config.method, resumed=resume)
+    torch.manual_seed(config.seed)
+
+    model, tokenizer = load_for_training(config, device)
+    markers = has_generation_markers(tokenizer)
+    train_data = to_dataset(load_records(config.train_file), markers)
+    eval_data = to_dataset(load_records(config.eval_file), markers) if config.eval_file else None
+    bf16 = not cpu and torch.cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(job_dir / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation, learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, max_length=config.max_length,
+        packing=config.packing, assistant_only_loss=markers, logging_steps=config.logging_steps,
+        logging_first_step=True, eval_strategy="steps" if eval_data is not None else "no",
+        eval_steps=config.eval_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
+        seed=config.seed, data_seed=config.seed, use_cpu=cpu, bf16=bf16, fp16=not cpu and not bf16,
+        gradient_checkpointing=not cpu, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        include_num_input_tokens_seen=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
+                         processing_class=tokenizer,
+                         callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])])
+    checkpoint = resume and any((job_dir / CHECKPOINTS).glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    if stop["requested"]:
+        set_state(job_dir, "cancelled", step=trainer.state.global_step, reason="cancelled by the user")
+        return "cancelled"
+    metrics = dict(result.metrics)
+    if eval_data is not None:
+        metrics.update(trainer.evaluate())
+    adapter_dir = job_dir / ADAPTER
+    trainer.model.save_pretrained(adapter_dir, safe_serialization=True)
+    tokenizer.save_pretrained(adapter_dir)
+    write_json(adapter_dir / "training.json", {"config": asdict(config), "metrics": metrics, "device": device,
+                                               "assistant_only_loss": markers,
+                                               "steps": trainer.state.global_step})
+    set_state(job_dir, "completed", step=trainer.state.global_step, metrics=metrics)
+    return "completed"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("job_dir")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    job_dir = Path(args.job_dir)
+    try:
+        status = train(job_dir, args.resume)
+    except BaseException as error:  # the job's state must say why it ended
+        (job_dir / "log.txt").open("a").write(traceback.format_exc())
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        set_state(job_dir, "failed", reason=reason, advice=failure_advice(error))
+        return 1
+    return 0 if status in ("completed", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
