@@ -7,6 +7,7 @@ job as it is; a job whose process died without saying so is marked failed on the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -155,10 +156,8 @@ class JobStore:
             if state["status"] == "queued":
                 set_state(job_dir, "cancelled", reason="cancelled before it started")
             elif state["status"] in ACTIVE and state.get("pid"):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(state["pid"], signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
             return self.status(job_id)
 
     def wait(self, job_id: str, timeout: float = 600, poll: float = 0.5) -> JobStatus:
