@@ -16,6 +16,6 @@ def snips_model_path(tmp_path_factory):
 def snips_files(tmp_path):
     """Train and eval chat JSONL files for the Snips task."""
     train, evaluation = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
-    train.write_text(snips_chat_jsonl("train", limit=600))
-    evaluation.write_text(snips_chat_jsonl("test", limit=40))
+    train.write_text(snips_chat_jsonl("train", limit=600, seed=0))
+    evaluation.write_text(snips_chat_jsonl("test", limit=40, seed=0))
     return train, evaluation

@@ -1,0 +1,107 @@
+"""Training jobs as separate processes: progress, cancel then resume, a killed process, QLoRA on CPU."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from trainers.jobs import JobStore
+from trainers.sft import SftJobConfig
+
+
+def config(model, train, evaluation=None, **overrides) -> SftJobConfig:
+    base = dict(model=str(model), train_file=str(train), eval_file=str(evaluation) if evaluation else None,
+                method="lora", max_steps=30, batch_size=4, max_length=96, learning_rate=2e-3,
+                logging_steps=2, eval_steps=10, save_steps=10, lora_r=8, lora_alpha=16, device="cpu")
+    return SftJobConfig(**(base | overrides))
+
+
+def wait_for_step(store, job_id, step, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = store.status(job_id)
+        if status.step >= step or status.status not in ("starting", "running"):
+            return status
+        time.sleep(0.3)
+    raise TimeoutError
+
+
+def test_a_job_reports_progress_and_saves_an_adapter(tiny_model_path, snips_files, tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(config(tiny_model_path, *snips_files))
+    assert store.status(job).status == "queued"
+    store.start(job)
+    status = store.wait(job, timeout=300)
+    assert status.status == "completed", (status.reason, (status.path / "log.txt").read_text()[-2000:])
+    records = store.progress(job)
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses and losses[-1] < losses[0]
+    assert any("eval_loss" in r for r in records)
+    assert all({"step", "max_steps"} <= set(r) for r in records)
+    assert any("tokens_per_s" in r and "eta_s" in r and "learning_rate" in r for r in records)
+    adapter = status.adapter_dir
+    assert (adapter / "adapter_model.safetensors").exists() and (adapter / "adapter_config.json").exists()
+    assert (adapter / "tokenizer_config.json").exists()
+    card = json.loads((adapter / "training.json").read_text())
+    assert card["assistant_only_loss"] is True and card["steps"] == 30
+
+
+def test_cancel_keeps_a_checkpoint_and_resume_continues_from_it(tiny_model_path, snips_files, tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(config(tiny_model_path, *snips_files, max_steps=400, save_steps=10, eval_steps=1000))
+    store.start(job)
+    wait_for_step(store, job, 12)
+    cancelled = store.cancel(job)
+    cancelled = store.wait(job, timeout=120)
+    assert cancelled.status == "cancelled" and 12 <= cancelled.step < 400
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in (cancelled.path / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints and checkpoints[-1] == cancelled.step  # saved on the way out
+
+    before = len(store.progress(job))
+    store.start(job, resume=True)
+    wait_for_step(store, job, cancelled.step + 4)
+    store.cancel(job)
+    store.wait(job, timeout=120)
+    resumed_steps = [r["step"] for r in store.progress(job)[before:]]
+    assert resumed_steps and min(resumed_steps) >= cancelled.step
+
+
+def test_killing_the_process_marks_the_job_failed_with_a_reason(tiny_model_path, snips_files, tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(config(tiny_model_path, *snips_files, max_steps=2000))
+    store.start(job)
+    status = wait_for_step(store, job, 2)
+    pid = json.loads((status.path / "state.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    status = store.wait(job, timeout=60)
+    assert status.status == "failed" and "ended unexpectedly" in status.reason and status.advice
+    # A fresh store (an app restart) sees the same.
+    assert JobStore(tmp_path / "jobs").status(job).status == "failed"
+
+
+def test_one_job_at_a_time_the_next_one_queues(tiny_model_path, snips_files, tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    first = store.create(config(tiny_model_path, *snips_files, max_steps=2000))
+    second = store.create(config(tiny_model_path, *snips_files, max_steps=4))
+    store.start(first)
+    wait_for_step(store, first, 1)
+    assert store.start(second).status == "queued"
+    store.cancel(first)
+    store.wait(first, timeout=120)
+    assert store.start_next() == second
+    assert store.wait(second, timeout=300).status == "completed"
+
+
+def test_a_crash_fails_the_job_with_the_reason(snips_files, tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(config(tmp_path / "no-such-model", *snips_files))
+    store.start(job)
+    status = store.wait(job, timeout=120)
+    assert status.status == "failed" and status.reason and status.advice
+
+
+def test_bad_settings_are_refused_before_a_job_exists():
+    with pytest.raises(ValueError, match="method"):
+        SftJobConfig(model="m", train_file="t", method="dora")
