@@ -45,6 +45,7 @@ class TokenStats:
     max: int = 0
     over_max_length: int = 0
     max_length: int = 0
+    total: int = 0
 
 
 @dataclass
@@ -123,7 +124,7 @@ def token_stats(examples: Sequence[Example], count: TokenCount, max_length: int)
     lengths = sorted(count(e) for e in examples)
     p95 = lengths[min(len(lengths) - 1, int(round(0.95 * (len(lengths) - 1))))]
     return TokenStats(lengths[0], statistics.median(lengths), p95, lengths[-1],
-                      sum(1 for n in lengths if n > max_length), max_length)
+                      sum(1 for n in lengths if n > max_length), max_length, sum(lengths))
 
 
 def label_balance(examples: Sequence[Example]) -> dict[str, int]:

@@ -1,0 +1,262 @@
+"""A project's behaviour work: its example files, the estimate before training, jobs and adapters.
+
+The glue between the workspace and trainers/, shared by `tunewise train` and the Behaviour tab.
+Settings start from the plan, each with the reason it has that value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from assistant.hardware import Hardware
+from assistant.runtime import DEFAULT_MODEL
+from assistant.workspace import Workspace, atomic_write_json
+
+
+class DatasetError(Exception):
+    """The examples cannot be trained on; ``report`` says why, line by line."""
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The form the Behaviour tab shows and the flags `tunewise train` takes."""
+
+    model: str = DEFAULT_MODEL
+    method: str = "lora"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    learning_rate: float = 2e-4
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    max_length: int = 1024
+    packing: bool = False
+    eval_fraction: float = 0.1
+    general_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "qlora"):
+            raise ValueError(f"method must be lora or qlora, not {self.method!r}")
+        if self.batch_size < 1 or self.gradient_accumulation < 1 or self.lora_r < 1:
+            raise ValueError("batch size, gradient accumulation and LoRA rank must be at least 1")
+        if self.max_length < 16:
+            raise ValueError("max length must be at least 16 tokens")
+
+
+def settings_from_plan(plan: dict | None, hardware: Hardware | None = None) -> tuple[TrainingSettings, dict]:
+    """Training settings the plan proposes, and a one-line reason for each."""
+    settings, reasons = TrainingSettings(), {}
+    if not plan:
+        return settings, {"method": "No plan yet: LoRA with common defaults."}
+    lora = plan.get("lora", {})
+    method = plan.get("finetune") if plan.get("finetune") in ("lora", "qlora") else "lora"
+    if hardware is not None and hardware.device != "cuda" and method == "qlora":
+        method = "lora"
+        reasons["method"] = "The plan said QLoRA, but this machine has no CUDA GPU: LoRA in fp32 on the CPU (slow)."
+    else:
+        reasons["method"] = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "5"),
+                                 "The plan's method.")
+    settings = replace(settings, method=method, lora_r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
+                       lora_dropout=float(lora.get("dropout", 0.05)),
+                       learning_rate=float(plan.get("learning_rate", 2e-4)), epochs=float(plan.get("epochs", 3)))
+    defaults = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "defaults"), "")
+    reasons.update({"lora_r": defaults, "lora_alpha": "alpha = 2 x r.",
+                    "lora_dropout": "More dropout when examples are few (rule 8).",
+                    "learning_rate": "2e-4 is the usual LoRA starting point.",
+                    "epochs": "Fewer examples need more passes; large sets overfit past one epoch.",
+                    "model": f"The plan settled on a {plan.get('model', 'small')}-sized model; any instruct model of "
+                             "that size works."})
+    return settings, reasons
+
+
+@dataclass
+class PreparedDataset:
+    dataset_id: str
+    path: Path
+    report: dict
+    train_file: Path
+    eval_file: Path
+    train_count: int
+    eval_count: int
+    general_count: int = 0
+
+
+@dataclass
+class TrainingEstimate:
+    device: str
+    method: str
+    examples: int
+    tokens: int
+    steps: int
+    memory_gb: float | None
+    vram_gb: float
+    fits: bool
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    alternatives: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def estimate_training(settings: TrainingSettings, train_count: int, total_tokens: int, hardware: Hardware,
+                      shape=None) -> TrainingEstimate:
+    """Tokens, steps, memory against the GPU and a rough time; alternatives when it cannot fit."""
+    from assistant.memory import RUNTIME_OVERHEAD_GB, TrainingShape, estimate_memory
+
+    per_step = settings.batch_size * settings.gradient_accumulation
+    steps_per_epoch = max(1, math.ceil(train_count / per_step))
+    steps = settings.max_steps if settings.max_steps > 0 else math.ceil(steps_per_epoch * settings.epochs)
+    epochs_run = steps / steps_per_epoch
+    tokens = int(total_tokens * epochs_run)
+    notes, alternatives = [], []
+    memory, fits = None, True
+    cuda = hardware.device == "cuda"
+    if shape is not None:
+        def need(method: str, batch: int, length: int) -> float:
+            training = TrainingShape(seq_len=length, batch_size=batch, gradient_checkpointing=cuda)
+            return estimate_memory(shape, training, settings.lora_r).method(method).total_gb
+
+        memory = need(settings.method, settings.batch_size, settings.max_length)
+        if cuda:
+            fits = memory + RUNTIME_OVERHEAD_GB <= hardware.vram_gb
+            if not fits:
+                options = []
+                if settings.method == "lora":
+                    options.append(("QLoRA", need("qlora", settings.batch_size, settings.max_length)))
+                accumulation = settings.batch_size * settings.gradient_accumulation
+                options.append((f"batch size 1 with gradient accumulation {accumulation}",
+                                need(settings.method, 1, settings.max_length)))
+                if settings.max_length > 512:
+                    options.append(("max length 512", need(settings.method, settings.batch_size, 512)))
+                alternatives = [
+                    f"{label}: about {gb:.1f} GB" + (" (fits)" if gb + RUNTIME_OVERHEAD_GB <= hardware.vram_gb else "")
+                    for label, gb in options]
+    else:
+        notes.append("The model's config could not be read, so memory was not estimated.")
+    if not cuda:
+        notes.append("No CUDA GPU: LoRA runs in fp32 on the CPU and is slow; use a small model.")
+    params = shape.total_params if shape is not None else 0
+    seconds = (4 * params * tokens) / (hardware.tflops * 1e12) if params else 0.0
+    return TrainingEstimate(hardware.device, settings.method, train_count, tokens, steps, memory,
+                            hardware.vram_gb, fits, seconds, notes, alternatives)
+
+
+class Behaviour:
+    """Datasets, jobs and adapters of one project."""
+
+    def __init__(self, workspace: Workspace, project: str):
+        from trainers.adapters import AdapterRegistry
+        from trainers.jobs import JobStore
+
+        self.workspace = workspace
+        self.project = project
+        root = workspace.ensure(project).path
+        self.datasets_dir = root / "datasets"
+        self.jobs = JobStore(root / "jobs")
+        self.adapters = AdapterRegistry(root / "adapters")
+
+    def plan(self) -> dict | None:
+        return self.workspace.load(self.project).get("plan")
+
+    def prepare(self, train_name: str, train_text: str, eval_name: str | None = None, eval_text: str | None = None,
+                format: str | None = None, mapping: dict | None = None, general_text: str | None = None,
+                settings: TrainingSettings | None = None, count_tokens=None) -> PreparedDataset:
+        """Parse, validate, split and mix the examples; keep the files and the report."""
+        from trainers.formats import ColumnMapping, parse_examples
+        from trainers.splits import mix_general, split_examples
+        from trainers.validation import approximate_tokens, build_report
+
+        settings = settings or TrainingSettings()
+        column_mapping = ColumnMapping(**(mapping or {}))
+        train = parse_examples(train_name, train_text, format, column_mapping)
+        evaluation = parse_examples(eval_name or "eval", eval_text, format, column_mapping) if eval_text else None
+        report = build_report(train, evaluation, count_tokens or approximate_tokens, settings.max_length).to_dict()
+        if not train.examples:
+            raise DatasetError(f"{train_name}: no valid examples ({len(train.problems)} problems)", report)
+        if evaluation is not None and evaluation.examples:
+            train_examples, eval_examples = train.examples, evaluation.examples
+        else:
+            split = split_examples(train.examples, settings.eval_fraction, settings.seed)
+            train_examples, eval_examples = split.train, split.eval
+        general_count = 0
+        if general_text:
+            general = parse_examples("general", general_text).examples
+            mixed = mix_general(train_examples, general, settings.general_fraction, settings.seed)
+            general_count = len(mixed) - len(train_examples)
+            train_examples = mixed
+        dataset_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        path = self.datasets_dir / dataset_id
+        path.mkdir(parents=True)
+        (path / f"original-{Path(train_name).name}").write_text(train_text, encoding="utf-8")
+        train_file, eval_file = path / "train.jsonl", path / "eval.jsonl"
+        for file, examples in ((train_file, train_examples), (eval_file, eval_examples)):
+            file.write_text("".join(json.dumps({"messages": list(e.messages)}, ensure_ascii=False) + "\n"
+                                    for e in examples), encoding="utf-8")
+        atomic_write_json(path / "report.json", report)
+        return PreparedDataset(dataset_id, path, report, train_file, eval_file, len(train_examples),
+                               len(eval_examples), general_count)
+
+    def estimate(self, prepared: PreparedDataset, settings: TrainingSettings, hardware: Hardware) -> TrainingEstimate:
+        from assistant.model_shapes import ModelConfigError, shape_from_pretrained
+
+        try:
+            shape = shape_from_pretrained(settings.model)
+        except ModelConfigError:
+            shape = None
+        median = prepared.report["tokens"]["median"] or 0
+        total = int(median * prepared.train_count)
+        return estimate_training(settings, prepared.train_count, total, hardware, shape)
+
+    def start(self, prepared: PreparedDataset, settings: TrainingSettings, adapter_name: str,
+              device: str | None = None) -> str:
+        """Create the job (queued behind a running one) and start it when the GPU is free."""
+        from trainers.adapters import AdapterError
+        from trainers.sft import SftJobConfig
+
+        self.adapters._check(adapter_name)
+        if self.adapters.path(adapter_name).exists():
+            raise AdapterError(f"an adapter named {adapter_name!r} already exists")
+        config = SftJobConfig(
+            model=settings.model, train_file=str(prepared.train_file), eval_file=str(prepared.eval_file),
+            method=settings.method, lora_r=settings.lora_r, lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout, learning_rate=settings.learning_rate, epochs=settings.epochs,
+            max_steps=settings.max_steps, batch_size=settings.batch_size,
+            gradient_accumulation=settings.gradient_accumulation, max_length=settings.max_length,
+            packing=settings.packing, seed=settings.seed, device=device,
+            dataset_fingerprint=prepared.report.get("fingerprint", ""),
+            extra={"adapter_name": adapter_name, "dataset_id": prepared.dataset_id})
+        job_id = self.jobs.create(config)
+        self.jobs.start(job_id)
+        return job_id
+
+    def refresh(self) -> list[Any]:
+        """Register finished jobs' adapters and start the next queued job; returns all jobs."""
+        from trainers.adapters import AdapterError
+        from trainers.sft import SftJobConfig
+
+        jobs = self.jobs.jobs()
+        for job in jobs:
+            if job.status == "completed" and job.adapter_dir is not None:
+                name = SftJobConfig.load(job.path).extra.get("adapter_name") or job.job_id
+                if not self.adapters.path(name).exists() and not (job.path / "registered").exists():
+                    try:
+                        self.adapters.add(job.adapter_dir, name)
+                    except AdapterError:
+                        self.adapters.add(job.adapter_dir, f"{name}-{job.job_id[-6:]}")
+                    (job.path / "registered").write_text(name)
+        self.jobs.start_next()
+        return self.jobs.jobs()

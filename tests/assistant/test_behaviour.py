@@ -1,0 +1,69 @@
+"""From a plan and an upload to a job and a registered adapter; the estimate before training."""
+
+import pytest
+
+from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, estimate_training, settings_from_plan
+from assistant.catalog import MODEL_CATALOG
+from assistant.hardware import Hardware
+from assistant.profile import TaskProfile
+from assistant.rules import decide
+from assistant.workspace import Workspace
+from tests.snips import snips_chat_jsonl
+
+GPU16 = Hardware("cuda", "Tesla T4", 1, 16.0, False)
+CPU = Hardware("cpu")
+
+
+def test_settings_come_from_the_plan_with_reasons():
+    plan = decide(TaskProfile(gap="behaviour", examples=500, vram_gb=16)).to_dict()
+    settings, reasons = settings_from_plan(plan, GPU16)
+    assert settings.method == "qlora" and settings.lora_r == plan["lora"]["r"]
+    assert settings.epochs == plan["epochs"] and settings.learning_rate == plan["learning_rate"]
+    assert all(reasons[k] for k in ("method", "lora_r", "learning_rate", "epochs"))
+    on_cpu, cpu_reasons = settings_from_plan(plan, CPU)
+    assert on_cpu.method == "lora" and "no CUDA" in cpu_reasons["method"]
+
+
+def test_estimate_refuses_what_cannot_fit_and_offers_alternatives():
+    shape = MODEL_CATALOG["Llama-3.1-8B"]
+    lora = estimate_training(TrainingSettings(method="lora", batch_size=2, max_length=1024), 1000, 300_000,
+                             GPU16, shape)
+    assert not lora.fits and lora.memory_gb > 16
+    assert any(a.startswith("QLoRA") and "(fits)" in a for a in lora.alternatives)
+    qlora = estimate_training(TrainingSettings(method="qlora", batch_size=1, max_length=1024), 1000, 300_000,
+                              GPU16, shape)
+    assert qlora.fits and qlora.steps == 3000 and qlora.seconds > 0
+
+
+def test_estimate_counts_steps_and_tokens():
+    estimate = estimate_training(TrainingSettings(batch_size=8, gradient_accumulation=2, epochs=2), 100, 5000, CPU)
+    assert estimate.steps == 14 and estimate.tokens == 10_000
+    assert estimate.memory_gb is None and any("CPU" in n for n in estimate.notes)
+
+
+def test_prepare_splits_reports_and_keeps_the_files(tmp_path):
+    behaviour = Behaviour(Workspace(tmp_path), "p")
+    text = snips_chat_jsonl("train", limit=200, seed=0) + "not json\n"
+    prepared = behaviour.prepare("snips.jsonl", text, settings=TrainingSettings(eval_fraction=0.1))
+    assert prepared.train_count + prepared.eval_count == 200 and 18 <= prepared.eval_count <= 22
+    assert prepared.report["errors"][0]["kind"] == "invalid_json" and prepared.report["errors"][0]["line"] == 201
+    assert prepared.train_file.read_text().count("\n") == prepared.train_count
+    assert (prepared.path / "report.json").exists()
+
+
+def test_a_file_with_no_valid_example_is_refused_with_its_report(tmp_path):
+    behaviour = Behaviour(Workspace(tmp_path), "p")
+    with pytest.raises(DatasetError) as caught:
+        behaviour.prepare("bad.jsonl", '{"oops": 1}\n{broken\n')
+    assert len(caught.value.report["errors"]) == 2
+
+
+def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):
+    behaviour = Behaviour(Workspace(tmp_path), "p")
+    prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
+    settings = TrainingSettings(model=str(tiny_model_path), max_steps=3, batch_size=4, max_length=96)
+    job_id = behaviour.start(prepared, settings, "snips-v1", device="cpu")
+    assert behaviour.jobs.wait(job_id, timeout=300).status == "completed"
+    behaviour.refresh()
+    [adapter] = behaviour.adapters.list()
+    assert adapter.name == "snips-v1" and adapter.dataset_fingerprint == prepared.report["fingerprint"]
