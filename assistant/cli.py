@@ -8,6 +8,8 @@
     tunewise search "QUESTION" --k 5 --json
     tunewise eval-retrieval QUESTIONS_FILE [--k 10]
     tunewise validate TRAIN [--eval EVAL] --json
+    tunewise train --data FILE [--eval FILE] [--model ID|PATH] [--method qlora|lora] [--project P]
+    tunewise jobs [list|cancel ID|resume ID];  tunewise adapters [list|rename|delete|export]
 
 Only the standard library is imported at start-up: gradio (and, in later commands,
 torch) load inside the subcommand that needs them, so ``--help`` and ``advise`` are fast.
@@ -83,6 +85,28 @@ def make_parser() -> argparse.ArgumentParser:
                           help="count tokens with this model's tokenizer and chat template (default: estimate)")
     validate.add_argument("--max-length", type=int, default=1024, help="training max length (default 1024)")
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    train = commands.add_parser("train", parents=[common], help="fine-tune an adapter on example files")
+    train.add_argument("--data", required=True, metavar="FILE", help="training examples (any supported format)")
+    train.add_argument("--eval", metavar="FILE", help="evaluation examples (default: a seeded split)")
+    train.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: Qwen/Qwen2.5-0.5B-Instruct)")
+    train.add_argument("--method", choices=("lora", "qlora"), help="default: the plan's, LoRA without CUDA")
+    train.add_argument("--name", help="adapter name (default: adapter-<time>)")
+    train.add_argument("--format", choices=("openai", "alpaca", "sharegpt", "prompt_completion"))
+    train.add_argument("--general", metavar="FILE", help="general instruction data to mix in (about 10%%)")
+    for flag, kind in (("--epochs", float), ("--max-steps", int), ("--batch-size", int), ("--max-length", int),
+                       ("--learning-rate", float), ("--lora-r", int)):
+        train.add_argument(flag, type=kind)
+    train.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when present")
+    train.add_argument("--detach", action="store_true", help="start the job and return without following it")
+
+    jobs = commands.add_parser("jobs", parents=[common], help="list, cancel or resume training jobs")
+    jobs.add_argument("action", choices=("list", "cancel", "resume"), nargs="?", default="list")
+    jobs.add_argument("job_id", nargs="?")
+
+    adapters = commands.add_parser("adapters", parents=[common], help="list, rename, delete or export adapters")
+    adapters.add_argument("action", choices=("list", "rename", "delete", "export"), nargs="?", default="list")
+    adapters.add_argument("names", nargs="*", help="NAME, OLD NEW, or NAME OUT_DIR for export (merged model)")
 
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
@@ -262,6 +286,145 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follow(behaviour, job_id: str) -> int:
+    """Print the job's progress until it ends; Ctrl-C cancels it, keeping a checkpoint."""
+    import time
+
+    seen = 0
+    try:
+        while True:
+            records = behaviour.jobs.progress(job_id)
+            for record in records[seen:]:
+                parts = [f"step {record['step']}/{record['max_steps']}"]
+                for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("learning_rate", "lr")):
+                    if key in record:
+                        parts.append(f"{label} {record[key]:.4g}")
+                if "tokens_per_s" in record:
+                    parts.append(f"{record['tokens_per_s']:.0f} tok/s")
+                if "eta_s" in record:
+                    parts.append(f"ETA {record['eta_s']:.0f} s")
+                print("  ".join(parts), flush=True)
+            seen = len(records)
+            status = behaviour.jobs.status(job_id)
+            if status.status not in ("queued", "starting", "running"):
+                break
+            time.sleep(1)
+    except KeyboardInterrupt:
+        behaviour.jobs.cancel(job_id)
+        status = behaviour.jobs.wait(job_id, timeout=300)
+        print(f"cancelled at step {status.step}; resume with: tunewise jobs resume {job_id}")
+        return 130
+    behaviour.refresh()
+    if status.status != "completed":
+        return _fail(f"job {job_id} {status.status}: {status.reason} {status.advice}".strip())
+    print(f"job {job_id} completed; adapters: {', '.join(a.name for a in behaviour.adapters.list())}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
+    from assistant.hardware import detect_hardware
+    from assistant.runtime import DEFAULT_MODEL
+    from assistant.workspace import Workspace
+
+    behaviour = Behaviour(Workspace(args.workspace), args.project)
+    hardware = detect_hardware()
+    settings, _ = settings_from_plan(behaviour.plan(), hardware)
+    overrides = {"model": args.model or DEFAULT_MODEL, "method": args.method, "epochs": args.epochs,
+                 "max_steps": args.max_steps, "batch_size": args.batch_size, "max_length": args.max_length,
+                 "learning_rate": args.learning_rate, "lora_r": args.lora_r}
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if args.lora_r:
+        settings = replace(settings, lora_alpha=2 * args.lora_r)
+    try:
+        train_text = Path(args.data).read_text(encoding="utf-8")
+        eval_text = Path(args.eval).read_text(encoding="utf-8") if args.eval else None
+        general_text = Path(args.general).read_text(encoding="utf-8") if args.general else None
+    except (OSError, UnicodeDecodeError) as error:
+        return _fail(f"cannot read the data: {error}")
+    try:
+        prepared = behaviour.prepare(Path(args.data).name, train_text, Path(args.eval).name if args.eval else None,
+                                     eval_text, args.format, None, general_text, settings)
+    except DatasetError as error:
+        for problem in (error.report or {}).get("errors", [])[:20]:
+            print(f"  line {problem['line']}: {problem['kind']}: {problem['message']}", file=sys.stderr)
+        return _fail(str(error))
+    report = prepared.report
+    print(f"{report['format']}: {report['valid']} of {report['records']} records valid; "
+          f"{prepared.train_count} train, {prepared.eval_count} eval"
+          + (f", {prepared.general_count} general" if prepared.general_count else ""))
+    for problem in report["errors"][:10]:
+        print(f"  excluded line {problem['line']}: {problem['kind']}: {problem['message']}")
+    if report["leakage"]:
+        print(f"  warning: {len(report['leakage'])} eval prompts also appear in training (leakage)")
+    estimate = behaviour.estimate(prepared, settings, hardware)
+    memory = f"{estimate.memory_gb:.1f} GB" if estimate.memory_gb is not None else "unknown"
+    of_gpu = f" of {hardware.vram_gb:.0f} GB" if hardware.vram_gb else ""
+    print(f"{settings.method} on {settings.model} ({hardware.device}): {estimate.steps} steps, about "
+          f"{estimate.tokens:,} tokens, memory {memory}{of_gpu}")
+    for note in estimate.notes:
+        print(f"  note: {note}")
+    if not estimate.fits:
+        for alternative in estimate.alternatives:
+            print(f"  try: {alternative}", file=sys.stderr)
+        return _fail("this training does not fit in the GPU's memory")
+    import time
+
+    name = args.name or time.strftime("adapter-%Y%m%d-%H%M%S")
+    job_id = behaviour.start(prepared, settings, name, args.device)
+    print(f"job {job_id} started (adapter {name!r})")
+    return 0 if args.detach else _follow(behaviour, job_id)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from assistant.behaviour import Behaviour
+    from assistant.workspace import Workspace
+
+    behaviour = Behaviour(Workspace(args.workspace), args.project)
+    if args.action == "list":
+        for job in behaviour.refresh():
+            print(f"{job.job_id}  {job.status:9}  step {job.step}/{job.max_steps}  {job.reason}".rstrip())
+        return 0
+    if not args.job_id:
+        return _fail(f"jobs {args.action} needs a job id")
+    try:
+        behaviour.jobs.status(args.job_id)
+    except (OSError, ValueError):
+        return _fail(f"there is no job {args.job_id!r}")
+    if args.action == "cancel":
+        print(behaviour.jobs.cancel(args.job_id).status)
+        return 0
+    behaviour.jobs.start(args.job_id, resume=True)
+    return _follow(behaviour, args.job_id)
+
+
+def run_adapters(args: argparse.Namespace) -> int:
+    from assistant.behaviour import Behaviour
+    from assistant.workspace import Workspace
+    from trainers.adapters import AdapterError
+
+    registry = Behaviour(Workspace(args.workspace), args.project).adapters
+    expected = {"list": 0, "delete": 1, "rename": 2, "export": 2}[args.action]
+    if len(args.names) != expected:
+        return _fail(f"adapters {args.action} takes {expected} argument(s)")
+    try:
+        if args.action == "list":
+            for adapter in registry.list():
+                loss = f"eval loss {adapter.eval_loss:.4g}" if adapter.eval_loss is not None else ""
+                print(f"{adapter.name}  {adapter.method}  {adapter.base_model}  {adapter.steps} steps  {loss}".rstrip())
+        elif args.action == "rename":
+            registry.rename(*args.names)
+        elif args.action == "delete":
+            registry.delete(args.names[0])
+        else:
+            print(registry.merge_and_export(*args.names))
+    except AdapterError as error:
+        return _fail(str(error))
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from assistant.knowledge import KnowledgeSettings
     from assistant.runtime import DEFAULT_MODEL, ModelSettings
@@ -282,13 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
-                "validate": run_validate}
+                "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters}
     try:
         return handlers[args.command](args)
     except WorkspaceError as error:
         return _fail(str(error))
     except Exception as error:  # errors meant for people from the services below
-        if type(error).__name__ in ("IndexUnavailableError", "EmbeddingModelError", "ModelConfigError"):
+        if type(error).__name__ in ("IndexUnavailableError", "EmbeddingModelError", "ModelConfigError",
+                                    "AdapterError", "ModelUnavailableError"):
             return _fail(str(error))
         raise
     except KeyboardInterrupt:
