@@ -210,6 +210,19 @@ class Behaviour:
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, len(train_examples),
                                len(eval_examples), general_count)
 
+    def load_prepared(self, dataset_id: str) -> PreparedDataset:
+        """A dataset prepared earlier (the UI keeps only its id between events)."""
+        path = self.datasets_dir / dataset_id
+        if "/" in dataset_id or not (path / "report.json").exists():
+            raise DatasetError(f"there is no prepared dataset {dataset_id!r}")
+        report = json.loads((path / "report.json").read_text())
+
+        def count(file: Path) -> int:
+            return sum(1 for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
+
+        train_file, eval_file = path / "train.jsonl", path / "eval.jsonl"
+        return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
+
     def estimate(self, prepared: PreparedDataset, settings: TrainingSettings, hardware: Hardware) -> TrainingEstimate:
         from assistant.model_shapes import ModelConfigError, shape_from_pretrained
 

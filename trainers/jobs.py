@@ -35,6 +35,9 @@ class JobStatus:
     advice: str = ""
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
+    device: str = ""
+    command: str = ""
+    """The command line the job runs (an accelerate launch line on several GPUs)."""
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -54,6 +57,27 @@ def _alive(pid: int | None) -> bool:
             return handle.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def visible_gpus() -> int:
+    """CUDA devices the job would see, counted without importing torch into the caller."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return len([d for d in listed.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
+
+
+def launch_command(job_dir: Path, resume: bool, gpus: int) -> list[str]:
+    """The same entry point on one device, or under `accelerate launch` (data parallel) on several."""
+    entry = ["-m", "trainers.sft", str(job_dir)] + (["--resume"] if resume else [])
+    if gpus > 1:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
+                *entry]
+    return [sys.executable, *entry]
 
 
 class JobStore:
@@ -98,7 +122,8 @@ class JobStore:
                                      "checkpoint.")
                     state = json.loads((job_dir / STATE_FILE).read_text())
         return JobStatus(job_id, state["status"], state.get("step", 0), state.get("max_steps", 0),
-                         state.get("reason", ""), state.get("advice", ""), state.get("metrics", {}), job_dir)
+                         state.get("reason", ""), state.get("advice", ""), state.get("metrics", {}), job_dir,
+                         state.get("device", ""), state.get("command", ""))
 
     def progress(self, job_id: str) -> list[dict]:
         path = self.path(job_id) / PROGRESS_FILE
@@ -124,7 +149,7 @@ class JobStore:
                 set_state(job_dir, "queued", resume=resume, reason=f"waiting for job {busy}")
                 return self.status(job_id)
             set_state(job_dir, "starting", resume=resume, reason="", advice="")
-            command = [sys.executable, "-m", "trainers.sft", str(job_dir)] + (["--resume"] if resume else [])
+            command = launch_command(job_dir, resume, visible_gpus())
             log = open(job_dir / "log.txt", "a")  # noqa: SIM115 - handed to the child
             env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
             root = Path(__file__).resolve().parents[1]
@@ -133,7 +158,7 @@ class JobStore:
                                        start_new_session=True)
             log.close()
             self._processes[job_id] = process
-            set_state(job_dir, "starting", pid=process.pid)
+            set_state(job_dir, "starting", pid=process.pid, command=" ".join(command))
             return self.status(job_id)
 
     def start_next(self) -> str | None:

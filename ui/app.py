@@ -22,6 +22,7 @@ from assistant.advisor import Advisor  # noqa: E402
 from assistant.knowledge import KnowledgeBases, KnowledgeSettings  # noqa: E402
 from assistant.runtime import ModelSettings, SharedModel  # noqa: E402
 from assistant.workspace import DEFAULT_PROJECT, Workspace, WorkspaceError  # noqa: E402
+from ui.behaviour_tab import build_behaviour_tab  # noqa: E402
 from ui.interview_tab import build_interview_tab, load_view  # noqa: E402
 from ui.knowledge_tab import build_knowledge_tab  # noqa: E402
 
@@ -58,6 +59,8 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
                 tab = build_interview_tab(advisor, chosen)
             with gr.Tab("Knowledge", id="knowledge"):
                 knowledge_tab = build_knowledge_tab(kbs, shared_model, chosen)
+            with gr.Tab("Behaviour", id="behaviour") as behaviour_tab_item:
+                behaviour_tab = build_behaviour_tab(workspace, chosen)
 
         def show(name: str, notice: str = "") -> list:
             return [gr.Dropdown(choices=workspace.list_projects(), value=name), "",
@@ -95,11 +98,13 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         rename.click(on_rename, [chosen, new_name], outputs, **private)
         delete.click(on_delete, [chosen], outputs, **private)
         def open_project(name: str) -> list:
-            return [*load_view(advisor, name), *knowledge_tab["refresh"](name)]
+            return [*load_view(advisor, name), *knowledge_tab["refresh"](name), *behaviour_tab["prefill"](name)]
 
-        project_outputs = [*tab.outputs, *knowledge_tab["outputs"]]
+        project_outputs = [*tab.outputs, *knowledge_tab["outputs"], *behaviour_tab["outputs"]]
         chosen.input(open_project, [chosen], project_outputs, **private)
         app.load(open_project, [chosen], project_outputs, **private)
+        # The plan may have changed in the Interview tab: prefill again when Behaviour opens.
+        behaviour_tab_item.select(behaviour_tab["prefill"], [chosen], behaviour_tab["outputs"], **private)
 
         def interview(message: str, project: str = DEFAULT_PROJECT) -> str:
             """Send one chat turn to the project's interview and return the assistant's reply."""

@@ -59,6 +59,9 @@ def _plan_card(state: InterviewState) -> str:
     links = []
     if plan["retrieval"]:
         links.append("**Next:** open the **Knowledge** tab to upload the documents and ask questions of them.")
+    if plan["finetune"] != "none":
+        links.append("**Next:** open the **Behaviour** tab to upload examples and train the adapter; its settings "
+                     "start from this plan.")
     return prefix + plan_markdown(plan) + ("\n\n" + "\n\n".join(links) if links else "")
 
 

@@ -105,3 +105,13 @@ def test_a_crash_fails_the_job_with_the_reason(snips_files, tmp_path):
 def test_bad_settings_are_refused_before_a_job_exists():
     with pytest.raises(ValueError, match="method"):
         SftJobConfig(model="m", train_file="t", method="dora")
+
+
+def test_several_gpus_run_the_same_entry_point_under_accelerate(tmp_path):
+    from trainers.jobs import launch_command
+
+    single = launch_command(tmp_path, False, 1)
+    assert single[1:] == ["-m", "trainers.sft", str(tmp_path)]
+    multi = launch_command(tmp_path, True, 4)
+    assert multi[1:6] == ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "4"]
+    assert multi[-4:] == ["-m", "trainers.sft", str(tmp_path), "--resume"]

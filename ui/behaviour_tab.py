@@ -1,0 +1,221 @@
+"""The Behaviour tab: upload examples, read the report, adjust the plan's settings, train, watch.
+
+Wiring only: assistant.behaviour does the work; this module turns its results into components.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, settings_from_plan
+from assistant.hardware import detect_hardware
+from assistant.runtime import DEFAULT_MODEL
+from assistant.workspace import Workspace, WorkspaceError
+
+FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]
+SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "epochs",
+                  "max_steps", "batch_size", "gradient_accumulation", "max_length", "packing")
+JOB_COLUMNS = ["job", "status", "step", "of", "reason"]
+ADAPTER_COLUMNS = ["adapter", "method", "base model", "steps", "eval loss"]
+
+
+def report_markdown(report: dict, prepared=None) -> str:
+    tokens = report["tokens"]
+    lines = [f"**Format:** {report['format']} &nbsp; **Valid:** {report['valid']} of {report['records']} records"]
+    if prepared is not None:
+        lines.append(f"**Split:** {prepared.train_count} train, {prepared.eval_count} eval"
+                     + (f", {prepared.general_count} general mixed in" if prepared.general_count else ""))
+    lines.append(f"**Tokens per example:** min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
+                 f"max {tokens['max']}; {tokens['over_max_length']} over the max length {tokens['max_length']}")
+    lines.append(f"**Duplicates:** {len(report['duplicates'])} groups &nbsp; **Conflicting answers:** "
+                 f"{len(report['conflicts'])} &nbsp; **Leakage into eval:** {len(report['leakage'])} pairs")
+    if report["labels"]:
+        labels = list(report["labels"].items())[:12]
+        lines.append("**Labels:** " + ", ".join(f"{html.escape(k)} {v}" for k, v in labels))
+    return "\n\n".join(lines)
+
+
+def problems_rows(report: dict) -> list[list]:
+    rows = [[e.get("file", "train"), e["line"], e["kind"], e["message"], e["hint"]] for e in report["errors"]]
+    rows += [["train", d["lines"][0], f"duplicate ({d['kind']})", f"lines {d['lines']}", "keep one"]
+             for d in report["duplicates"]]
+    rows += [["train", c["lines"][0], "conflict", f"{c['answers']} answers on lines {c['lines']}", "pick one"]
+             for c in report["conflicts"]]
+    rows += [["eval", p["eval_line"], f"leakage ({p['kind']})", f"train line {p['train_line']}", "remove from one"]
+             for p in report["leakage"]]
+    return rows[:500]
+
+
+def estimate_markdown(estimate) -> str:
+    memory = f"{estimate.memory_gb:.1f} GB" if estimate.memory_gb is not None else "not estimated"
+    gpu = f" of {estimate.vram_gb:.0f} GB" if estimate.vram_gb else ""
+    minutes = f"about {estimate.seconds / 60:.0f} min" if estimate.seconds else "unknown"
+    text = (f"**Estimate ({estimate.device}, {estimate.method}):** {estimate.steps} steps, about "
+            f"{estimate.tokens:,} tokens, memory {memory}{gpu}, time {minutes} (rough).")
+    for note in estimate.notes:
+        text += f"\n\n- {note}"
+    if not estimate.fits:
+        options = "\n".join(f"- {a}" for a in estimate.alternatives)
+        text += f"\n\n**This does not fit in the GPU's memory.** Try:\n{options}"
+    return text
+
+
+def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
+    hardware = detect_hardware()
+    services: dict[str, Behaviour] = {}
+
+    def behaviour(name: str) -> Behaviour:
+        if name not in services:
+            services[name] = Behaviour(workspace, name)
+        return services[name]
+
+    gr.Markdown("Upload examples of the behaviour you want (chat JSONL, Alpaca, ShareGPT, or prompt/completion "
+                "CSV/JSONL). Check them, adjust the settings the plan proposes, and train an adapter.")
+    prepared_id = gr.State("")
+    with gr.Row():
+        train_file = gr.File(label="Training examples", type="filepath", elem_id="bh-train")
+        eval_file = gr.File(label="Evaluation examples (optional)", type="filepath")
+        general_file = gr.File(label="General instruction data to mix in (optional)", type="filepath")
+    with gr.Row():
+        fmt = gr.Dropdown(FORMAT_CHOICES, value="auto", label="Format")
+        prompt_column = gr.Textbox(label="Prompt column (CSV)", placeholder="prompt")
+        completion_column = gr.Textbox(label="Completion column (CSV)", placeholder="completion")
+        check = gr.Button("Check examples", variant="primary", elem_id="bh-check")
+    report_md = gr.Markdown(elem_id="bh-report")
+    preview = gr.Code(label="First examples, as the model will see them", language="json", interactive=False)
+    problems = gr.Dataframe(headers=["file", "line", "kind", "problem", "what to do"], label="Problems",
+                            interactive=False, elem_id="bh-problems")
+    with gr.Accordion("Training settings (from the plan)", open=True):
+        with gr.Row():
+            model = gr.Textbox(value=DEFAULT_MODEL, label="Base model (hub id or local folder)")
+            method = gr.Radio(["lora", "qlora"], value="lora", label="Method")
+        with gr.Row():
+            lora_r = gr.Number(value=8, precision=0, label="LoRA r")
+            lora_alpha = gr.Number(value=16, precision=0, label="LoRA alpha")
+            lora_dropout = gr.Number(value=0.05, label="LoRA dropout")
+            learning_rate = gr.Number(value=2e-4, label="Learning rate")
+        with gr.Row():
+            epochs = gr.Number(value=3, label="Epochs")
+            max_steps = gr.Number(value=-1, precision=0, label="Max steps (-1: all epochs)")
+            batch_size = gr.Number(value=8, precision=0, label="Batch size")
+            accumulation = gr.Number(value=1, precision=0, label="Gradient accumulation")
+            max_length = gr.Number(value=1024, precision=0, label="Max length (tokens)")
+            packing = gr.Checkbox(value=False, label="Packing")
+        reasons_md = gr.Markdown()
+    setting_inputs = [model, method, lora_r, lora_alpha, lora_dropout, learning_rate, epochs, max_steps, batch_size,
+                      accumulation, max_length, packing]
+    estimate_md = gr.Markdown(elem_id="bh-estimate")
+    with gr.Row():
+        adapter_name = gr.Textbox(label="Adapter name", placeholder="my-adapter", elem_id="bh-adapter-name")
+        start = gr.Button("Start training", variant="primary", elem_id="bh-start")
+        jobs_choice = gr.Dropdown([], label="Job", allow_custom_value=True)
+        cancel = gr.Button("Cancel", variant="stop")
+        resume = gr.Button("Resume")
+    job_md = gr.Markdown(elem_id="bh-job")
+    loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss", height=260)
+    with gr.Row():
+        jobs_table = gr.Dataframe(headers=JOB_COLUMNS, label="Jobs", interactive=False)
+        adapters_table = gr.Dataframe(headers=ADAPTER_COLUMNS, label="Adapters", interactive=False,
+                                      elem_id="bh-adapters")
+    timer = gr.Timer(2.0)
+
+    def settings_from(values) -> TrainingSettings:
+        data = dict(zip(SETTING_FIELDS, values, strict=True))
+        ints = {f.name for f in fields(TrainingSettings) if f.type in ("int", int)}
+        data = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
+        return TrainingSettings(**data)
+
+    def prefill(name: str):
+        settings, reasons = settings_from_plan(workspace.load(name).get("plan"), hardware)
+        note = "\n".join(f"- **{k.replace('_', ' ')}**: {html.escape(v)}" for k, v in reasons.items() if v)
+        values = [getattr(settings, f) for f in SETTING_FIELDS]
+        values[0] = settings.model
+        return [*values, note]
+
+    def on_check(train, evaluation, general, format_name, prompt_col, completion_col, name, *values):
+        if not train:
+            return "", "Upload a training file first.", "", [], ""
+        try:
+            settings = settings_from(values)
+            read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
+            mapping = {k: v for k, v in (("prompt", prompt_col), ("completion", completion_col)) if v}
+            prepared = behaviour(name).prepare(
+                Path(train).name, read(train), Path(evaluation).name if evaluation else None, read(evaluation),
+                None if format_name == "auto" else format_name, mapping or None, read(general), settings)
+        except DatasetError as error:
+            report = error.report or {"errors": [], "duplicates": [], "conflicts": [], "leakage": []}
+            return "", f"**Cannot train on this file:** {html.escape(str(error))}", "", problems_rows(report), ""
+        except (UnicodeDecodeError, OSError, ValueError) as error:
+            return "", f"**Cannot read the file:** {html.escape(str(error))}", "", [], ""
+        first = [json.loads(line) for line in prepared.train_file.read_text().splitlines()[:3]]
+        estimate = behaviour(name).estimate(prepared, settings, hardware)
+        return (prepared.dataset_id, report_markdown(prepared.report, prepared), json.dumps(first, indent=2,
+                ensure_ascii=False), problems_rows(prepared.report), estimate_markdown(estimate))
+
+    def on_start(dataset_id, adapter, name, *values):
+        if not dataset_id:
+            raise gr.Error("Check the examples first.")
+        try:
+            settings = settings_from(values)
+            service = behaviour(name)
+            prepared = service.load_prepared(dataset_id)
+            estimate = service.estimate(prepared, settings, hardware)
+            if not estimate.fits:
+                raise gr.Error("This training does not fit in the GPU's memory: " + "; ".join(estimate.alternatives))
+            job_id = service.start(prepared, settings, adapter.strip() or f"adapter-{dataset_id}")
+        except (ValueError, DatasetError, WorkspaceError) as error:
+            raise gr.Error(str(error)) from error
+        return gr.Dropdown(choices=[j.job_id for j in service.jobs.jobs()], value=job_id)
+
+    def on_cancel(job_id, name):
+        if job_id:
+            behaviour(name).jobs.cancel(job_id)
+
+    def on_resume(job_id, name):
+        if job_id:
+            behaviour(name).jobs.start(job_id, resume=True)
+
+    def on_tick(job_id, name):
+        import pandas as pd
+
+        service = behaviour(name)
+        jobs = service.refresh()
+        job_rows = [[j.job_id, j.status, j.step, j.max_steps, j.reason] for j in reversed(jobs)]
+        adapter_rows = [[a.name, a.method, a.base_model, a.steps, a.eval_loss] for a in service.adapters.list()]
+        job_id = job_id or (jobs[-1].job_id if jobs else None)
+        text, points = "No training job yet.", []
+        if job_id:
+            status = service.jobs.status(job_id)
+            done = status.step / status.max_steps if status.max_steps else 0
+            bar = f"<progress value='{status.step}' max='{max(status.max_steps, 1)}' style='width:100%'></progress>"
+            records = service.jobs.progress(job_id)
+            last = records[-1] if records else {}
+            device = "CPU, slow" if status.device == "cpu" else (status.device or "starting")
+            text = (f"**Job {job_id}: {status.status}** ({device}) step {status.step} of {status.max_steps} "
+                    f"({done:.0%})" + (f", {last['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in last else "")
+                    + (f", ETA {last['eta_s']:.0f} s" if "eta_s" in last and status.status == "running" else "")
+                    + f"\n\n{bar}")
+            if status.command:
+                text += f"\n\n`{html.escape(status.command)}`"
+            if status.reason:
+                text += f"\n\n{html.escape(status.reason)}. {html.escape(status.advice)}"
+            for record in records:
+                for key, series in (("loss", "train loss"), ("eval_loss", "eval loss")):
+                    if key in record:
+                        points.append({"step": record["step"], "value": record[key], "series": series})
+        plot = pd.DataFrame(points or [{"step": 0, "value": None, "series": "train loss"}])
+        return text, plot, job_rows, adapter_rows
+
+    private = {"api_visibility": "private"}
+    check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,
+                           *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md], **private)
+    start.click(on_start, [prepared_id, adapter_name, project, *setting_inputs], [jobs_choice], **private)
+    cancel.click(on_cancel, [jobs_choice, project], None, **private)
+    resume.click(on_resume, [jobs_choice, project], None, **private)
+    timer.tick(on_tick, [jobs_choice, project], [job_md, loss_plot, jobs_table, adapters_table], **private)
+    return {"prefill": prefill, "outputs": [*setting_inputs, reasons_md]}
