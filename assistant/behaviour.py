@@ -224,10 +224,10 @@ class Behaviour:
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
     def estimate(self, prepared: PreparedDataset, settings: TrainingSettings, hardware: Hardware) -> TrainingEstimate:
-        from assistant.model_shapes import ModelConfigError, shape_from_pretrained
+        from assistant.model_shapes import ModelConfigError, shape_for_model
 
         try:
-            shape = shape_from_pretrained(settings.model)
+            shape = shape_for_model(settings.model)
         except ModelConfigError:
             shape = None
         median = prepared.report["tokens"]["median"] or 0

@@ -16,7 +16,30 @@ class ModelConfigError(Exception):
     """The config cannot be read or built; the message says what to do."""
 
 
-def shape_from_pretrained(name_or_path: str, trust_remote_code: bool = False) -> ModelShape:
+def catalog_shape_for(name_or_path: str) -> ModelShape | None:
+    """The catalog entry a hub id names ("Qwen/Qwen2.5-0.5B-Instruct" -> Qwen2.5-0.5B), if any."""
+    from assistant.catalog import MODEL_CATALOG
+
+    name = name_or_path.rsplit("/", 1)[-1].lower()
+    for suffix in ("-instruct", "-chat", "-it"):
+        name = name.removesuffix(suffix)
+    return next((shape for key, shape in MODEL_CATALOG.items() if key.lower() == name), None)
+
+
+def shape_for_model(name_or_path: str, trust_remote_code: bool = False) -> ModelShape:
+    """A shape without waiting on the network: a local folder's config, else the catalog entry the
+    id names, else a config already in the local Hugging Face cache."""
+    import os
+
+    if not os.path.isdir(name_or_path):
+        known = catalog_shape_for(name_or_path)
+        if known is not None:
+            return known
+    return shape_from_pretrained(name_or_path, trust_remote_code, local_files_only=True)
+
+
+def shape_from_pretrained(name_or_path: str, trust_remote_code: bool = False,
+                          local_files_only: bool = False) -> ModelShape:
     """The shape of the model at ``name_or_path`` (a folder with config.json, or a hub id)."""
     try:
         import torch
@@ -24,7 +47,8 @@ def shape_from_pretrained(name_or_path: str, trust_remote_code: bool = False) ->
     except ImportError as error:  # pragma: no cover - the dependencies are declared
         raise ModelConfigError(f"reading a model config needs torch and transformers: {error}") from error
     try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
+                                            local_files_only=local_files_only)
     except (OSError, ValueError) as error:
         raise ModelConfigError(
             f"cannot read a model config from {name_or_path!r}: give a local folder that holds "

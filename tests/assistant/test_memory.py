@@ -115,3 +115,10 @@ def test_missing_config_gives_a_clear_error(tmp_path):
 
     with pytest.raises(ModelConfigError, match="config.json"):
         shape_from_pretrained(str(tmp_path / "nowhere"))
+
+
+def test_hub_ids_of_catalog_models_need_no_network():
+    from assistant.model_shapes import shape_for_model
+
+    assert shape_for_model("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B"
+    assert shape_for_model("meta-llama/Llama-3.1-8B-Instruct").name == "Llama-3.1-8B"
