@@ -208,7 +208,7 @@ def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
                 for key, series in (("loss", "train loss"), ("eval_loss", "eval loss")):
                     if key in record:
                         points.append({"step": record["step"], "value": record[key], "series": series})
-        plot = pd.DataFrame(points or [{"step": 0, "value": None, "series": "train loss"}])
+        plot = pd.DataFrame(points, columns=["step", "value", "series"]).astype({"step": int, "value": float})
         return text, plot, job_rows, adapter_rows
 
     private = {"api_visibility": "private"}
