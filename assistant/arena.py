@@ -1,0 +1,170 @@
+"""Blind A/B votes between variants, and the leaderboard they imply.
+
+The maths is pure: :func:`bradley_terry` fits strengths by the classic MM iteration (Hunter
+2004), :func:`leaderboard` adds win rates and bootstrap confidence intervals. Votes live in the
+project's SQLite file so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+OUTCOMES = ("a", "b", "tie", "both_bad")
+ELO_SCALE = 400 / math.log(10)
+"""Scores on the familiar Elo scale: a 3:1 strength ratio is about 191 points."""
+
+
+@dataclass(frozen=True)
+class Vote:
+    variant_a: str
+    variant_b: str
+    outcome: str
+    prompt: str = ""
+    answer_a: str = ""
+    answer_b: str = ""
+    session: str = ""
+    time: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
+        if self.variant_a == self.variant_b:
+            raise ValueError("a vote compares two different variants")
+
+
+@dataclass(frozen=True)
+class Standing:
+    variant: str
+    score: float
+    low: float
+    high: float
+    wins: int
+    losses: int
+    ties: int
+    games: int
+
+    @property
+    def win_rate(self) -> float:
+        return (self.wins + 0.5 * self.ties) / self.games if self.games else 0.0
+
+
+def draw_pair(variants: Sequence[str], rng: random.Random) -> tuple[str, str]:
+    """Two different variants in random order: the blind pair for the next vote."""
+    if len(variants) < 2:
+        raise ValueError("blind voting needs at least two variants")
+    first, second = rng.sample(list(variants), 2)
+    return first, second
+
+
+def _results(votes: Sequence[Vote]) -> list[tuple[str, str, float]]:
+    """(a, b, score of a): 1 a wins, 0 b wins, 0.5 a tie; "both bad" counts as a tie."""
+    value = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
+    return [(v.variant_a, v.variant_b, value[v.outcome]) for v in votes]
+
+
+def bradley_terry(votes: Sequence[Vote], iterations: int = 1000, prior: float = 0.0) -> dict[str, float]:
+    """Bradley-Terry strengths on the Elo scale, centred on 1000.
+
+    ``prior`` adds that many virtual ties between every pair that met, which keeps an unbeaten
+    or winless variant finite; 0 gives the plain maximum-likelihood fit.
+    """
+    results = _results(votes)
+    players = sorted({p for a, b, _ in results for p in (a, b)})
+    if not players:
+        return {}
+    wins = {p: 0.0 for p in players}
+    games: dict[tuple[str, str], float] = {}
+    for a, b, score in results:
+        wins[a] += score
+        wins[b] += 1.0 - score
+        key = (min(a, b), max(a, b))
+        games[key] = games.get(key, 0.0) + 1.0
+    for key in games:
+        games[key] += 2 * prior
+        wins[key[0]] += prior
+        wins[key[1]] += prior
+    strength = {p: 1.0 for p in players}
+    for _ in range(iterations):
+        updated = {}
+        for p in players:
+            denominator = sum(n / (strength[p] + strength[q if q != p else r])
+                              for (q, r), n in games.items() if p in (q, r))
+            updated[p] = max(wins[p], 1e-9) / denominator if denominator else strength[p]
+        mean_log = sum(math.log(s) for s in updated.values()) / len(updated)
+        updated = {p: s / math.exp(mean_log) for p, s in updated.items()}
+        converged = max(abs(updated[p] - strength[p]) for p in players) < 1e-10
+        strength = updated
+        if converged:
+            break
+    return {p: 1000 + ELO_SCALE * math.log(s) for p, s in strength.items()}
+
+
+def leaderboard(votes: Sequence[Vote], bootstrap: int = 200, seed: int = 0, prior: float = 0.5) -> list[Standing]:
+    """Standings by Bradley-Terry score with 95% bootstrap intervals, best first."""
+    if not votes:
+        return []
+    scores = bradley_terry(votes, prior=prior)
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {p: [] for p in scores}
+    for _ in range(bootstrap):
+        resampled = bradley_terry([votes[rng.randrange(len(votes))] for _ in votes], iterations=200, prior=prior)
+        for p in scores:
+            if p in resampled:
+                samples[p].append(resampled[p])
+    standings = []
+    for p, score in scores.items():
+        ordered = sorted(samples[p]) or [score]
+        low = ordered[int(0.025 * (len(ordered) - 1))]
+        high = ordered[int(math.ceil(0.975 * (len(ordered) - 1)))]
+        wins = sum(1 for v in votes if (v.variant_a == p and v.outcome == "a") or (v.variant_b == p and v.outcome == "b"))
+        losses = sum(1 for v in votes if (v.variant_a == p and v.outcome == "b") or (v.variant_b == p and v.outcome == "a"))
+        played = sum(1 for v in votes if p in (v.variant_a, v.variant_b))
+        standings.append(Standing(p, score, low, high, wins, losses, played - wins - losses, played))
+    return sorted(standings, key=lambda s: -s.score)
+
+
+class VoteStore:
+    """Votes in the project's SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("""CREATE TABLE IF NOT EXISTS votes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, session TEXT, prompt TEXT,
+            variant_a TEXT, variant_b TEXT, answer_a TEXT, answer_b TEXT, outcome TEXT)""")
+
+    def add(self, vote: Vote) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO votes (time, session, prompt, variant_a, variant_b, answer_a, answer_b, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (vote.time or time.time(), vote.session, vote.prompt, vote.variant_a, vote.variant_b,
+                 vote.answer_a, vote.answer_b, vote.outcome))
+
+    def votes(self) -> list[Vote]:
+        rows = self._db.execute("SELECT variant_a, variant_b, outcome, prompt, answer_a, answer_b, session, time "
+                                "FROM votes ORDER BY id").fetchall()
+        return [Vote(*row) for row in rows]
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["time", "session", "prompt", "variant_a", "variant_b", "answer_a", "answer_b", "outcome"])
+        for v in self.votes():
+            writer.writerow([v.time, v.session, v.prompt, v.variant_a, v.variant_b, v.answer_a, v.answer_b, v.outcome])
+        return out.getvalue()
+
+    def close(self) -> None:
+        self._db.close()

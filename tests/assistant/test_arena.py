@@ -1,0 +1,66 @@
+"""Blind votes and the leaderboard: hand-computed cases and persistence."""
+
+import math
+import random
+
+import pytest
+
+from assistant.arena import Vote, VoteStore, bradley_terry, draw_pair, leaderboard
+
+
+def votes(*spec):
+    return [Vote(a, b, outcome) for a, b, outcome, count in spec for _ in range(count)]
+
+
+def test_two_variants_three_wins_to_one_is_a_3_to_1_strength_ratio():
+    scores = bradley_terry(votes(("A", "B", "a", 3), ("A", "B", "b", 1)))
+    assert scores["A"] - scores["B"] == pytest.approx(400 * math.log10(3), abs=1e-6)
+    assert (scores["A"] + scores["B"]) / 2 == pytest.approx(1000)
+
+
+def test_sides_do_not_matter_and_ties_count_half():
+    left = bradley_terry(votes(("A", "B", "a", 2), ("A", "B", "tie", 2)))
+    right = bradley_terry(votes(("B", "A", "b", 2), ("B", "A", "both_bad", 2)))
+    assert left == pytest.approx(right)
+    # A scored 3 of 4: ratio 3.
+    assert left["A"] - left["B"] == pytest.approx(400 * math.log10(3), abs=1e-6)
+
+
+def test_a_cycle_of_equal_records_gives_equal_scores():
+    scores = bradley_terry(votes(("A", "B", "a", 2), ("B", "C", "a", 2), ("C", "A", "a", 2)))
+    assert scores["A"] == pytest.approx(scores["B"]) == pytest.approx(scores["C"]) == pytest.approx(1000)
+
+
+def test_leaderboard_orders_counts_and_brackets_the_score():
+    board = leaderboard(votes(("A", "B", "a", 8), ("A", "B", "b", 2), ("A", "C", "a", 5), ("B", "C", "tie", 4)))
+    assert [s.variant for s in board][0] == "A"
+    a = board[0]
+    assert (a.wins, a.losses, a.ties, a.games) == (13, 2, 0, 15)
+    assert a.win_rate == pytest.approx(13 / 15)
+    assert all(s.low <= s.score <= s.high for s in board)
+
+
+def test_blind_pairs_are_two_different_variants_in_both_orders():
+    rng = random.Random(0)
+    pairs = {draw_pair(["base", "adapter", "rag"], rng) for _ in range(200)}
+    assert all(a != b for a, b in pairs) and len(pairs) == 6
+    with pytest.raises(ValueError):
+        draw_pair(["base"], rng)
+
+
+def test_votes_survive_a_restart_and_export_as_csv(tmp_path):
+    store = VoteStore(tmp_path / "tunewise.sqlite")
+    store.add(Vote("base", "adapter", "b", prompt="hi", answer_a="x", answer_b="y", session="s1"))
+    store.add(Vote("adapter", "base", "tie", prompt="yo"))
+    store.close()
+    reopened = VoteStore(tmp_path / "tunewise.sqlite")
+    assert [(v.variant_a, v.outcome) for v in reopened.votes()] == [("base", "b"), ("adapter", "tie")]
+    lines = reopened.to_csv().splitlines()
+    assert lines[0].startswith("time,session,prompt") and len(lines) == 3
+
+
+def test_bad_votes_are_refused():
+    with pytest.raises(ValueError):
+        Vote("a", "b", "maybe")
+    with pytest.raises(ValueError):
+        Vote("a", "a", "tie")
