@@ -125,8 +125,8 @@ def leaderboard(votes: Sequence[Vote], bootstrap: int = 200, seed: int = 0, prio
         ordered = sorted(samples[p]) or [score]
         low = ordered[int(0.025 * (len(ordered) - 1))]
         high = ordered[int(math.ceil(0.975 * (len(ordered) - 1)))]
-        wins = sum(1 for v in votes if (v.variant_a == p and v.outcome == "a") or (v.variant_b == p and v.outcome == "b"))
-        losses = sum(1 for v in votes if (v.variant_a == p and v.outcome == "b") or (v.variant_b == p and v.outcome == "a"))
+        wins = sum(1 for v in votes if (p, v.outcome) in {(v.variant_a, "a"), (v.variant_b, "b")})
+        losses = sum(1 for v in votes if (p, v.outcome) in {(v.variant_a, "b"), (v.variant_b, "a")})
         played = sum(1 for v in votes if p in (v.variant_a, v.variant_b))
         standings.append(Standing(p, score, low, high, wins, losses, played - wins - losses, played))
     return sorted(standings, key=lambda s: -s.score)
