@@ -90,9 +90,22 @@ def prompt_ids(loaded: LoadedModel, messages: list[dict]):
     return {k: v.to(loaded.device) for k, v in encoded.items()}
 
 
-def stream_chat(loaded: LoadedModel, messages: list[dict],
-                generation: GenerationSettings | None = None) -> Iterator[str]:
-    """Yield the answer's text as it grows, ending at the end of the assistant's turn."""
+BASE = None
+"""Pass as ``adapter`` to answer with every adapter disabled (the frozen base)."""
+ACTIVE = "__active__"
+"""Pass as ``adapter`` to keep whatever adapter is active (or the plain model)."""
+
+
+def stream_chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None,
+                adapter: str | None = ACTIVE) -> Iterator[str]:
+    """Yield the answer's text as it grows, ending at the end of the assistant's turn.
+
+    On a PEFT model, ``adapter`` names the adapter to answer with, or BASE (None) for the base
+    with adapters disabled. The model lock is held for the whole answer, so a switch can never
+    happen half-way through someone else's generation.
+    """
+    import contextlib
+
     import torch
     from transformers import TextIteratorStreamer
 
@@ -109,7 +122,12 @@ def stream_chat(loaded: LoadedModel, messages: list[dict],
 
     def run() -> None:
         try:
-            with torch.no_grad():
+            context = contextlib.nullcontext()
+            if adapter is None and hasattr(loaded.model, "disable_adapter"):
+                context = loaded.model.disable_adapter()
+            elif adapter not in (None, ACTIVE):
+                loaded.model.set_adapter(adapter)
+            with torch.no_grad(), context:
                 torch.manual_seed(generation.seed)
                 loaded.model.generate(**kwargs)
         except BaseException as error:  # surfaced to the caller below
@@ -128,11 +146,12 @@ def stream_chat(loaded: LoadedModel, messages: list[dict],
         raise errors[0]
 
 
-def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None) -> str:
+def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None,
+         adapter: str | None = ACTIVE) -> str:
     """The whole answer at once."""
     from collections import deque
 
-    last = deque(stream_chat(loaded, messages, generation), maxlen=1)
+    last = deque(stream_chat(loaded, messages, generation, adapter), maxlen=1)
     return last[0] if last else ""
 
 

@@ -1,0 +1,69 @@
+"""Four variants over one base; the base answers the same before and after adapters are loaded."""
+
+import pytest
+
+from assistant.runtime import GenerationSettings, ModelSettings, chat, load_model
+from assistant.variants import Variant, VariantModel
+from retrieval.search import ChunkHit
+from trainers.jobs import JobStore
+from trainers.sft import SftJobConfig
+
+PROMPT = [{"role": "user", "content": "Book a table for two tonight"}]
+SETTINGS = GenerationSettings(max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def two_adapters(tiny_model_path, tmp_path_factory):
+    from tests.snips import snips_chat_jsonl
+
+    root = tmp_path_factory.mktemp("variants")
+    (root / "train.jsonl").write_text(snips_chat_jsonl("train", limit=64, seed=0))
+    store = JobStore(root / "jobs")
+    paths = {}
+    for name, lr in (("json", 5e-3), ("other", 1e-2)):
+        job = store.create(SftJobConfig(model=str(tiny_model_path), train_file=str(root / "train.jsonl"), max_steps=6,
+                                        batch_size=4, max_length=96, learning_rate=lr, save_steps=100, device="cpu"))
+        store.start(job)
+        status = store.wait(job, timeout=300)
+        assert status.status == "completed"
+        paths[name] = status.adapter_dir
+    return paths
+
+
+def search(question):
+    return [ChunkHit("c1", "d", "hr.md", "", None, "", 0, 30, "Tables for two are free tonight.", 1.0, 0.9)]
+
+
+def test_four_variants_answer_one_prompt_and_the_base_is_unchanged(tiny_model_path, two_adapters):
+    loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
+    before = chat(loaded, PROMPT, SETTINGS)
+    model = VariantModel(loaded)
+    for name, path in two_adapters.items():
+        model.add_adapter(name, path)
+    names = [v.name for v in model.variants(with_retrieval=True)]
+    assert names == ["base", "base + retrieval", "json", "json + retrieval", "other", "other + retrieval"]
+    final = {}
+    for variant in model.variants(with_retrieval=True)[:4]:
+        answers = list(model.stream(variant, PROMPT, SETTINGS, search=search))
+        final[variant.name] = answers[-1]
+        assert answers[-1].done and answers[-1].first_token_s is not None
+    assert final["base"].text == before  # the frozen base, adapters disabled
+    assert final["json"].text != before or final["other"].text != before
+    assert final["base + retrieval"].sources[0].source == "hr.md"
+    # Switching back and forth changes nothing.
+    assert list(model.stream(Variant(), PROMPT, SETTINGS))[-1].text == before
+
+
+def test_variant_names_round_trip():
+    for variant in (Variant(), Variant("json"), Variant("json", True), Variant(None, True)):
+        assert Variant.parse(variant.name) == variant
+
+
+def test_adapters_share_one_base(tiny_model_path, two_adapters):
+    loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
+    base_params = sum(p.numel() for p in loaded.model.parameters())
+    model = VariantModel(loaded)
+    for name, path in two_adapters.items():
+        model.add_adapter(name, path)
+    lora_params = sum(p.numel() for n, p in loaded.model.named_parameters() if "lora_" in n)
+    assert sum(p.numel() for p in loaded.model.parameters()) == base_params + lora_params
