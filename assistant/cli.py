@@ -10,6 +10,7 @@
     tunewise validate TRAIN [--eval EVAL] --json
     tunewise train --data FILE [--eval FILE] [--model ID|PATH] [--method qlora|lora] [--project P]
     tunewise jobs [list|cancel ID|resume ID];  tunewise adapters [list|rename|delete|export]
+    tunewise eval --data FILE [--adapters all] [--retrieval] [--limit N]
 
 Only the standard library is imported at start-up: gradio (and, in later commands,
 torch) load inside the subcommand that needs them, so ``--help`` and ``advise`` are fast.
@@ -107,6 +108,17 @@ def make_parser() -> argparse.ArgumentParser:
     adapters = commands.add_parser("adapters", parents=[common], help="list, rename, delete or export adapters")
     adapters.add_argument("action", choices=("list", "rename", "delete", "export"), nargs="?", default="list")
     adapters.add_argument("names", nargs="*", help="NAME, OLD NEW, or NAME OUT_DIR for export (merged model)")
+
+    evaluate_variants = commands.add_parser("eval", parents=[knowledge],
+                                            help="run held-out examples through the base and the adapters")
+    evaluate_variants.add_argument("--data", required=True, metavar="FILE", help="held-out examples (any format)")
+    evaluate_variants.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: the adapters' base)")
+    evaluate_variants.add_argument("--adapters", default="all", help="comma-separated adapter names, or all / none")
+    evaluate_variants.add_argument("--retrieval", action="store_true", help="also each variant + retrieval")
+    evaluate_variants.add_argument("--limit", type=int, help="only the first N examples")
+    evaluate_variants.add_argument("--max-new-tokens", type=int, default=256)
+    evaluate_variants.add_argument("--device", choices=("cpu", "cuda"))
+    evaluate_variants.add_argument("--json", action="store_true", help="print the report as JSON")
 
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
@@ -425,6 +437,56 @@ def run_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    from assistant.behaviour import Behaviour
+    from assistant.evaluation import cases_from_file, run_evaluation, save_report
+    from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
+    from assistant.variants import VariantModel
+    from assistant.workspace import Workspace
+
+    workspace = Workspace(args.workspace)
+    behaviour = Behaviour(workspace, args.project)
+    try:
+        cases = cases_from_file(args.data, args.limit)
+    except (OSError, ValueError) as error:
+        return _fail(str(error))
+    registry = behaviour.adapters
+    chosen = [a for a in registry.list() if args.adapters == "all" or a.name in args.adapters.split(",")]
+    if args.adapters not in ("all", "none"):
+        missing = set(args.adapters.split(",")) - {a.name for a in chosen}
+        if missing:
+            return _fail(f"no adapters named {sorted(missing)} in project {args.project!r}")
+    if args.adapters == "none":
+        chosen = []
+    base = args.model or (chosen[0].base_model if chosen else DEFAULT_MODEL)
+    model = VariantModel(load_model(ModelSettings(model=base, device=args.device)))
+    for adapter in chosen:
+        model.add_adapter(adapter.name, adapter.path)
+    search = None
+    if args.retrieval:
+        kb = _knowledge_base(args)
+        if not kb.documents():
+            return _fail(f"project {args.project!r} has no documents for the retrieval variants")
+
+        def search(question):
+            return kb.search(question, 5, with_similarity=True)
+
+    variants = model.variants(with_retrieval=args.retrieval)
+
+    def progress(fraction: float, label: str) -> None:
+        print(f"[{fraction:4.0%}] {label}", file=sys.stderr, flush=True)
+
+    report = run_evaluation(model, variants, cases, Path(args.data).name,
+                            GenerationSettings(max_new_tokens=args.max_new_tokens), search, progress)
+    folder = save_report(report, workspace.project(args.project).path / "evals")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.markdown())
+        print(f"saved: {folder / 'report.json'} and {folder / 'report.md'}")
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from assistant.knowledge import KnowledgeSettings
     from assistant.runtime import DEFAULT_MODEL, ModelSettings
@@ -445,7 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
-                "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters}
+                "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
+                "eval": run_eval}
     try:
         return handlers[args.command](args)
     except WorkspaceError as error:

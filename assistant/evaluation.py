@@ -1,0 +1,100 @@
+"""A held-out set through several variants, scored the same way, saved as JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from assistant.runtime import GenerationSettings
+from assistant.variants import Variant, VariantModel
+from trainers.evaluation import score_answers
+from trainers.metrics import cites_a_source
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    messages: tuple[dict, ...]
+    """The conversation up to the answer."""
+    reference: str
+    line: int = 0
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    metrics: dict
+    answers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalReport:
+    eval_id: str
+    data: str
+    cases: int
+    results: list[VariantResult]
+    created: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        keys = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
+                "latency_p50_s", "first_token_p50_s"]
+        lines = [f"# Evaluation {self.eval_id}", "", f"{self.cases} held-out cases from `{self.data}`.", "",
+                 "| variant | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        for result in self.results:
+            cells = []
+            for key in keys:
+                value = result.metrics.get(key)
+                cells.append("" if value is None else f"{value:.3f}")
+            lines.append(f"| {result.variant} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def cases_from_file(path: str | Path, limit: int | None = None) -> list[EvalCase]:
+    """Held-out cases from any example format: everything but the last turn, and that turn."""
+    from trainers.formats import parse_examples
+
+    parsed = parse_examples(Path(path).name, Path(path).read_text(encoding="utf-8"))
+    if not parsed.examples:
+        raise ValueError(f"{path}: no usable examples ({len(parsed.problems)} problems)")
+    return [EvalCase(e.messages[:-1], e.answer, e.line) for e in parsed.examples[:limit]]
+
+
+def run_evaluation(model: VariantModel, variants: Sequence[Variant], cases: Sequence[EvalCase], data_name: str,
+                   generation: GenerationSettings | None = None, search: Callable | None = None,
+                   progress: Callable[[float, str], None] | None = None) -> EvalReport:
+    """Every case through every variant with the same decoding settings and seed."""
+    results = []
+    total = len(variants) * len(cases)
+    for v_index, variant in enumerate(variants):
+        answers, latencies, first_tokens, cited = [], [], [], []
+        for c_index, case in enumerate(cases):
+            if progress:
+                progress((v_index * len(cases) + c_index) / max(total, 1), variant.name)
+            started = time.perf_counter()
+            final = list(model.stream(variant, list(case.messages), generation, search))[-1]
+            latencies.append(time.perf_counter() - started)
+            if final.first_token_s is not None:
+                first_tokens.append(final.first_token_s)
+            answers.append(final.text)
+            cited.append(cites_a_source(final.text))
+        metrics = score_answers(answers, [c.reference for c in cases])
+        metrics["latency_p50_s"] = statistics.median(latencies) if latencies else None
+        metrics["first_token_p50_s"] = statistics.median(first_tokens) if first_tokens else None
+        metrics["citation_rate"] = sum(cited) / len(cited) if variant.retrieval and cited else None
+        results.append(VariantResult(variant.name, metrics, answers))
+    return EvalReport(time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4], data_name, len(cases), results)
+
+
+def save_report(report: EvalReport, evals_dir: str | Path) -> Path:
+    folder = Path(evals_dir) / report.eval_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    (folder / "report.md").write_text(report.markdown())
+    return folder
