@@ -8,6 +8,8 @@ Named API endpoints, callable from ``gradio_client``:
     /interview (message, project="default") -> the assistant's reply to one chat turn
     /plan      (project="default")          -> the project's current plan as JSON
     /search    (query, k=5, mode="bm25", project="default") -> hits with source, page, span, score
+    /ingest    (files, project)                              -> per-file results and the document table
+    /compare   (prompt, variants, project)                   -> each variant's answer; history per session
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from assistant.knowledge import KnowledgeBases, KnowledgeSettings  # noqa: E402
 from assistant.runtime import ModelSettings, SharedModel  # noqa: E402
 from assistant.workspace import DEFAULT_PROJECT, Workspace, WorkspaceError  # noqa: E402
 from ui.behaviour_tab import build_behaviour_tab  # noqa: E402
+from ui.compare_tab import build_compare_tab  # noqa: E402
 from ui.interview_tab import build_interview_tab, load_view  # noqa: E402
 from ui.knowledge_tab import build_knowledge_tab  # noqa: E402
 
@@ -61,6 +64,8 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
                 knowledge_tab = build_knowledge_tab(kbs, shared_model, chosen)
             with gr.Tab("Behaviour", id="behaviour") as behaviour_tab_item:
                 behaviour_tab = build_behaviour_tab(workspace, chosen)
+            with gr.Tab("Compare", id="compare"), gr.Tabs():
+                build_compare_tab(workspace, shared_model, kbs, chosen)
 
         def show(name: str, notice: str = "") -> list:
             return [gr.Dropdown(choices=workspace.list_projects(), value=name), "",
