@@ -11,6 +11,7 @@
     tunewise train --data FILE [--eval FILE] [--model ID|PATH] [--method qlora|lora] [--project P]
     tunewise jobs [list|cancel ID|resume ID];  tunewise adapters [list|rename|delete|export]
     tunewise eval --data FILE [--adapters all] [--retrieval] [--limit N]
+    tunewise gap-check --data FILE [--limit 20]
 
 Only the standard library is imported at start-up: gradio (and, in later commands,
 torch) load inside the subcommand that needs them, so ``--help`` and ``advise`` are fast.
@@ -119,6 +120,14 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate_variants.add_argument("--max-new-tokens", type=int, default=256)
     evaluate_variants.add_argument("--device", choices=("cpu", "cuda"))
     evaluate_variants.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    gap = commands.add_parser("gap-check", parents=[knowledge],
+                              help="measure the base (and base + retrieval) on held-out examples before training")
+    gap.add_argument("--data", required=True, metavar="FILE", help="held-out examples (any format)")
+    gap.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: Qwen/Qwen2.5-0.5B-Instruct)")
+    gap.add_argument("--limit", type=int, default=20, help="examples to sample (default 20)")
+    gap.add_argument("--max-new-tokens", type=int, default=256)
+    gap.add_argument("--device", choices=("cpu", "cuda"))
 
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
@@ -479,11 +488,53 @@ def run_eval(args: argparse.Namespace) -> int:
     report = run_evaluation(model, variants, cases, Path(args.data).name,
                             GenerationSettings(max_new_tokens=args.max_new_tokens), search, progress)
     folder = save_report(report, workspace.project(args.project).path / "evals")
+    from assistant.outcomes import plan_held
+
+    data = workspace.load(args.project)
+    results = report.to_dict()["results"]
+    data["outcome"] = {"eval_id": report.eval_id, "lines": plan_held(data.get("plan") or {}, results)}
+    workspace.save(args.project, data)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(report.markdown())
+        for line in data["outcome"]["lines"]:
+            print(line)
         print(f"saved: {folder / 'report.json'} and {folder / 'report.md'}")
+    return 0
+
+
+def run_gap_check(args: argparse.Namespace) -> int:
+    from assistant.advisor import Advisor
+    from assistant.evaluation import cases_from_file, run_evaluation
+    from assistant.outcomes import diagnose_gap
+    from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
+    from assistant.variants import Variant, VariantModel
+    from assistant.workspace import Workspace
+    from trainers.metrics import parse_json
+
+    workspace = Workspace(args.workspace)
+    try:
+        cases = cases_from_file(args.data, args.limit)
+    except (OSError, ValueError) as error:
+        return _fail(str(error))
+    kb = _knowledge_base(args)
+    has_documents = bool(kb.documents())
+    variants = [Variant()] + ([Variant(None, True)] if has_documents else [])
+    model = VariantModel(load_model(ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)))
+    report = run_evaluation(model, variants, cases, Path(args.data).name,
+                            GenerationSettings(max_new_tokens=args.max_new_tokens),
+                            (lambda q: kb.search(q, 5, with_similarity=True)) if has_documents else None)
+    structured = all(parse_json(c.reference) is not None for c in cases)
+    finding = diagnose_gap(report.to_dict()["results"], structured)
+    advisor = Advisor(workspace)
+    data = workspace.load(args.project)
+    data["gap_check"] = {"gap": finding.gap, "text": finding.text, "cases": len(cases)}
+    workspace.save(args.project, data)
+    print(f"gap check on {len(cases)} examples: {finding.text}")
+    if finding.gap and advisor.state(args.project).answers.get("gap") != finding.gap:
+        advisor.edit(args.project, {"gap": finding.gap})
+        print(f"the plan now uses the measured gap '{finding.gap}': {advisor.plan(args.project)['decision']}")
     return 0
 
 
@@ -508,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
                 "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
-                "eval": run_eval}
+                "eval": run_eval, "gap-check": run_gap_check}
     try:
         return handlers[args.command](args)
     except WorkspaceError as error:

@@ -50,6 +50,17 @@ def _profile_values(state: InterviewState) -> list[Any]:
     return values
 
 
+def measured_markdown(project_data: dict) -> str:
+    """What measurements said about the plan: the gap check and the last evaluation."""
+    parts = []
+    if project_data.get("gap_check"):
+        check = project_data["gap_check"]
+        parts.append(f"**Gap check ({check['cases']} examples):** {check['text']}")
+    if project_data.get("outcome"):
+        parts.append("**Did the plan hold?** " + " ".join(project_data["outcome"]["lines"]))
+    return "\n\n".join(parts)
+
+
 def _plan_card(state: InterviewState) -> str:
     if not state.answers:
         return "The plan appears here once you have answered a few questions."
@@ -65,9 +76,10 @@ def _plan_card(state: InterviewState) -> str:
     return prefix + plan_markdown(plan) + ("\n\n" + "\n\n".join(links) if links else "")
 
 
-def view(state: InterviewState, quick_replies: tuple[QuickReply, ...], notice: str = "") -> list:
+def view(state: InterviewState, quick_replies: tuple[QuickReply, ...], notice: str = "", measured: str = "") -> list:
     """Values for :attr:`InterviewTab.outputs`."""
-    return [chat_messages(state, quick_replies), "", *_profile_values(state), _plan_card(state), notice]
+    card = _plan_card(state) + (f"\n\n### Measured\n{measured}" if measured else "")
+    return [chat_messages(state, quick_replies), "", *_profile_values(state), card, notice]
 
 
 def build_interview_tab(advisor: Advisor, project: gr.State | gr.Dropdown) -> InterviewTab:
@@ -98,13 +110,16 @@ def build_interview_tab(advisor: Advisor, project: gr.State | gr.Dropdown) -> In
     plan_card = gr.Markdown(elem_id="plan-card")
     tab = InterviewTab(chatbot, message, fields, plan_card, notice)
 
+    def measured(project_name: str) -> str:
+        return measured_markdown(advisor.workspace.load(project_name))
+
     def turn(text: str, project_name: str) -> list:
         try:
             result = advisor.turn(project_name, text)
         except WorkspaceError as error:
             state = advisor.state(project_name)
             return view(state, (), f"**Could not save:** {error}")
-        return view(result.state, result.quick_replies)
+        return view(result.state, result.quick_replies, measured=measured(project_name))
 
     def choose_option(project_name: str, selection: gr.SelectData) -> list:
         return turn(str(selection.value), project_name)
@@ -115,7 +130,7 @@ def build_interview_tab(advisor: Advisor, project: gr.State | gr.Dropdown) -> In
         except (ProfileError, WorkspaceError) as error:
             state = advisor.state(project_name)
             return view(state, _pending_replies(advisor, project_name), f"**Not applied:** {error}")
-        return view(state, _pending_replies(advisor, project_name), "Profile updated.")
+        return view(state, _pending_replies(advisor, project_name), "Profile updated.", measured(project_name))
 
     def start_over(project_name: str) -> list:
         state = advisor.restart(project_name)
@@ -136,4 +151,5 @@ def _pending_replies(advisor: Advisor, project: str) -> tuple[QuickReply, ...]:
 
 def load_view(advisor: Advisor, project: str, notice: str = "") -> list:
     """Component values for a project as it is on disk."""
-    return view(advisor.state(project), _pending_replies(advisor, project), notice)
+    return view(advisor.state(project), _pending_replies(advisor, project), notice,
+                measured_markdown(advisor.workspace.load(project)))

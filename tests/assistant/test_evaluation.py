@@ -29,3 +29,23 @@ def test_eval_names_missing_adapters(tmp_path, capsys):
     data.write_text(snips_chat_jsonl("test", limit=2))
     assert main(["eval", "--data", str(data), "--adapters", "ghost", "--workspace", str(tmp_path / "ws")]) == 2
     assert "ghost" in capsys.readouterr().err
+
+
+def test_gap_check_measures_the_base_and_updates_the_plan(tiny_model_path, tmp_path, capsys):
+    ws = ["--workspace", str(tmp_path / "ws"), "--project", "g"]
+    from assistant.advisor import Advisor
+    from assistant.workspace import Workspace
+
+    advisor = Advisor(Workspace(tmp_path / "ws"))
+    for answer in ["Snips to JSON", "knowledge", "no", "500", "yes", "rarely", "24 GB", "1B", "no", "1"]:
+        advisor.turn("g", answer)
+    assert advisor.plan("g")["finetune"] == "none"
+    data = tmp_path / "t.jsonl"
+    data.write_text(snips_chat_jsonl("test", limit=3, seed=0))
+    capsys.readouterr()
+    assert main(["gap-check", "--data", str(data), "--model", str(tiny_model_path), "--max-new-tokens", "16",
+                 "--device", "cpu", *ws]) == 0
+    out = capsys.readouterr().out
+    assert "valid JSON" in out and "measured gap 'behaviour'" in out
+    assert advisor.plan("g")["finetune"] != "none"
+    assert Workspace(tmp_path / "ws").load("g")["gap_check"]["gap"] == "behaviour"
