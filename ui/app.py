@@ -65,7 +65,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
             with gr.Tab("Behaviour", id="behaviour") as behaviour_tab_item:
                 behaviour_tab = build_behaviour_tab(workspace, chosen)
             with gr.Tab("Compare", id="compare"), gr.Tabs():
-                build_compare_tab(workspace, shared_model, kbs, chosen)
+                build_compare_tab(workspace, shared_model, kbs, advisor, chosen)
 
         def show(name: str, notice: str = "") -> list:
             return [gr.Dropdown(choices=workspace.list_projects(), value=name), "",

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.advisor import Advisor
 from assistant.arena import Vote, VoteStore, draw_pair, leaderboard
 from assistant.behaviour import Behaviour
 from assistant.evaluation import cases_from_file, run_evaluation, save_report
 from assistant.knowledge import KnowledgeBases
+from assistant.outcomes import diagnose_gap, plan_held
 from assistant.runtime import GenerationSettings, ModelUnavailableError, SharedModel
 from assistant.variants import Variant, VariantModel
 from assistant.workspace import Workspace
@@ -54,7 +56,8 @@ def sources_text(sources) -> str:
     return "\n".join(f"[{s.number}] {s.source}" + (f", page {s.page}" if s.page else "") for s in sources)
 
 
-def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBases, project: gr.Dropdown) -> dict:
+def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBases, advisor: Advisor,
+                      project: gr.Dropdown) -> dict:
     variants = ProjectVariants(workspace, model, kbs)
     with gr.Tab("Side by side"):
         with gr.Row():
@@ -90,6 +93,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
             eval_limit = gr.Number(value=50, precision=0, label="Examples (at most)")
             eval_variants = gr.CheckboxGroup([], label="Variants")
             run = gr.Button("Run evaluation", variant="primary", elem_id="ev-run")
+            gap = gr.Button("Gap check (base only, before training)", elem_id="ev-gap")
         eval_table = gr.Dataframe(label="Results", interactive=False, elem_id="ev-table")
         eval_chart = gr.BarPlot(x="variant", y="value", color="metric", label="Scores", height=280)
         eval_note = gr.Markdown(elem_id="ev-note")
@@ -191,12 +195,40 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
                                 Path(file).name, GENERATION, variants.search(name),
                                 lambda f, label: progress(f, desc=label))
         folder = save_report(report, workspace.project(name).path / "evals")
+        data = workspace.load(name)
+        held = plan_held(data.get("plan") or {}, report.to_dict()["results"])
+        data["outcome"] = {"eval_id": report.eval_id, "lines": held}
+        workspace.save(name, data)
         keys = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
                 "latency_p50_s"]
         table = pd.DataFrame([{"variant": r.variant, **{k: r.metrics.get(k) for k in keys}} for r in report.results])
         chart = pd.DataFrame([{"variant": r.variant, "metric": k, "value": float(r.metrics[k])}
                               for r in report.results for k in keys[:4]])
-        return table, chart, f"Saved `{folder / 'report.json'}` and `{folder / 'report.md'}`."
+        return table, chart, (f"Saved `{folder / 'report.json'}` and `{folder / 'report.md'}`.\n\n**Did the plan "
+                              "hold?** " + " ".join(held))
+
+    def on_gap(file, limit, name, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+        from trainers.metrics import parse_json
+
+        if not file:
+            raise gr.Error("Upload held-out examples first.")
+        try:
+            cases = cases_from_file(file, int(limit) if limit else 20)
+        except (OSError, ValueError) as error:
+            raise gr.Error(str(error)) from error
+        has_documents = bool(kbs.get(name).documents())
+        chosen_variants = [Variant()] + ([Variant(None, True)] if has_documents else [])
+        report = run_evaluation(variants.for_project(name), chosen_variants, cases, Path(file).name, GENERATION,
+                                variants.search(name), lambda f, label: progress(f, desc=label))
+        finding = diagnose_gap(report.to_dict()["results"], all(parse_json(c.reference) is not None for c in cases))
+        data = workspace.load(name)
+        data["gap_check"] = {"gap": finding.gap, "text": finding.text, "cases": len(cases)}
+        workspace.save(name, data)
+        note = f"**Gap check ({len(cases)} examples):** {finding.text}"
+        if finding.gap and advisor.state(name).answers.get("gap") != finding.gap:
+            advisor.edit(name, {"gap": finding.gap})
+            note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {advisor.plan(name)['decision']}."
+        return note
 
     private = {"api_visibility": "private"}
     load.click(on_load, [project], [chosen, eval_variants, board], **private)
@@ -209,4 +241,5 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
     export.click(on_export, [project], export, **private)
     run.click(on_run, [eval_file, eval_limit, eval_variants, project], [eval_table, eval_chart, eval_note],
               **private)
+    gap.click(on_gap, [eval_file, eval_limit, project], [eval_note], **private)
     return {"board_rows": board_rows}
