@@ -26,8 +26,8 @@ COMPLETION_KEYS = ("completion", "output", "answer", "response", "target")
 class RecordProblem:
     line: int
     kind: str
-    """invalid_json, not_an_object, unknown_format, missing_turns, empty_turn, bad_role, role_order,
-    last_not_assistant."""
+    """invalid_json, invalid_csv, not_an_object, unknown_format, bad_structure, missing_turns, empty_turn, bad_role,
+    role_order, last_not_assistant."""
     message: str
     hint: str = ""
 
@@ -96,15 +96,19 @@ def _json_array_items(text: str) -> tuple[list[tuple[int, Any]], list[RecordProb
 
 
 def read_records(name: str, text: str) -> tuple[list[tuple[int, Any]], list[RecordProblem]]:
-    """(line, raw record) pairs from JSON, JSONL or CSV text, and problems with the syntax."""
+    """(line, raw record) pairs from JSON, JSONL or CSV text, and problems with the syntax.
+
+    The file name decides: .csv is CSV, .jsonl is one record per line, .json is an array (or an
+    object holding one); any other name is guessed from the first character.
+    """
     stripped = text.lstrip("\ufeff")
-    if name.lower().endswith(".csv"):
-        reader = csv.DictReader(io.StringIO(stripped))
-        return [(reader.line_num, dict(row)) for row in reader], []
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return _csv_records(stripped)
     head = stripped.lstrip()
-    if head.startswith("["):
-        return _json_array_items(stripped)
-    if head.startswith("{") and name.lower().endswith(".json"):
+    if lower.endswith(".json") or (not lower.endswith(".jsonl") and head.startswith("[")):
+        if head.startswith("["):
+            return _json_array_items(stripped)
         try:
             whole = json.loads(stripped)
         except json.JSONDecodeError:
@@ -123,6 +127,18 @@ def read_records(name: str, text: str) -> tuple[list[tuple[int, Any]], list[Reco
             problems.append(RecordProblem(number, "invalid_json", f"invalid JSON: {error.msg} (column {error.colno})",
                                           "each line must be one complete JSON object"))
     return records, problems
+
+
+def _csv_records(text: str) -> tuple[list[tuple[int, Any]], list[RecordProblem]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    records = []
+    try:
+        for row in reader:
+            records.append((reader.line_num, dict(row)))
+    except csv.Error as error:
+        return records, [RecordProblem(reader.line_num, "invalid_csv", f"invalid CSV: {error}",
+                                       "quote fields that contain commas or line breaks")]
+    return records, []
 
 
 # --- detecting and converting -----------------------------------------------------------------
@@ -156,9 +172,13 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _from_openai(record: dict) -> list[dict]:
     messages = []
-    for message in record.get("messages") or []:
+    for message in _as_list(record.get("messages")):
         if not isinstance(message, dict):
             messages.append({"role": "?", "content": _text(message)})
             continue
@@ -175,7 +195,7 @@ def _from_sharegpt(record: dict) -> list[dict]:
     messages = []
     if record.get("system"):
         messages.append({"role": "system", "content": _text(record["system"])})
-    for turn in record.get("conversations") or []:
+    for turn in _as_list(record.get("conversations")):
         if not isinstance(turn, dict):
             messages.append({"role": "?", "content": _text(turn)})
             continue
@@ -190,9 +210,9 @@ def _from_alpaca(record: dict) -> list[dict]:
     if extra:
         prompt = f"{prompt}\n\n{extra}" if prompt else extra
     messages = [{"role": "system", "content": _text(record["system"])}] if record.get("system") else []
-    for old_prompt, old_answer in record.get("history") or []:
-        messages += [{"role": "user", "content": _text(old_prompt)},
-                     {"role": "assistant", "content": _text(old_answer)}]
+    for pair in _as_list(record.get("history")):
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            messages += [{"role": "user", "content": _text(pair[0])}, {"role": "assistant", "content": _text(pair[1])}]
     answer = _text(record.get("output"))
     return messages + [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
@@ -262,8 +282,13 @@ def parse_examples(name: str, text: str, format: str | None = None,
                                                  "conversations, instruction/output, prompt/completion)",
                                                  "choose the format and the columns by hand"))
             continue
-        messages = (_from_prompt_completion(record, mapping) if detected == "prompt_completion"
-                    else CONVERTERS[detected](record))
+        try:
+            messages = (_from_prompt_completion(record, mapping) if detected == "prompt_completion"
+                        else CONVERTERS[detected](record))
+        except (TypeError, ValueError, AttributeError, KeyError) as error:  # a shape no converter expects
+            parsed.problems.append(RecordProblem(line, "bad_structure", f"fields have unexpected types ({error})",
+                                                 f"check the record against the {detected} format"))
+            continue
         problem = check_messages(line, messages)
         if problem:
             parsed.problems.append(problem)
