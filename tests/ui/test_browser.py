@@ -1,0 +1,142 @@
+"""The whole story in a real browser (Debian's Chromium through Playwright), on the CPU with a
+tiny model: project, interview, plan, documents, a cited answer, examples, report, training,
+side by side, a blind vote, an evaluation. Screenshots of every step go to test-artifacts/browser/.
+"""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.paths import RETRIEVAL_CORPORA
+from tests.snips import snips_chat_jsonl
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed "
+                                "(.ci/run installs it with apt)")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+INTERVIEW = ["Extract intents from requests as JSON", "both", "yes", "a few hundred", "yes", "rarely",
+             "no GPU", "no preference", "no", "one"]
+
+
+@pytest.fixture
+def app_url(tmp_path, monkeypatch, tiny_model_path):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from assistant.runtime import GenerationSettings, ModelSettings
+    from ui import compare_tab
+    from ui.app import build_app
+
+    monkeypatch.setattr(compare_tab, "GENERATION", GenerationSettings(max_new_tokens=16))
+    app = build_app(tmp_path / "ws", model=ModelSettings(model=str(tiny_model_path), device="cpu"))
+    app.queue()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        app.close()
+
+
+def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text(snips_chat_jsonl("train", limit=60, seed=0))
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_text(snips_chat_jsonl("test", limit=3, seed=0))
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "chromium"), executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            viewport={"width": 1400, "height": 1600})
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        step = iter(range(1, 100))
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(ARTIFACTS / f"{next(step):02d}-{name}.png"), full_page=True)
+
+        page.goto(app_url)
+        # 1. A project of our own.
+        page.get_by_label("New or renamed project").fill("story")
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_text("Created project 'story'")).to_be_visible()
+        shot("project-created")
+
+        # 2. The interview, one answer at a time, then the plan card.
+        box = page.locator("#interview-message textarea")
+        for answer in INTERVIEW:
+            box.fill(answer)
+            box.press("Enter")
+            expect(box).to_have_value("")
+        expect(page.locator("#plan-card")).to_contain_text("Plan: retrieval (RAG) + LoRA")
+        expect(page.locator("#plan-card")).to_contain_text("Rule 3")
+        shot("plan")
+
+        # 3. Documents in, a search and a cited answer out.
+        page.get_by_role("tab", name="Knowledge").click()
+        page.locator("#kb-upload input[type=file]").set_input_files(str(RETRIEVAL_CORPORA / "state_of_the_union.md"))
+        page.wait_for_timeout(1500)
+        page.locator("#kb-add").click()
+        expect(page.locator("#kb-results")).to_contain_text("added", timeout=180_000)
+        expect(page.locator("#kb-documents")).to_contain_text("state_of_the_union.md")
+        page.locator("#kb-search textarea").fill("credit card late fees")
+        page.locator("#kb-search textarea").press("Enter")
+        expect(page.locator("#kb-hits")).to_contain_text("late fees")
+        page.locator("#kb-ask textarea").fill("What happened to credit card late fees?")
+        page.locator("#kb-ask textarea").press("Enter")
+        expect(page.locator("#kb-sources")).to_contain_text("[1] state_of_the_union.md", timeout=120_000)
+        shot("cited-answer")
+
+        # 4. Examples, the report, a short training run.
+        page.get_by_role("tab", name="Behaviour").click()
+        page.get_by_label("Base model (hub id or local folder)").fill(str(tiny_model_path))
+        page.get_by_label("Max steps (-1: all epochs)").fill("6")
+        page.get_by_label("Max length (tokens)").fill("96")
+        page.get_by_label("Batch size").fill("4")
+        page.locator("#bh-train input[type=file]").set_input_files(str(examples))
+        page.locator("#bh-check").click()
+        expect(page.locator("#bh-report")).to_contain_text("Valid: 60 of 60")
+        expect(page.locator("#bh-estimate")).to_contain_text("Estimate (cpu, lora)")
+        shot("report")
+        page.locator("#bh-adapter-name textarea").fill("story-v1")
+        page.locator("#bh-start").click()
+        expect(page.locator("#bh-adapters")).to_contain_text("story-v1", timeout=240_000)
+        expect(page.locator("#bh-job")).to_contain_text("completed")
+        shot("trained")
+
+        # 5. Side by side, then a blind vote.
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_role("button", name="Load variants").click()
+        expect(page.locator("#cmp-col-1")).to_be_visible()
+        page.locator("#cmp-prompt textarea").fill("Book a table for two")
+        page.locator("#cmp-prompt textarea").press("Enter")
+        expect(page.locator("#cmp-col-1")).to_contain_text("Book a table for two", timeout=120_000)
+        shot("side-by-side")
+        page.get_by_role("tab", name="Blind A/B").click()
+        page.locator("#ab-prompt textarea").fill("Play some jazz")
+        page.locator("#ab-prompt textarea").press("Enter")
+        expect(page.locator("#ab-reveal")).to_contain_text("Vote to see the names", timeout=120_000)
+        page.locator("#ab-vote-a").click()
+        expect(page.locator("#ab-reveal")).to_contain_text("A was")
+        expect(page.locator("#ab-board")).to_contain_text("1")
+        shot("blind-vote")
+
+        # 6. An evaluation across variants, and its report.
+        page.get_by_role("tab", name="Evaluation").click()
+        page.locator("#ev-file input[type=file]").set_input_files(str(held_out))
+        page.get_by_label("base", exact=True).check()
+        page.get_by_label("story-v1", exact=True).check()
+        page.locator("#ev-run").click()
+        expect(page.locator("#ev-note")).to_contain_text("report.json", timeout=180_000)
+        expect(page.locator("#ev-note")).to_contain_text("Did the plan hold?")
+        shot("evaluation")
+        browser.close()
+    assert len(list(ARTIFACTS.glob("*.png"))) >= 8
