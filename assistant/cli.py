@@ -51,6 +51,10 @@ def make_parser() -> argparse.ArgumentParser:
                                                               "default Qwen/Qwen2.5-0.5B-Instruct)")
     serve.add_argument("--trust-remote-code", action="store_true",
                        help="allow code shipped with the model to run (off by default)")
+    serve.add_argument("--auth", metavar="USER:PASSWORD|FILE",
+                       help="require a login (needed for a non-loopback --host)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host without --auth (trusted networks only)")
 
     advise = commands.add_parser("advise", parents=[common],
                                  help="plan from a profile file, or interview in the terminal")
@@ -539,11 +543,18 @@ def run_gap_check(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from assistant.exposure import ExposureError, check_exposure, parse_auth
     from assistant.knowledge import KnowledgeSettings
     from assistant.runtime import DEFAULT_MODEL, ModelSettings
+
+    try:
+        auth = parse_auth(args.auth)
+        check_exposure(args.host, auth, args.insecure)
+    except (ExposureError, OSError) as error:
+        return _fail(str(error))
     from ui.app import serve
 
-    serve(host=args.host, port=args.port, workspace=args.workspace, project=args.project,
+    serve(host=args.host, port=args.port, workspace=args.workspace, project=args.project, auth=auth or None,
           knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0

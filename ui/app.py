@@ -138,11 +138,15 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
     return app
 
 
+MAX_UPLOAD = "200mb"
+"""Gradio refuses larger uploads before they reach any handler; loaders apply per-file limits too."""
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None,
           project: str = DEFAULT_PROJECT, knowledge: KnowledgeSettings | None = None,
-          model: ModelSettings | None = None) -> None:
+          model: ModelSettings | None = None, auth: list[tuple[str, str]] | None = None) -> None:
     """Start the app and block until interrupted."""
     app = build_app(workspace, project, knowledge, model)
     print(f"Tunewise workspace: {Workspace(workspace).root}")
-    app.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port,
-                                                  show_error=True)
+    app.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, show_error=True,
+                                                  auth=auth, max_file_size=MAX_UPLOAD)

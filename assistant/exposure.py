@@ -1,0 +1,47 @@
+"""Who may reach the app: loopback by default; anything else needs passwords or an explicit choice."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+
+class ExposureError(Exception):
+    """The requested binding would expose the app without protection; the message says what to add."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]]:
+    """``user:password``, or a file with one ``user:password`` per line (blank lines and # comments
+    ignored)."""
+    if not value:
+        return []
+    path = Path(value)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            where = f"{value} line {number}" if path.is_file() else "--auth"
+            raise ExposureError(f"{where}: expected user:password")
+        pairs.append((user, password))
+    return pairs
+
+
+def check_exposure(host: str, auth: list[tuple[str, str]], insecure: bool) -> None:
+    """Refuse to listen beyond this machine without passwords, unless told to on purpose."""
+    if is_loopback(host) or auth or insecure:
+        return
+    raise ExposureError(f"--host {host} makes the app reachable from other machines: add --auth user:password "
+                        "(or a file of them), or pass --insecure if the network is trusted")

@@ -1,0 +1,36 @@
+"""The app listens on loopback unless passwords (or an explicit --insecure) protect it."""
+
+import pytest
+
+from assistant.cli import main
+from assistant.exposure import ExposureError, check_exposure, is_loopback, parse_auth
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True),
+                                            ("localhost", True), ("0.0.0.0", False), ("192.168.1.5", False),
+                                            ("example.org", False)])
+def test_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_non_loopback_needs_auth_or_insecure():
+    check_exposure("127.0.0.1", [], False)
+    check_exposure("0.0.0.0", [("ana", "pw")], False)
+    check_exposure("0.0.0.0", [], True)
+    with pytest.raises(ExposureError, match="--auth"):
+        check_exposure("0.0.0.0", [], False)
+
+
+def test_auth_from_a_value_or_a_file(tmp_path):
+    assert parse_auth("ana:s3cret:with:colons") == [("ana", "s3cret:with:colons")]
+    users = tmp_path / "users.txt"
+    users.write_text("# team\nana:one\n\nbo:two\n")
+    assert parse_auth(str(users)) == [("ana", "one"), ("bo", "two")]
+    users.write_text("ana\n")
+    with pytest.raises(ExposureError, match="line 1"):
+        parse_auth(str(users))
+
+
+def test_serve_refuses_to_expose_the_app_without_protection(capsys):
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "--auth" in capsys.readouterr().err
