@@ -57,3 +57,46 @@ def test_a_corrupt_project_file_names_the_file(tmp_path):
     (tmp_path / "projects" / "p" / "project.json").write_text("{not json")
     with pytest.raises(WorkspaceError, match="project.json"):
         Advisor(workspace).state("p")
+
+
+def test_killing_the_app_mid_ingest_leaves_only_whole_documents(tmp_path):
+    """A real SIGKILL while a folder is being ingested; the reopened index holds whole documents only."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from retrieval.index import ChromaSettings, DocumentIndex
+    from tests.paths import RETRIEVAL_CORPORA
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = (RETRIEVAL_CORPORA / "wikitexts.md").read_text()
+    for i in range(6):
+        (folder / f"part{i}.md").write_text(text[i * 15_000:(i + 1) * 15_000])
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from retrieval.embeddings import Embedder\n"
+        "from retrieval.index import ChromaSettings, DocumentIndex\n"
+        "from retrieval.ingest import ingest_paths\n"
+        "root = Path(sys.argv[1])\n"
+        "index = DocumentIndex(root / 'i.sqlite', ChromaSettings(path=root / 'chroma'))\n"
+        "ingest_paths(index, Embedder(), [root / 'docs'], progress=lambda f, s: print('at', s, flush=True))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                               cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    seen = []
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        seen.append(line)
+        if "part2.md" in line:  # two documents done, the third under way
+            time.sleep(1.0)
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    index = DocumentIndex(tmp_path / "i.sqlite", ChromaSettings(path=tmp_path / "chroma"))
+    documents = index.documents()
+    assert 1 <= len(documents) < 6, seen
+    assert index.chunk_count() == sum(d.chunks for d in documents) == index.vector_count()
+    index.close()
