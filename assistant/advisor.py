@@ -22,10 +22,6 @@ class AdvisorReply:
     state: InterviewState
     understood: bool = True
 
-    @property
-    def plan(self) -> dict[str, Any]:
-        return self.state.plan().to_dict()
-
 
 class Advisor:
     """Interview turns, profile edits and plans for the projects of one workspace."""

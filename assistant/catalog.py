@@ -181,10 +181,5 @@ def find_gpu(text: str) -> tuple[str, float] | None:
     return key, float(memory)
 
 
-def nearest_model(size_b: float) -> ModelShape:
-    """The catalog model whose parameter count is closest to ``size_b`` billion."""
-    return min(MODEL_CATALOG.values(), key=lambda shape: abs(shape.size_b - size_b))
-
-
 def ladder_shapes() -> list[ModelShape]:
     return [MODEL_CATALOG[name] for name in SIZE_LADDER]

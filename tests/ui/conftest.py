@@ -1,5 +1,7 @@
 import pytest
 
+from tests.ui.serving import launched
+
 
 @pytest.fixture
 def running_app(tmp_path, monkeypatch):
@@ -8,14 +10,5 @@ def running_app(tmp_path, monkeypatch):
     from ui.app import build_app
 
     app = build_app(tmp_path / "workspace")
-    app.queue(default_concurrency_limit=8)
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with launched(app) as url:
         yield app, url, tmp_path / "workspace"
-    finally:
-        app.close()

@@ -5,13 +5,13 @@ side by side, a blind vote, an evaluation. Screenshots of every step go to test-
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.paths import RETRIEVAL_CORPORA
 from tests.snips import snips_chat_jsonl
+from tests.ui.serving import launched
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed "
@@ -30,15 +30,8 @@ def app_url(tmp_path, monkeypatch, tiny_model_path):
 
     monkeypatch.setattr(compare_tab, "GENERATION", GenerationSettings(max_new_tokens=16))
     app = build_app(tmp_path / "ws", model=ModelSettings(model=str(tiny_model_path), device="cpu"))
-    app.queue()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with launched(app) as url:
         yield url
-    finally:
-        app.close()
 
 
 def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):

@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from gradio_client import Client
 
+from tests.ui.serving import launched
+
 
 @pytest.fixture
 def compare_app(tmp_path, monkeypatch, tiny_model_path):
-    import socket
-
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
     from assistant.knowledge import KnowledgeBase
     from assistant.runtime import ModelSettings
@@ -23,15 +23,8 @@ def compare_app(tmp_path, monkeypatch, tiny_model_path):
     kb.ingest([docs])
     kb.close()
     app = build_app(workspace, model=ModelSettings(model=str(tiny_model_path), device="cpu"))
-    app.queue(default_concurrency_limit=10)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with launched(app, concurrency=10) as url:
         yield url
-    finally:
-        app.close()
 
 
 def text_of(content) -> str:
