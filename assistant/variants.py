@@ -7,23 +7,28 @@ adapters, not N bases.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.answering import cited_messages, relevant_hits, sources_for
+from assistant.behaviour import Behaviour
 from assistant.runtime import BASE, GenerationSettings, LoadedModel, stream_chat
 
 
 @dataclass(frozen=True)
 class Variant:
     adapter: str | None = None
+    """The adapter's key in the PEFT model; None for the base."""
     retrieval: bool = False
+    label: str | None = None
+    """The adapter's name as people see it, when its key differs (keys are unique across projects)."""
 
     @property
     def name(self) -> str:
-        return (self.adapter or "base") + (" + retrieval" if self.retrieval else "")
+        return (self.label or self.adapter or "base") + (" + retrieval" if self.retrieval else "")
 
     @classmethod
     def parse(cls, name: str) -> Variant:
@@ -91,3 +96,49 @@ class VariantModel:
         tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
         rate = tokens / (elapsed - first) if first and elapsed > first else None
         yield VariantAnswer(variant.name, text, sources, first, rate, done=True)
+
+
+def adapter_key(project: str, adapter: str) -> str:
+    """A PEFT adapter name unique across projects (two projects may both have an adapter "v1")."""
+    import hashlib
+
+    return "a" + hashlib.sha1(f"{project}/{adapter}".encode()).hexdigest()[:12]
+
+
+class ProjectVariants:
+    """The app's one base model with each project's adapters attached on first use."""
+
+    def __init__(self, workspace, model, kbs):
+        """``workspace``: the Workspace; ``model``: the app's SharedModel; ``kbs``: its KnowledgeBases."""
+        self.workspace, self.model, self.kbs = workspace, model, kbs
+        self._variant_model: VariantModel | None = None
+        self._lock = threading.Lock()
+
+    def for_project(self, project: str) -> VariantModel:
+        with self._lock:
+            if self._variant_model is None:
+                self._variant_model = VariantModel(self.model.get())
+            for adapter in Behaviour(self.workspace, project).adapters.list():
+                self._variant_model.add_adapter(adapter_key(project, adapter.name), adapter.path)
+            return self._variant_model
+
+    def variants(self, project: str) -> list[Variant]:
+        """This project's variants: the base and its adapters, each also with retrieval if it has documents."""
+        self.for_project(project)
+        adapters = [a.name for a in Behaviour(self.workspace, project).adapters.list()]
+        cores = [Variant()] + [Variant(adapter_key(project, name), label=name) for name in adapters]
+        with_retrieval = bool(self.kbs.get(project).documents())
+        return [Variant(c.adapter, r, c.label) for c in cores for r in ((False, True) if with_retrieval else (False,))]
+
+    def names(self, project: str) -> list[str]:
+        return [v.name for v in self.variants(project)]
+
+    def resolve(self, project: str, name: str) -> Variant:
+        found = next((v for v in self.variants(project) if v.name == name), None)
+        if found is None:
+            raise ValueError(f"Unknown variant {name!r}; available: {self.names(project)}")
+        return found
+
+    def search(self, project: str):
+        kb = self.kbs.get(project)
+        return lambda question: kb.search(question, 5, with_similarity=True)

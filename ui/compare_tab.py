@@ -8,48 +8,21 @@ user ever sees another's conversation; the model lock queues generations on the 
 from __future__ import annotations
 
 import random
-import threading
 from pathlib import Path
 
 import gradio as gr
 
 from assistant.advisor import Advisor
 from assistant.arena import Vote, VoteStore, draw_pair, leaderboard
-from assistant.behaviour import Behaviour
 from assistant.evaluation import cases_from_file, run_evaluation, save_report
 from assistant.knowledge import KnowledgeBases
 from assistant.outcomes import diagnose_gap, plan_held
 from assistant.runtime import GenerationSettings, ModelUnavailableError, SharedModel
-from assistant.variants import Variant, VariantModel
+from assistant.variants import ProjectVariants, Variant
 from assistant.workspace import Workspace
 
 MAX_COLUMNS = 4
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
-
-
-class ProjectVariants:
-    """The app's one base model with each project's adapters attached on first use."""
-
-    def __init__(self, workspace: Workspace, model: SharedModel, kbs: KnowledgeBases):
-        self.workspace, self.model, self.kbs = workspace, model, kbs
-        self._variant_model: VariantModel | None = None
-        self._lock = threading.Lock()
-
-    def for_project(self, project: str) -> VariantModel:
-        with self._lock:
-            if self._variant_model is None:
-                self._variant_model = VariantModel(self.model.get())
-            for adapter in Behaviour(self.workspace, project).adapters.list():
-                self._variant_model.add_adapter(adapter.name, adapter.path)
-            return self._variant_model
-
-    def names(self, project: str) -> list[str]:
-        has_documents = bool(self.kbs.get(project).documents())
-        return [v.name for v in self.for_project(project).variants(with_retrieval=has_documents)]
-
-    def search(self, project: str):
-        kb = self.kbs.get(project)
-        return lambda question: kb.search(question, 5, with_similarity=True)
 
 
 def sources_text(sources) -> str:
@@ -59,6 +32,12 @@ def sources_text(sources) -> str:
 def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBases, advisor: Advisor,
                       project: gr.Dropdown) -> dict:
     variants = ProjectVariants(workspace, model, kbs)
+
+    def resolve(name: str, variant_name: str) -> Variant:
+        try:
+            return variants.resolve(name, variant_name)
+        except ValueError as error:
+            raise gr.Error(str(error)) from error
     with gr.Tab("Side by side"):
         with gr.Row():
             chosen = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Variants (2 to 4)",
@@ -137,7 +116,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
             history = state[i] + [{"role": "user", "content": text}]
             messages = [{"role": m["role"], "content": m["content"]} for m in history]
             search = variants.search(name)
-            for answer in model_variants.stream(Variant.parse(variant_name), messages, GENERATION, search):
+            for answer in model_variants.stream(resolve(name, variant_name), messages, GENERATION, search):
                 content = answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
                 state[i] = history + [{"role": "assistant", "content": content}]
                 yield [*state[:MAX_COLUMNS]], "", *(state[j] for j in range(MAX_COLUMNS)), "\n".join(notes)
@@ -155,7 +134,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
         messages = [{"role": "user", "content": text}]
         answers = {}
         for side, variant_name in (("a", first), ("b", second)):
-            answers[side] = list(model_variants.stream(Variant.parse(variant_name), messages, GENERATION,
+            answers[side] = list(model_variants.stream(resolve(name, variant_name), messages, GENERATION,
                                                        variants.search(name)))[-1].text
         return [first, second, text, answers["a"], answers["b"]], answers["a"], answers["b"], "Vote to see the names."
 
@@ -191,7 +170,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
             cases = cases_from_file(file, int(limit) if limit else None)
         except (OSError, ValueError) as error:
             raise gr.Error(str(error)) from error
-        report = run_evaluation(variants.for_project(name), [Variant.parse(v) for v in selection], cases,
+        report = run_evaluation(variants.for_project(name), [resolve(name, v) for v in selection], cases,
                                 Path(file).name, GENERATION, variants.search(name),
                                 lambda f, label: progress(f, desc=label))
         folder = save_report(report, workspace.project(name).path / "evals")

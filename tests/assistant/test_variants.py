@@ -67,3 +67,17 @@ def test_adapters_share_one_base(tiny_model_path, two_adapters):
         model.add_adapter(name, path)
     lora_params = sum(p.numel() for n, p in loaded.model.named_parameters() if "lora_" in n)
     assert sum(p.numel() for p in loaded.model.parameters()) == base_params + lora_params
+
+
+def test_adapter_keys_are_unique_across_projects_and_valid_peft_names():
+    from assistant.variants import adapter_key
+
+    keys = {adapter_key(p, a) for p in ("alpha", "beta") for a in ("v1", "v2")}
+    assert len(keys) == 4
+    assert all(k.isidentifier() and "." not in k for k in keys)
+    assert adapter_key("alpha", "v1") == adapter_key("alpha", "v1")
+
+
+def test_a_labelled_variant_shows_its_adapter_name():
+    variant = Variant("a1b2c3", True, label="snips-v1")
+    assert variant.name == "snips-v1 + retrieval"

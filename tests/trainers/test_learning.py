@@ -6,12 +6,15 @@ with bounds a broken trainer cannot meet: the base never writes valid JSON, the 
 
 import json
 
+import pytest
+
 from tests.snips import snips_chat_jsonl
 from trainers.evaluation import field_match_rate, score_answers
 from trainers.jobs import JobStore
 from trainers.sft import SftJobConfig
 
 
+@pytest.mark.timeout(1200)  # about 150 s on an idle 2-core machine
 def test_lora_learns_snips_json_on_cpu(tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

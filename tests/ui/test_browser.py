@@ -34,6 +34,7 @@ def app_url(tmp_path, monkeypatch, tiny_model_path):
         yield url
 
 
+@pytest.mark.timeout(1200)  # about 60 s on an idle 2-core machine; it trains and evaluates
 def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
     from playwright.sync_api import expect, sync_playwright
 
