@@ -492,17 +492,14 @@ def run_eval(args: argparse.Namespace) -> int:
     report = run_evaluation(model, variants, cases, Path(args.data).name,
                             GenerationSettings(max_new_tokens=args.max_new_tokens), search, progress)
     folder = save_report(report, workspace.project(args.project).path / "evals")
-    from assistant.outcomes import plan_held
+    from assistant.evaluation import record_outcome
 
-    data = workspace.load(args.project)
-    results = report.to_dict()["results"]
-    data["outcome"] = {"eval_id": report.eval_id, "lines": plan_held(data.get("plan") or {}, results)}
-    workspace.save(args.project, data)
+    held = record_outcome(workspace, args.project, report)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(report.markdown())
-        for line in data["outcome"]["lines"]:
+        for line in held:
             print(line)
         print(f"saved: {folder / 'report.json'} and {folder / 'report.md'}")
     return 0
@@ -510,35 +507,23 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_gap_check(args: argparse.Namespace) -> int:
     from assistant.advisor import Advisor
-    from assistant.evaluation import cases_from_file, run_evaluation
-    from assistant.outcomes import diagnose_gap
+    from assistant.evaluation import cases_from_file, gap_check
     from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
-    from assistant.variants import Variant, VariantModel
+    from assistant.variants import VariantModel
     from assistant.workspace import Workspace
-    from trainers.metrics import parse_json
 
-    workspace = Workspace(args.workspace)
     try:
         cases = cases_from_file(args.data, args.limit)
     except (OSError, ValueError) as error:
         return _fail(str(error))
     kb = _knowledge_base(args)
-    has_documents = bool(kb.documents())
-    variants = [Variant()] + ([Variant(None, True)] if has_documents else [])
+    search = (lambda q: kb.search(q, 5, with_similarity=True)) if kb.documents() else None
     model = VariantModel(load_model(ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)))
-    report = run_evaluation(model, variants, cases, Path(args.data).name,
-                            GenerationSettings(max_new_tokens=args.max_new_tokens),
-                            (lambda q: kb.search(q, 5, with_similarity=True)) if has_documents else None)
-    structured = all(parse_json(c.reference) is not None for c in cases)
-    finding = diagnose_gap(report.to_dict()["results"], structured)
-    advisor = Advisor(workspace)
-    data = workspace.load(args.project)
-    data["gap_check"] = {"gap": finding.gap, "text": finding.text, "cases": len(cases)}
-    workspace.save(args.project, data)
+    finding, decision = gap_check(Advisor(Workspace(args.workspace)), args.project, model, cases,
+                                  Path(args.data).name, search, GenerationSettings(max_new_tokens=args.max_new_tokens))
     print(f"gap check on {len(cases)} examples: {finding.text}")
-    if finding.gap and advisor.state(args.project).answers.get("gap") != finding.gap:
-        advisor.edit(args.project, {"gap": finding.gap})
-        print(f"the plan now uses the measured gap '{finding.gap}': {advisor.plan(args.project)['decision']}")
+    if decision:
+        print(f"the plan now uses the measured gap '{finding.gap}': {decision}")
     return 0
 
 

@@ -98,3 +98,36 @@ def save_report(report: EvalReport, evals_dir: str | Path) -> Path:
     (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     (folder / "report.md").write_text(report.markdown())
     return folder
+
+
+def record_outcome(workspace, project: str, report: EvalReport) -> list[str]:
+    """Save, in the project, whether the plan held on this evaluation; return the sentences."""
+    from assistant.outcomes import plan_held
+
+    data = workspace.load(project)
+    lines = plan_held(data.get("plan") or {}, report.to_dict()["results"])
+    data["outcome"] = {"eval_id": report.eval_id, "lines": lines}
+    workspace.save(project, data)
+    return lines
+
+
+def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCase], data_name: str,
+              search: Callable | None = None, generation: GenerationSettings | None = None,
+              progress: Callable[[float, str], None] | None = None):
+    """Measure the base (and base + retrieval when ``search`` is given) before any training, save the
+    finding in the project, and move the plan's gap to the measured one. Returns (finding, the new
+    decision or None when the gap did not change)."""
+    from assistant.outcomes import diagnose_gap
+    from trainers.metrics import parse_json
+
+    variants = [Variant()] + ([Variant(None, True)] if search is not None else [])
+    report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
+    structured = all(parse_json(c.reference) is not None for c in cases)
+    finding = diagnose_gap(report.to_dict()["results"], structured)
+    data = advisor.workspace.load(project)
+    data["gap_check"] = {"gap": finding.gap, "text": finding.text, "cases": len(cases)}
+    advisor.workspace.save(project, data)
+    if finding.gap and advisor.state(project).answers.get("gap") != finding.gap:
+        advisor.edit(project, {"gap": finding.gap})
+        return finding, advisor.plan(project)["decision"]
+    return finding, None

@@ -14,9 +14,8 @@ import gradio as gr
 
 from assistant.advisor import Advisor
 from assistant.arena import Vote, VoteStore, draw_pair, leaderboard
-from assistant.evaluation import cases_from_file, run_evaluation, save_report
+from assistant.evaluation import cases_from_file, gap_check, record_outcome, run_evaluation, save_report
 from assistant.knowledge import KnowledgeBases
-from assistant.outcomes import diagnose_gap, plan_held
 from assistant.runtime import GenerationSettings, ModelUnavailableError, SharedModel
 from assistant.variants import ProjectVariants, Variant
 from assistant.workspace import Workspace
@@ -174,10 +173,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
                                 Path(file).name, GENERATION, variants.search(name),
                                 lambda f, label: progress(f, desc=label))
         folder = save_report(report, workspace.project(name).path / "evals")
-        data = workspace.load(name)
-        held = plan_held(data.get("plan") or {}, report.to_dict()["results"])
-        data["outcome"] = {"eval_id": report.eval_id, "lines": held}
-        workspace.save(name, data)
+        held = record_outcome(workspace, name, report)
         keys = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
                 "latency_p50_s"]
         table = pd.DataFrame([{"variant": r.variant, **{k: r.metrics.get(k) for k in keys}} for r in report.results])
@@ -187,26 +183,18 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
                               "hold?** " + " ".join(held))
 
     def on_gap(file, limit, name, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
-        from trainers.metrics import parse_json
-
         if not file:
             raise gr.Error("Upload held-out examples first.")
         try:
             cases = cases_from_file(file, int(limit) if limit else 20)
         except (OSError, ValueError) as error:
             raise gr.Error(str(error)) from error
-        has_documents = bool(kbs.get(name).documents())
-        chosen_variants = [Variant()] + ([Variant(None, True)] if has_documents else [])
-        report = run_evaluation(variants.for_project(name), chosen_variants, cases, Path(file).name, GENERATION,
-                                variants.search(name), lambda f, label: progress(f, desc=label))
-        finding = diagnose_gap(report.to_dict()["results"], all(parse_json(c.reference) is not None for c in cases))
-        data = workspace.load(name)
-        data["gap_check"] = {"gap": finding.gap, "text": finding.text, "cases": len(cases)}
-        workspace.save(name, data)
+        search = variants.search(name) if kbs.get(name).documents() else None
+        finding, decision = gap_check(advisor, name, variants.for_project(name), cases, Path(file).name, search,
+                                      GENERATION, lambda f, label: progress(f, desc=label))
         note = f"**Gap check ({len(cases)} examples):** {finding.text}"
-        if finding.gap and advisor.state(name).answers.get("gap") != finding.gap:
-            advisor.edit(name, {"gap": finding.gap})
-            note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {advisor.plan(name)['decision']}."
+        if decision:
+            note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {decision}."
         return note
 
     private = {"api_visibility": "private"}
