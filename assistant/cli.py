@@ -36,6 +36,8 @@ def make_parser() -> argparse.ArgumentParser:
     common.add_argument("--workspace", metavar="DIR",
                         help=f"workspace folder (default ${WORKSPACE_ENV} or ./tunewise-data)")
     common.add_argument("--project", default=DEFAULT_PROJECT, help="project name (default: default)")
+    common.add_argument("--user", metavar="NAME",
+                        help="a signed-in user's projects, as `serve --auth` keeps them (default: the workspace's own)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     knowledge = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -188,10 +190,16 @@ def run_terminal_interview(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_projects(args: argparse.Namespace) -> int:
+def _workspace(args: argparse.Namespace):
+    """The workspace the command works in: the folder's own, or a signed-in user's (``--user``)."""
     from assistant.workspace import Workspace
 
-    workspace = Workspace(args.workspace)
+    return Workspace(args.workspace).for_user(args.user)
+
+
+def run_projects(args: argparse.Namespace) -> int:
+
+    workspace = _workspace(args)
     expected = {"list": 0, "create": 1, "delete": 1, "rename": 2}[args.action]
     if len(args.names) != expected:
         return _fail(f"projects {args.action} takes {expected} name(s)")
@@ -209,10 +217,9 @@ def run_projects(args: argparse.Namespace) -> int:
 
 def _knowledge_base(args: argparse.Namespace):
     from assistant.knowledge import KnowledgeBase, KnowledgeSettings
-    from assistant.workspace import Workspace
 
     settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
-    return KnowledgeBase(Workspace(args.workspace), args.project, settings)
+    return KnowledgeBase(_workspace(args), args.project, settings)
 
 
 def run_ingest(args: argparse.Namespace) -> int:
@@ -352,9 +359,8 @@ def run_train(args: argparse.Namespace) -> int:
     from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
     from assistant.hardware import detect_hardware
     from assistant.runtime import DEFAULT_MODEL
-    from assistant.workspace import Workspace
 
-    behaviour = Behaviour(Workspace(args.workspace), args.project)
+    behaviour = Behaviour(_workspace(args), args.project)
     hardware = detect_hardware()
     settings, _ = settings_from_plan(behaviour.plan(), hardware)
     overrides = {"model": args.model or DEFAULT_MODEL, "method": args.method, "epochs": args.epochs,
@@ -405,9 +411,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_jobs(args: argparse.Namespace) -> int:
     from assistant.behaviour import Behaviour
-    from assistant.workspace import Workspace
 
-    behaviour = Behaviour(Workspace(args.workspace), args.project)
+    behaviour = Behaviour(_workspace(args), args.project)
     if args.action == "list":
         for job in behaviour.refresh():
             print(f"{job.job_id}  {job.status:9}  step {job.step}/{job.max_steps}  {job.reason}".rstrip())
@@ -427,10 +432,9 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 def run_adapters(args: argparse.Namespace) -> int:
     from assistant.behaviour import Behaviour
-    from assistant.workspace import Workspace
     from trainers.adapters import AdapterError
 
-    registry = Behaviour(Workspace(args.workspace), args.project).adapters
+    registry = Behaviour(_workspace(args), args.project).adapters
     expected = {"list": 0, "delete": 1, "rename": 2, "export": 2}[args.action]
     if len(args.names) != expected:
         return _fail(f"adapters {args.action} takes {expected} argument(s)")
@@ -455,9 +459,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from assistant.evaluation import cases_from_file, run_evaluation, save_report
     from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
     from assistant.variants import VariantModel
-    from assistant.workspace import Workspace
 
-    workspace = Workspace(args.workspace)
+    workspace = _workspace(args)
     behaviour = Behaviour(workspace, args.project)
     try:
         cases = cases_from_file(args.data, args.limit)
@@ -510,7 +513,6 @@ def run_gap_check(args: argparse.Namespace) -> int:
     from assistant.evaluation import cases_from_file, gap_check
     from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
     from assistant.variants import VariantModel
-    from assistant.workspace import Workspace
 
     try:
         cases = cases_from_file(args.data, args.limit)
@@ -519,7 +521,7 @@ def run_gap_check(args: argparse.Namespace) -> int:
     kb = _knowledge_base(args)
     search = (lambda q: kb.search(q, 5, with_similarity=True)) if kb.documents() else None
     model = VariantModel(load_model(ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)))
-    finding, decision = gap_check(Advisor(Workspace(args.workspace)), args.project, model, cases,
+    finding, decision = gap_check(Advisor(_workspace(args)), args.project, model, cases,
                                   Path(args.data).name, search, GenerationSettings(max_new_tokens=args.max_new_tokens))
     print(f"gap check on {len(cases)} examples: {finding.text}")
     if decision:
@@ -532,6 +534,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from assistant.knowledge import KnowledgeSettings
     from assistant.runtime import DEFAULT_MODEL, ModelSettings
 
+    if args.user:
+        return _fail("serve takes --auth; each signed-in user then works in their own projects")
     try:
         auth = parse_auth(args.auth)
         check_exposure(args.host, auth, args.insecure)

@@ -33,7 +33,9 @@ class KnowledgeBase:
         self.settings = settings or KnowledgeSettings()
         project_dir = workspace.ensure(project).path
         index_dir = project_dir / "index"
-        chroma = (ChromaSettings(url=self.settings.chroma_url, collection=collection_name(project))
+        # On a shared Chroma server, a signed-in user's collections carry their folder's name.
+        scope = project if workspace.owner is None else f"{workspace.root.name}--{project}"
+        chroma = (ChromaSettings(url=self.settings.chroma_url, collection=collection_name(scope))
                   if self.settings.chroma_url else ChromaSettings(path=index_dir / "chroma"))
         self.index = DocumentIndex(index_dir / "chunks.sqlite", chroma)
         self.embedder = shared_embedder(self.settings.embedding_model or DEFAULT_EMBEDDING_MODEL)

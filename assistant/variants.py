@@ -98,35 +98,57 @@ class VariantModel:
         yield VariantAnswer(variant.name, text, sources, first, rate, done=True)
 
 
-def adapter_key(project: str, adapter: str) -> str:
-    """A PEFT adapter name unique across projects (two projects may both have an adapter "v1")."""
+def adapter_key(project_dir: str | Path, adapter: str) -> str:
+    """A PEFT adapter name unique across projects and users (two projects, or two users'
+    projects of the same name, may each have an adapter "v1"): a hash of the project's folder."""
     import hashlib
 
-    return "a" + hashlib.sha1(f"{project}/{adapter}".encode()).hexdigest()[:12]
+    return "a" + hashlib.sha1(f"{Path(project_dir).resolve()}/{adapter}".encode()).hexdigest()[:12]
 
 
-class ProjectVariants:
-    """The app's one base model with each project's adapters attached on first use."""
+class SharedVariantModel:
+    """The app's one VariantModel over its SharedModel, made on first use.
 
-    def __init__(self, workspace, model, kbs):
-        """``workspace``: the Workspace; ``model``: the app's SharedModel; ``kbs``: its KnowledgeBases."""
-        self.workspace, self.model, self.kbs = workspace, model, kbs
+    Every workspace (every signed-in user) attaches its adapters to this one base.
+    """
+
+    def __init__(self, model):
+        """``model``: the app's SharedModel."""
+        self.model = model
         self._variant_model: VariantModel | None = None
         self._lock = threading.Lock()
 
-    def for_project(self, project: str) -> VariantModel:
+    def get(self) -> VariantModel:
         with self._lock:
             if self._variant_model is None:
                 self._variant_model = VariantModel(self.model.get())
-            for adapter in Behaviour(self.workspace, project).adapters.list():
-                self._variant_model.add_adapter(adapter_key(project, adapter.name), adapter.path)
             return self._variant_model
+
+
+class ProjectVariants:
+    """The variants of one workspace's projects, their adapters attached on first use."""
+
+    def __init__(self, workspace, shared: SharedVariantModel, kbs):
+        """``workspace``: the Workspace; ``shared``: the app's SharedVariantModel; ``kbs``: the
+        workspace's KnowledgeBases."""
+        self.workspace, self.shared, self.kbs = workspace, shared, kbs
+        self._lock = threading.Lock()
+
+    def _key(self, project: str, adapter: str) -> str:
+        return adapter_key(self.workspace.project(project).path, adapter)
+
+    def for_project(self, project: str) -> VariantModel:
+        variant_model = self.shared.get()
+        with self._lock:
+            for adapter in Behaviour(self.workspace, project).adapters.list():
+                variant_model.add_adapter(self._key(project, adapter.name), adapter.path)
+        return variant_model
 
     def variants(self, project: str) -> list[Variant]:
         """This project's variants: the base and its adapters, each also with retrieval if it has documents."""
         self.for_project(project)
         adapters = [a.name for a in Behaviour(self.workspace, project).adapters.list()]
-        cores = [Variant()] + [Variant(adapter_key(project, name), label=name) for name in adapters]
+        cores = [Variant()] + [Variant(self._key(project, name), label=name) for name in adapters]
         with_retrieval = bool(self.kbs.get(project).documents())
         return [Variant(c.adapter, r, c.label) for c in cores for r in ((False, True) if with_retrieval else (False,))]
 

@@ -73,11 +73,28 @@ class Project:
         return self.path / PROJECT_FILE
 
 
-class Workspace:
-    """Named projects in one folder. Safe to share between the threads of one app."""
+def user_folder(user: str) -> str:
+    """The folder that holds ``user``'s projects: readable, and unique per exact name.
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    The readable part keeps a safe alphabet (no ``/`` or ``..`` can reach the path); the
+    hash of the exact name keeps "Alice" and "alice" apart, even on a case-insensitive disk.
+    """
+    import hashlib
+
+    readable = re.sub(r"[^A-Za-z0-9_-]", "_", user)[:32] or "user"
+    return f"{readable}-{hashlib.sha256(user.encode('utf-8')).hexdigest()[:10]}"
+
+
+class Workspace:
+    """Named projects in one folder. Safe to share between the threads of one app.
+
+    ``owner`` is the signed-in user the workspace belongs to (see :meth:`for_user`), or None
+    for the workspace itself when nobody signs in.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, owner: str | None = None):
         self.root = resolve_workspace(root)
+        self.owner = owner
         self.projects_dir = self.root / "projects"
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
@@ -85,6 +102,18 @@ class Workspace:
             self.projects_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise WorkspaceError(f"cannot create the workspace at {self.root}: {error.strerror}") from error
+
+    def for_user(self, user: str | None) -> Workspace:
+        """The workspace of one signed-in user, under ``<root>/users/``; this one for None.
+
+        With sign-in on, every user works in their own workspace, so no one lists, opens or
+        changes another's projects.
+        """
+        if user is None:
+            return self
+        if self.owner is not None:
+            raise WorkspaceError(f"this is already {self.owner!r}'s workspace")
+        return Workspace(self.root / "users" / user_folder(user), owner=user)
 
     def lock(self, name: str) -> threading.RLock:
         """One lock per project, so two requests cannot interleave a read and a write."""

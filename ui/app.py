@@ -20,9 +20,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from assistant.advisor import Advisor  # noqa: E402
-from assistant.knowledge import KnowledgeBases, KnowledgeSettings  # noqa: E402
+from assistant.knowledge import KnowledgeSettings  # noqa: E402
 from assistant.runtime import ModelSettings, SharedModel  # noqa: E402
+from assistant.tenants import Tenant, Tenants  # noqa: E402
 from assistant.workspace import DEFAULT_PROJECT, Workspace, WorkspaceError  # noqa: E402
 from ui.behaviour_tab import build_behaviour_tab  # noqa: E402
 from ui.compare_tab import build_compare_tab  # noqa: E402
@@ -39,19 +39,18 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
     """Build the app over ``workspace`` (a Workspace or a folder), opening ``project``.
 
     ``knowledge`` sets the Chroma server and embedding model; ``model`` the chat model used for
-    answers (loaded on first use).
+    answers (loaded on first use). When the app is launched with ``auth``, each signed-in user
+    works in their own workspace under ``<workspace>/users/`` (see assistant/tenants.py).
     """
     if not isinstance(workspace, Workspace):
         workspace = Workspace(workspace)
-    advisor = Advisor(workspace)
-    kbs = KnowledgeBases(workspace, knowledge)
-    shared_model = SharedModel(model)
-    workspace.ensure(project)
+    tenants = Tenants(workspace, knowledge, SharedModel(model), project)
 
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row(equal_height=True):
-            chosen = gr.Dropdown(workspace.list_projects(), value=project, label="Project", scale=2,
+            # The choices are the signed-in user's, filled in when the page loads.
+            chosen = gr.Dropdown([project], value=project, label="Project", scale=2,
                                  elem_id="project-select", allow_custom_value=True)
             new_name = gr.Textbox(label="New or renamed project", placeholder="name", scale=2)
             create = gr.Button("Create", scale=1)
@@ -59,76 +58,93 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
             delete = gr.Button("Delete", scale=1, variant="stop")
         with gr.Tabs():
             with gr.Tab("Interview", id="interview"):
-                tab = build_interview_tab(advisor, chosen)
+                tab = build_interview_tab(tenants, chosen)
             with gr.Tab("Knowledge", id="knowledge"):
-                knowledge_tab = build_knowledge_tab(kbs, shared_model, chosen)
+                knowledge_tab = build_knowledge_tab(tenants, chosen)
             with gr.Tab("Behaviour", id="behaviour") as behaviour_tab_item:
-                behaviour_tab = build_behaviour_tab(workspace, chosen)
+                behaviour_tab = build_behaviour_tab(tenants, chosen)
             with gr.Tab("Compare", id="compare"), gr.Tabs():
-                build_compare_tab(workspace, shared_model, kbs, advisor, chosen)
+                build_compare_tab(tenants, chosen)
 
-        def show(name: str, notice: str = "") -> list:
-            return [gr.Dropdown(choices=workspace.list_projects(), value=name), "",
-                    *load_view(advisor, name, notice), *knowledge_tab["refresh"](name)]
+        def show(tenant: Tenant, name: str, notice: str = "") -> list:
+            return [gr.Dropdown(choices=tenant.workspace.list_projects(), value=name), "",
+                    *load_view(tenant.advisor, name, notice), *knowledge_tab["refresh"](tenant.knowledge, name)]
 
         outputs = [chosen, new_name, *tab.outputs, *knowledge_tab["outputs"]]
 
-        def on_create(current: str, name: str) -> list:
+        def on_create(current: str, name: str, request: gr.Request) -> list:
+            tenant = tenants.for_request(request)
             try:
-                workspace.create(name.strip())
+                tenant.workspace.create(name.strip())
             except WorkspaceError as error:
-                return show(current, f"**Not created:** {error}")
-            return show(name.strip(), f"Created project {name.strip()!r}.")
+                return show(tenant, current, f"**Not created:** {error}")
+            return show(tenant, name.strip(), f"Created project {name.strip()!r}.")
 
-        def on_rename(current: str, name: str) -> list:
-            kbs.forget(current)
+        def on_rename(current: str, name: str, request: gr.Request) -> list:
+            tenant = tenants.for_request(request)
+            tenant.forget(current)
             try:
-                workspace.rename(current, name.strip())
+                tenant.workspace.rename(current, name.strip())
             except WorkspaceError as error:
-                return show(current, f"**Not renamed:** {error}")
-            return show(name.strip(), f"Renamed {current!r} to {name.strip()!r}.")
+                return show(tenant, current, f"**Not renamed:** {error}")
+            return show(tenant, name.strip(), f"Renamed {current!r} to {name.strip()!r}.")
 
-        def on_delete(current: str) -> list:
-            kbs.forget(current)
+        def on_delete(current: str, request: gr.Request) -> list:
+            tenant = tenants.for_request(request)
+            tenant.forget(current)
             try:
-                workspace.delete(current)
+                tenant.workspace.delete(current)
             except WorkspaceError as error:
-                return show(current, f"**Not deleted:** {error}")
-            remaining = workspace.list_projects()
-            fallback = remaining[0] if remaining else workspace.ensure(DEFAULT_PROJECT).name
-            return show(fallback, f"Deleted project {current!r}.")
+                return show(tenant, current, f"**Not deleted:** {error}")
+            remaining = tenant.workspace.list_projects()
+            fallback = remaining[0] if remaining else tenant.workspace.ensure(DEFAULT_PROJECT).name
+            return show(tenant, fallback, f"Deleted project {current!r}.")
 
         private = {"api_visibility": "private"}
         create.click(on_create, [chosen, new_name], outputs, **private)
         rename.click(on_rename, [chosen, new_name], outputs, **private)
         delete.click(on_delete, [chosen], outputs, **private)
-        def open_project(name: str) -> list:
-            return [*load_view(advisor, name), *knowledge_tab["refresh"](name), *behaviour_tab["prefill"](name)]
+
+        def project_view(tenant: Tenant, name: str) -> list:
+            return [*load_view(tenant.advisor, name), *knowledge_tab["refresh"](tenant.knowledge, name),
+                    *behaviour_tab["prefill"](tenant, name)]
+
+        def open_project(name: str, request: gr.Request) -> list:
+            return project_view(tenants.for_request(request), name)
+
+        def open_page(name: str, request: gr.Request) -> list:
+            """The page's first view: this user's projects, and the chosen one if it is theirs."""
+            tenant = tenants.for_request(request)
+            names = tenant.workspace.list_projects()
+            name = name if name in names else (names[0] if names else tenant.workspace.ensure(project).name)
+            return [gr.Dropdown(choices=tenant.workspace.list_projects(), value=name), *project_view(tenant, name)]
 
         project_outputs = [*tab.outputs, *knowledge_tab["outputs"], *behaviour_tab["outputs"]]
         chosen.input(open_project, [chosen], project_outputs, **private)
-        app.load(open_project, [chosen], project_outputs, **private)
+        app.load(open_page, [chosen], [chosen, *project_outputs], **private)
         # The plan may have changed in the Interview tab: prefill again when Behaviour opens.
-        behaviour_tab_item.select(behaviour_tab["prefill"], [chosen], behaviour_tab["outputs"], **private)
+        behaviour_tab_item.select(behaviour_tab["on_prefill"], [chosen], behaviour_tab["outputs"], **private)
 
-        def interview(message: str, project: str = DEFAULT_PROJECT) -> str:
+        def interview(request: gr.Request, message: str, project: str = DEFAULT_PROJECT) -> str:
             """Send one chat turn to the project's interview and return the assistant's reply."""
             try:
-                return advisor.turn(project, message).reply
+                return tenants.for_request(request).advisor.turn(project, message).reply
             except WorkspaceError as error:
                 raise gr.Error(str(error)) from error
 
-        def plan(project: str = DEFAULT_PROJECT) -> dict:
+        def plan(request: gr.Request, project: str = DEFAULT_PROJECT) -> dict:
             """The project's current plan (decision, flags, settings, memory, reasons) as JSON."""
             try:
-                return advisor.plan(project)
+                return tenants.for_request(request).advisor.plan(project)
             except WorkspaceError as error:
                 raise gr.Error(str(error)) from error
 
-        def search(query: str, k: int = 5, mode: str = "bm25", project: str = DEFAULT_PROJECT) -> list[dict]:
+        def search(request: gr.Request, query: str, k: int = 5, mode: str = "bm25",
+                   project: str = DEFAULT_PROJECT) -> list[dict]:
             """Search the project's documents; each hit has source, text, score, page, start, end."""
             try:
-                return [h.to_dict() for h in kbs.get(project).search(query, int(k), mode)]
+                return [h.to_dict() for h in tenants.for_request(request).knowledge.get(project).search(
+                    query, int(k), mode)]
             except (WorkspaceError, ValueError) as error:
                 raise gr.Error(str(error)) from error
 

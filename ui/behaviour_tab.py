@@ -15,7 +15,8 @@ import gradio as gr
 from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, settings_from_plan
 from assistant.hardware import detect_hardware
 from assistant.runtime import DEFAULT_MODEL
-from assistant.workspace import Workspace, WorkspaceError
+from assistant.tenants import Tenant, Tenants
+from assistant.workspace import WorkspaceError
 
 FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]
 SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "epochs",
@@ -65,14 +66,11 @@ def estimate_markdown(estimate) -> str:
     return text
 
 
-def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
+def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     hardware = detect_hardware()
-    services: dict[str, Behaviour] = {}
 
-    def behaviour(name: str) -> Behaviour:
-        if name not in services:
-            services[name] = Behaviour(workspace, name)
-        return services[name]
+    def behaviour(request: gr.Request, name: str) -> Behaviour:
+        return tenants.for_request(request).behaviour(name)
 
     gr.Markdown("Upload examples of the behaviour you want (chat JSONL, Alpaca, ShareGPT, or prompt/completion "
                 "CSV/JSONL). Check them, adjust the settings the plan proposes, and train an adapter.")
@@ -130,21 +128,25 @@ def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
         data = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
         return TrainingSettings(**data)
 
-    def prefill(name: str):
-        settings, reasons = settings_from_plan(workspace.load(name).get("plan"), hardware)
+    def prefill(tenant: Tenant, name: str):
+        settings, reasons = settings_from_plan(tenant.workspace.load(name).get("plan"), hardware)
         note = "\n".join(f"- **{k.replace('_', ' ')}**: {html.escape(v)}" for k, v in reasons.items() if v)
         values = [getattr(settings, f) for f in SETTING_FIELDS]
         values[0] = settings.model
         return [*values, note]
 
-    def on_check(train, evaluation, general, format_name, prompt_col, completion_col, name, *values):
+    def on_prefill(name: str, request: gr.Request):
+        return prefill(tenants.for_request(request), name)
+
+    def on_check(request: gr.Request, train, evaluation, general, format_name, prompt_col, completion_col, name,
+                 *values):
         if not train:
             return "", "Upload a training file first.", "", [], ""
         try:
             settings = settings_from(values)
             read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
             mapping = {k: v for k, v in (("prompt", prompt_col), ("completion", completion_col)) if v}
-            prepared = behaviour(name).prepare(
+            prepared = behaviour(request, name).prepare(
                 Path(train).name, read(train), Path(evaluation).name if evaluation else None, read(evaluation),
                 None if format_name == "auto" else format_name, mapping or None, read(general), settings)
         except DatasetError as error:
@@ -153,16 +155,16 @@ def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
         except (UnicodeDecodeError, OSError, ValueError) as error:
             return "", f"**Cannot read the file:** {html.escape(str(error))}", "", [], ""
         first = [json.loads(line) for line in prepared.train_file.read_text().splitlines()[:3]]
-        estimate = behaviour(name).estimate(prepared, settings, hardware)
+        estimate = behaviour(request, name).estimate(prepared, settings, hardware)
         return (prepared.dataset_id, report_markdown(prepared.report, prepared), json.dumps(first, indent=2,
                 ensure_ascii=False), problems_rows(prepared.report), estimate_markdown(estimate))
 
-    def on_start(dataset_id, adapter, name, *values):
+    def on_start(request: gr.Request, dataset_id, adapter, name, *values):
         if not dataset_id:
             raise gr.Error("Check the examples first.")
         try:
             settings = settings_from(values)
-            service = behaviour(name)
+            service = behaviour(request, name)
             prepared = service.load_prepared(dataset_id)
             estimate = service.estimate(prepared, settings, hardware)
             if not estimate.fits:
@@ -172,18 +174,18 @@ def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
             raise gr.Error(str(error)) from error
         return gr.Dropdown(choices=[j.job_id for j in service.jobs.jobs()], value=job_id)
 
-    def on_cancel(job_id, name):
+    def on_cancel(job_id, name, request: gr.Request):
         if job_id:
-            behaviour(name).jobs.cancel(job_id)
+            behaviour(request, name).jobs.cancel(job_id)
 
-    def on_resume(job_id, name):
+    def on_resume(job_id, name, request: gr.Request):
         if job_id:
-            behaviour(name).jobs.start(job_id, resume=True)
+            behaviour(request, name).jobs.start(job_id, resume=True)
 
-    def on_tick(job_id, name):
+    def on_tick(job_id, name, request: gr.Request):
         import pandas as pd
 
-        service = behaviour(name)
+        service = behaviour(request, name)
         jobs = service.refresh()
         job_rows = [[j.job_id, j.status, j.step, j.max_steps, j.reason] for j in reversed(jobs)]
         adapter_rows = [[a.name, a.method, a.base_model, a.steps, a.eval_loss] for a in service.adapters.list()]
@@ -218,4 +220,4 @@ def build_behaviour_tab(workspace: Workspace, project: gr.Dropdown) -> dict:
     cancel.click(on_cancel, [jobs_choice, project], None, **private)
     resume.click(on_resume, [jobs_choice, project], None, **private)
     timer.tick(on_tick, [jobs_choice, project], [job_md, loss_plot, jobs_table, adapters_table], **private)
-    return {"prefill": prefill, "outputs": [*setting_inputs, reasons_md]}
+    return {"prefill": prefill, "on_prefill": on_prefill, "outputs": [*setting_inputs, reasons_md]}

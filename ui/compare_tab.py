@@ -12,11 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.advisor import Advisor
 from assistant.arena import Vote, VoteStore, draw_pair, leaderboard
 from assistant.evaluation import cases_from_file, gap_check, record_outcome, run_evaluation, save_report
-from assistant.knowledge import KnowledgeBases
-from assistant.runtime import GenerationSettings, ModelUnavailableError, SharedModel
+from assistant.runtime import GenerationSettings, ModelUnavailableError
+from assistant.tenants import Tenant, Tenants
 from assistant.variants import ProjectVariants, Variant
 from assistant.workspace import Workspace
 
@@ -28,11 +27,8 @@ def sources_text(sources) -> str:
     return "\n".join(f"[{s.number}] {s.source}" + (f", page {s.page}" if s.page else "") for s in sources)
 
 
-def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBases, advisor: Advisor,
-                      project: gr.Dropdown) -> dict:
-    variants = ProjectVariants(workspace, model, kbs)
-
-    def resolve(name: str, variant_name: str) -> Variant:
+def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
+    def resolve(variants: ProjectVariants, name: str, variant_name: str) -> Variant:
         try:
             return variants.resolve(name, variant_name)
         except ValueError as error:
@@ -76,30 +72,32 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
         eval_chart = gr.BarPlot(x="variant", y="value", color="metric", label="Scores", height=280)
         eval_note = gr.Markdown(elem_id="ev-note")
 
-    def store_for(name: str) -> VoteStore:
+    def store_for(workspace: Workspace, name: str) -> VoteStore:
         return VoteStore(workspace.project(name).path / "tunewise.sqlite")
 
-    def board_rows(name: str) -> list[list]:
-        store = store_for(name)
+    def board_rows(workspace: Workspace, name: str) -> list[list]:
+        store = store_for(workspace, name)
         try:
             return [[s.variant, round(s.score), round(s.low), round(s.high), s.wins, s.losses, s.ties, s.games,
                      round(s.win_rate, 3)] for s in leaderboard(store.votes())]
         finally:
             store.close()
 
-    def on_load(name: str):
+    def on_load(name: str, request: gr.Request):
+        tenant = tenants.for_request(request)
         try:
-            names = variants.names(name)
+            names = tenant.variants.names(name)
         except ModelUnavailableError as error:
             raise gr.Error(f"The model is not available: {error}") from error
         return (gr.Dropdown(choices=names, value=names[:2]), gr.CheckboxGroup(choices=names, value=names[:2]),
-                board_rows(name))
+                board_rows(tenant.workspace, name))
 
     def on_choose(selection: list[str]):
         return [gr.Chatbot(visible=i < max(2, len(selection)), label=(selection[i] if i < len(selection) else ""))
                 for i in range(MAX_COLUMNS)]
 
-    def on_prompt(text: str, selection: list[str], state: list, name: str):
+    def on_prompt(text: str, selection: list[str], state: list, name: str, request: gr.Request):
+        variants = tenants.for_request(request).variants
         if not 2 <= len(selection or []) <= MAX_COLUMNS:
             raise gr.Error("Choose 2 to 4 variants.")
         available = variants.names(name)
@@ -115,7 +113,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
             history = state[i] + [{"role": "user", "content": text}]
             messages = [{"role": m["role"], "content": m["content"]} for m in history]
             search = variants.search(name)
-            for answer in model_variants.stream(resolve(name, variant_name), messages, GENERATION, search):
+            for answer in model_variants.stream(resolve(variants, name, variant_name), messages, GENERATION, search):
                 content = answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
                 state[i] = history + [{"role": "assistant", "content": content}]
                 yield [*state[:MAX_COLUMNS]], "", *(state[j] for j in range(MAX_COLUMNS)), "\n".join(notes)
@@ -125,6 +123,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
         yield [*state[:MAX_COLUMNS]], "", *(state[j] for j in range(MAX_COLUMNS)), "\n\n".join(notes)
 
     def on_blind(text: str, name: str, request: gr.Request):
+        variants = tenants.for_request(request).variants
         names = variants.names(name)
         if len(names) < 2:
             raise gr.Error("Blind voting needs at least two variants: train an adapter or add documents.")
@@ -133,7 +132,7 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
         messages = [{"role": "user", "content": text}]
         answers = {}
         for side, variant_name in (("a", first), ("b", second)):
-            answers[side] = list(model_variants.stream(resolve(name, variant_name), messages, GENERATION,
+            answers[side] = list(model_variants.stream(resolve(variants, name, variant_name), messages, GENERATION,
                                                        variants.search(name)))[-1].text
         return [first, second, text, answers["a"], answers["b"]], answers["a"], answers["b"], "Vote to see the names."
 
@@ -142,17 +141,19 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
             if not current:
                 raise gr.Error("Start a blind round first: type a prompt.")
             first, second, text, a_text, b_text = current
-            store = store_for(name)
+            workspace = tenants.for_request(request).workspace
+            store = store_for(workspace, name)
             try:
                 store.add(Vote(first, second, outcome, text, a_text, b_text,
                                getattr(request, "session_hash", "") or ""))
             finally:
                 store.close()
-            return [], f"A was **{first}**, B was **{second}**.", board_rows(name)
+            return [], f"A was **{first}**, B was **{second}**.", board_rows(workspace, name)
         return on_vote
 
-    def on_export(name: str) -> str:
-        store = store_for(name)
+    def on_export(name: str, request: gr.Request) -> str:
+        workspace = tenants.for_request(request).workspace
+        store = store_for(workspace, name)
         try:
             path = workspace.project(name).path / "votes.csv"
             path.write_text(store.to_csv(), encoding="utf-8")
@@ -160,16 +161,18 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
             store.close()
         return str(path)
 
-    def on_run(file, limit, selection, name, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+    def on_run(file, limit, selection, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         import pandas as pd
 
+        tenant = tenants.for_request(request)
+        variants, workspace = tenant.variants, tenant.workspace
         if not file or not selection:
             raise gr.Error("Upload held-out examples and choose variants.")
         try:
             cases = cases_from_file(file, int(limit) if limit else None)
         except (OSError, ValueError) as error:
             raise gr.Error(str(error)) from error
-        report = run_evaluation(variants.for_project(name), [resolve(name, v) for v in selection], cases,
+        report = run_evaluation(variants.for_project(name), [resolve(variants, name, v) for v in selection], cases,
                                 Path(file).name, GENERATION, variants.search(name),
                                 lambda f, label: progress(f, desc=label))
         folder = save_report(report, workspace.project(name).path / "evals")
@@ -182,15 +185,17 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
         return table, chart, (f"Saved `{folder / 'report.json'}` and `{folder / 'report.md'}`.\n\n**Did the plan "
                               "hold?** " + " ".join(held))
 
-    def on_gap(file, limit, name, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+    def on_gap(file, limit, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        tenant: Tenant = tenants.for_request(request)
+        variants = tenant.variants
         if not file:
             raise gr.Error("Upload held-out examples first.")
         try:
             cases = cases_from_file(file, int(limit) if limit else 20)
         except (OSError, ValueError) as error:
             raise gr.Error(str(error)) from error
-        search = variants.search(name) if kbs.get(name).documents() else None
-        finding, decision = gap_check(advisor, name, variants.for_project(name), cases, Path(file).name, search,
+        search = variants.search(name) if tenant.knowledge.get(name).documents() else None
+        finding, decision = gap_check(tenant.advisor, name, variants.for_project(name), cases, Path(file).name, search,
                                       GENERATION, lambda f, label: progress(f, desc=label))
         note = f"**Gap check ({len(cases)} examples):** {finding.text}"
         if decision:
@@ -209,4 +214,3 @@ def build_compare_tab(workspace: Workspace, model: SharedModel, kbs: KnowledgeBa
     run.click(on_run, [eval_file, eval_limit, eval_variants, project], [eval_table, eval_chart, eval_note],
               **private)
     gap.click(on_gap, [eval_file, eval_limit, project], [eval_note], **private)
-    return {"board_rows": board_rows}

@@ -15,6 +15,7 @@ from assistant.advisor import Advisor
 from assistant.interview import InterviewState, QuickReply
 from assistant.plan_report import plan_markdown
 from assistant.profile import CHANGE_RATES, GAPS, ProfileError
+from assistant.tenants import Tenants
 from assistant.workspace import WorkspaceError
 
 PROFILE_FIELDS = ("task", "gap", "documents", "examples", "can_measure", "changes", "vram_gb",
@@ -82,7 +83,7 @@ def view(state: InterviewState, quick_replies: tuple[QuickReply, ...], notice: s
     return [chat_messages(state, quick_replies), "", *_profile_values(state), card, notice]
 
 
-def build_interview_tab(advisor: Advisor, project: gr.State | gr.Dropdown) -> InterviewTab:
+def build_interview_tab(tenants: Tenants, project: gr.State | gr.Dropdown) -> InterviewTab:
     with gr.Row():
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(label="Interview", height=520, buttons=["copy"])
@@ -110,36 +111,42 @@ def build_interview_tab(advisor: Advisor, project: gr.State | gr.Dropdown) -> In
     plan_card = gr.Markdown(elem_id="plan-card")
     tab = InterviewTab(chatbot, message, fields, plan_card, notice)
 
-    def measured(project_name: str) -> str:
+    def measured(advisor: Advisor, project_name: str) -> str:
         return measured_markdown(advisor.workspace.load(project_name))
 
-    def turn(text: str, project_name: str) -> list:
+    def turn(text: str, project_name: str, request: gr.Request) -> list:
+        advisor = tenants.for_request(request).advisor
         try:
             result = advisor.turn(project_name, text)
         except WorkspaceError as error:
             state = advisor.state(project_name)
             return view(state, (), f"**Could not save:** {error}")
-        return view(result.state, result.quick_replies, measured=measured(project_name))
+        return view(result.state, result.quick_replies, measured=measured(advisor, project_name))
 
-    def choose_option(project_name: str, selection: gr.SelectData) -> list:
-        return turn(str(selection.value), project_name)
+    def choose_option(project_name: str, selection: gr.SelectData, request: gr.Request) -> list:
+        return turn(str(selection.value), project_name, request)
 
-    def apply_form(project_name: str, *values: Any) -> list:
+    def go_back(project_name: str, request: gr.Request) -> list:
+        return turn("back", project_name, request)
+
+    def apply_form(request: gr.Request, project_name: str, *values: Any) -> list:
+        advisor = tenants.for_request(request).advisor
         try:
             state = advisor.edit(project_name, dict(zip(PROFILE_FIELDS, values, strict=True)))
         except (ProfileError, WorkspaceError) as error:
             state = advisor.state(project_name)
             return view(state, _pending_replies(advisor, project_name), f"**Not applied:** {error}")
-        return view(state, _pending_replies(advisor, project_name), "Profile updated.", measured(project_name))
+        return view(state, _pending_replies(advisor, project_name), "Profile updated.",
+                    measured(advisor, project_name))
 
-    def start_over(project_name: str) -> list:
-        state = advisor.restart(project_name)
+    def start_over(project_name: str, request: gr.Request) -> list:
+        state = tenants.for_request(request).advisor.restart(project_name)
         return view(state, state.current_question.quick_replies)
 
     private = {"api_visibility": "private"}
     message.submit(turn, [message, project], tab.outputs, **private)
     chatbot.option_select(choose_option, [project], tab.outputs, **private)
-    back.click(lambda p: turn("back", p), [project], tab.outputs, **private)
+    back.click(go_back, [project], tab.outputs, **private)
     restart.click(start_over, [project], tab.outputs, **private)
     apply.click(apply_form, [project, *fields], tab.outputs, **private)
     return tab

@@ -14,7 +14,8 @@ import gradio as gr
 
 from assistant.answering import stream_cited_answer
 from assistant.knowledge import KnowledgeBases
-from assistant.runtime import ModelUnavailableError, SharedModel
+from assistant.runtime import ModelUnavailableError
+from assistant.tenants import Tenants
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.search import DEFAULT_SEARCH_MODE, SEARCH_MODES
 
@@ -89,7 +90,7 @@ def sources_html(sources) -> str:
     return "<p><b>Sources</b></p><ol style='list-style:none;padding-left:0'>" + "".join(rows) + "</ol>"
 
 
-def build_knowledge_tab(kbs: KnowledgeBases, model: SharedModel, project: gr.Dropdown) -> dict:
+def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     gr.Markdown("Upload the documents that hold the facts. They are split into passages, embedded and "
                 "indexed; answers cite the passages they use. Supported: "
                 + ", ".join(SUPPORTED_SUFFIXES) + ", or a .zip of them.")
@@ -119,14 +120,15 @@ def build_knowledge_tab(kbs: KnowledgeBases, model: SharedModel, project: gr.Dro
             answer = gr.Textbox(label="Answer", interactive=False, lines=6, elem_id="kb-answer")
             sources = gr.HTML(elem_id="kb-sources")
 
-    def refresh(name: str):
+    def refresh(kbs: KnowledgeBases, name: str):
         table = documents_table(kbs, name)
         return table, gr.Dropdown(choices=[row[0] for row in table], value=None)
 
     @shown_as_errors
-    def on_add(files, name: str, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+    def on_add(files, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+        kbs = tenants.for_request(request).knowledge
         if not files:
-            return [["", "nothing uploaded", 0, "choose files first"]], *refresh(name)
+            return [["", "nothing uploaded", 0, "choose files first"]], *refresh(kbs, name)
         items = []
         for path in files:
             try:
@@ -138,26 +140,28 @@ def build_knowledge_tab(kbs: KnowledgeBases, model: SharedModel, project: gr.Dro
         outcome = kbs.get(name).ingest_uploads(items, progress=lambda f, label: progress(f, desc=label))
         rows = [[r.source, r.status, r.chunks, (r.error + (f" ({r.hint})" if r.hint else "")) if not r.ok else ""]
                 for r in outcome]
-        return rows, *refresh(name)
+        return rows, *refresh(kbs, name)
 
     @shown_as_errors
-    def on_delete(source: str | None, name: str):
+    def on_delete(source: str | None, name: str, request: gr.Request):
+        kbs = tenants.for_request(request).knowledge
         if source:
             kbs.get(name).delete(source)
-        return refresh(name)
+        return refresh(kbs, name)
 
     @shown_as_errors
-    def on_search(text: str, count: int, search_mode: str, name: str) -> str:
-        return hits_html(kbs.get(name).search(text, int(count), search_mode), text)
+    def on_search(text: str, count: int, search_mode: str, name: str, request: gr.Request) -> str:
+        kb = tenants.for_request(request).knowledge.get(name)
+        return hits_html(kb.search(text, int(count), search_mode), text)
 
     @shown_as_errors
-    def on_ask(text: str, name: str):
+    def on_ask(text: str, name: str, request: gr.Request):
         if not text.strip():
             yield "Type a question first.", ""
             return
-        found = kbs.get(name).search(text, 5, with_similarity=True)
+        found = tenants.for_request(request).knowledge.get(name).search(text, 5, with_similarity=True)
         try:
-            loaded = model.get()
+            loaded = tenants.model.get()
         except ModelUnavailableError as error:
             yield f"The model is not available: {error}", sources_html([])
             return

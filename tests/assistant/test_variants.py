@@ -69,13 +69,14 @@ def test_adapters_share_one_base(tiny_model_path, two_adapters):
     assert sum(p.numel() for p in loaded.model.parameters()) == base_params + lora_params
 
 
-def test_adapter_keys_are_unique_across_projects_and_valid_peft_names():
+def test_adapter_keys_are_unique_across_projects_and_users_and_valid_peft_names(tmp_path):
     from assistant.variants import adapter_key
 
-    keys = {adapter_key(p, a) for p in ("alpha", "beta") for a in ("v1", "v2")}
-    assert len(keys) == 4
+    folders = [tmp_path / "users" / user / "projects" / project for user in ("ana", "bo") for project in ("a", "b")]
+    keys = {adapter_key(folder, adapter) for folder in folders for adapter in ("v1", "v2")}
+    assert len(keys) == 8
     assert all(k.isidentifier() and "." not in k for k in keys)
-    assert adapter_key("alpha", "v1") == adapter_key("alpha", "v1")
+    assert adapter_key(folders[0], "v1") == adapter_key(folders[0], "v1")
 
 
 def test_a_labelled_variant_shows_its_adapter_name():

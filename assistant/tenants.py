@@ -1,0 +1,76 @@
+"""Who sees what: with sign-in on, each user works in a workspace of their own.
+
+The app holds one :class:`Tenant` per signed-in user (or one for everybody when nobody signs
+in): that user's workspace and the services opened over it. The chat model and its adapters
+are shared by all tenants, so memory does not grow with the number of users; everything that
+names a project (folders, locks, indexes, Chroma collections, adapter keys, votes, jobs) is
+resolved inside the tenant's workspace, so one user's project names never reach another's data.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from assistant.advisor import Advisor
+from assistant.behaviour import Behaviour
+from assistant.knowledge import KnowledgeBases, KnowledgeSettings
+from assistant.runtime import SharedModel
+from assistant.variants import ProjectVariants, SharedVariantModel
+from assistant.workspace import DEFAULT_PROJECT, Workspace
+
+
+@dataclass
+class Tenant:
+    """One user's workspace and the services over it."""
+
+    workspace: Workspace
+    advisor: Advisor
+    knowledge: KnowledgeBases
+    variants: ProjectVariants
+    _behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def behaviour(self, project: str) -> Behaviour:
+        """The project's training service, kept so its job store is opened once."""
+        with self._lock:
+            if project not in self._behaviours:
+                self._behaviours[project] = Behaviour(self.workspace, project)
+            return self._behaviours[project]
+
+    def forget(self, project: str) -> None:
+        """Close what is open for a project about to be renamed or deleted."""
+        self.knowledge.forget(project)
+        with self._lock:
+            self._behaviours.pop(project, None)
+
+
+class Tenants:
+    """The app's tenants, made on first request and kept for the life of the app."""
+
+    def __init__(self, workspace: Workspace, knowledge: KnowledgeSettings | None = None,
+                 model: SharedModel | None = None, project: str = DEFAULT_PROJECT):
+        """``workspace``: the app's workspace (users' workspaces live under it); ``project``: the
+        project every tenant starts with."""
+        self.workspace = workspace
+        self.knowledge_settings = knowledge
+        self.model = model or SharedModel()
+        self.shared_variants = SharedVariantModel(self.model)
+        self.project = project
+        self._tenants: dict[str | None, Tenant] = {}
+        self._lock = threading.Lock()
+
+    def get(self, user: str | None) -> Tenant:
+        """The tenant of a signed-in ``user``; None (nobody signs in) is the workspace itself."""
+        with self._lock:
+            if user not in self._tenants:
+                workspace = self.workspace.for_user(user)
+                workspace.ensure(self.project)
+                knowledge = KnowledgeBases(workspace, self.knowledge_settings)
+                self._tenants[user] = Tenant(workspace, Advisor(workspace), knowledge,
+                                             ProjectVariants(workspace, self.shared_variants, knowledge))
+            return self._tenants[user]
+
+    def for_request(self, request) -> Tenant:
+        """The tenant of a Gradio request: its ``username`` is set only when sign-in is on."""
+        return self.get(getattr(request, "username", None))
