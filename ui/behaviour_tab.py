@@ -104,7 +104,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             accumulation = gr.Number(value=1, precision=0, label="Gradient accumulation")
             max_length = gr.Number(value=1024, precision=0, label="Max length (tokens)")
             packing = gr.Checkbox(value=False, label="Packing")
-        reasons_md = gr.Markdown()
+        reasons_md = gr.Markdown(elem_id="bh-reasons")
     setting_inputs = [model, method, lora_r, lora_alpha, lora_dropout, learning_rate, epochs, max_steps, batch_size,
                       accumulation, max_length, packing]
     estimate_md = gr.Markdown(elem_id="bh-estimate")

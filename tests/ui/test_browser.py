@@ -91,6 +91,7 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
 
         # 4. Examples, the report, a short training run.
         page.get_by_role("tab", name="Behaviour").click()
+        expect(page.locator("#bh-reasons")).to_contain_text("alpha = 2 x r")  # the plan's settings are in
         page.get_by_label("Base model (hub id or local folder)").fill(str(tiny_model_path))
         page.get_by_label("Max steps (-1: all epochs)").fill("6")
         page.get_by_label("Max length (tokens)").fill("96")
