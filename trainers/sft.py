@@ -87,11 +87,17 @@ def set_state(job_dir: Path, status: str, **fields) -> None:
     write_json(path, current | fields | {"status": status, "updated_at": time.time()})
 
 
+SMALLER_STEPS = ("a smaller batch size (raise gradient accumulation to keep the effective batch), or a shorter "
+                 "max length")
+
+
 def failure_advice(error: BaseException) -> str:
+    """What a person can change after ``error`` ended a job."""
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text:
-        return ("The GPU ran out of memory: use QLoRA, a smaller batch size (raise gradient accumulation to keep "
-                "the effective batch), or a shorter max length.")
+        return f"The GPU ran out of memory: use QLoRA, {SMALLER_STEPS}."
+    if isinstance(error, MemoryError) or "can't allocate memory" in text or "cannot allocate memory" in text:
+        return f"The machine ran out of memory: use {SMALLER_STEPS}, or a smaller model."
     if "no such file" in text or "not found" in text:
         return "A file the job needs is missing: check the model path and the dataset files."
     return "See log.txt in the job folder for the full traceback."

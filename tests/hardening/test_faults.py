@@ -1,7 +1,10 @@
-"""Faults a user can meet: an unwritable workspace, a full disk, a broken project file."""
+"""Faults a user can meet: an unwritable workspace, a full disk, a broken project file, a killed ingest,
+a training job out of memory."""
 
 import errno
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +103,52 @@ def test_killing_the_app_mid_ingest_leaves_only_whole_documents(tmp_path):
     assert 1 <= len(documents) < 6, seen
     assert index.chunk_count() == sum(d.chunks for d in documents) == index.vector_count()
     index.close()
+
+
+def test_memory_errors_get_advice_that_fits_the_device():
+    import torch
+
+    from trainers.sft import failure_advice
+
+    gpu = failure_advice(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert gpu.startswith("The GPU ran out of memory") and "QLoRA" in gpu and "batch size" in gpu
+    cpu = failure_advice(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 "
+                                      "bytes. Error code 12 (Cannot allocate memory)"))
+    assert cpu.startswith("The machine ran out of memory") and "batch size" in cpu
+    assert failure_advice(MemoryError()).startswith("The machine ran out of memory")
+    assert "memory" not in failure_advice(ValueError("bad value"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA caps a process's memory on Linux")
+@pytest.mark.timeout(900)
+def test_a_training_job_out_of_memory_fails_with_advice(tiny_model_path, tmp_path):
+    """A real allocation failure: the job process runs under a memory cap far below what its batch needs
+    (32 sequences of 4,096 tokens), as a GPU job meets a card too small for its batch."""
+    import json
+    import resource
+    import subprocess
+
+    from tests.paths import RETRIEVAL_CORPORA
+    from trainers.jobs import JobStore, launch_command
+    from trainers.sft import SftJobConfig
+
+    text = (RETRIEVAL_CORPORA / "state_of_the_union.md").read_text()
+    train = tmp_path / "long.jsonl"
+    train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": text[i * 300:i * 300 + 16_000]},
+                                                      {"role": "assistant", "content": "noted"}]}) + "\n"
+                             for i in range(32)))
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(SftJobConfig(model=str(tiny_model_path), train_file=str(train), method="lora", max_steps=2,
+                                    batch_size=32, max_length=4096, device="cpu"))
+    cap = 3 * 2**30
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    subprocess.run(launch_command(store.path(job), False, 0), preexec_fn=limit_memory, env=env, timeout=600,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    status = store.status(job)
+    assert status.status == "failed", status
+    assert "allocate memory" in status.reason or "MemoryError" in status.reason, status.reason
+    assert status.advice.startswith("The machine ran out of memory") and "batch size" in status.advice
