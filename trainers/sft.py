@@ -91,11 +91,16 @@ SMALLER_STEPS = ("a smaller batch size (raise gradient accumulation to keep the 
                  "max length")
 
 
+NO_ANSWER_LEFT = "no training example keeps any of its answer within the max length"
+
+
 def failure_advice(error: BaseException) -> str:
     """What a person can change after ``error`` ended a job."""
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text:
         return f"The GPU ran out of memory: use QLoRA, {SMALLER_STEPS}."
+    if NO_ANSWER_LEFT in str(error):
+        return "Raise the max length, or shorten the prompts so that each answer fits after its prompt."
     if isinstance(error, MemoryError) or "can't allocate memory" in text or "cannot allocate memory" in text:
         return f"The machine ran out of memory: use {SMALLER_STEPS}, or a smaller model."
     if "no such file" in text or "not found" in text:
@@ -249,6 +254,8 @@ def train(job_dir: Path, resume: bool = False) -> str:
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                          processing_class=tokenizer,
                          callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])])
+    if len(trainer.train_dataset) == 0:  # TRL drops examples whose answer was cut off entirely
+        raise ValueError(f"{NO_ANSWER_LEFT} (max length {config.max_length} tokens)")
     checkpoint = resume and any((job_dir / CHECKPOINTS).glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if stop["requested"]:

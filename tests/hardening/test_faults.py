@@ -119,36 +119,77 @@ def test_memory_errors_get_advice_that_fits_the_device():
     assert "memory" not in failure_advice(ValueError("bad value"))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA caps a process's memory on Linux")
-@pytest.mark.timeout(900)
-def test_a_training_job_out_of_memory_fails_with_advice(tiny_model_path, tmp_path):
-    """A real allocation failure: the job process runs under a memory cap far below what its batch needs
-    (32 sequences of 4,096 tokens), as a GPU job meets a card too small for its batch."""
+def long_examples(path: Path, count: int, prompt_first: bool) -> Path:
+    """Chat examples of about 1,500 tokens of real text, in the answer or (``prompt_first``) in the prompt."""
     import json
+
+    from tests.paths import RETRIEVAL_CORPORA
+
+    text = " ".join(p.read_text() for p in sorted(RETRIEVAL_CORPORA.iterdir()) if p.suffix in (".md", ".txt")) * 2
+    lines = []
+    for i in range(count):
+        passage = text[i * 997 % (len(text) // 2):][:6000]
+        turns = [passage, "noted"] if prompt_first else ["Recite a passage.", passage]
+        lines.append(json.dumps({"messages": [{"role": "user", "content": turns[0]},
+                                              {"role": "assistant", "content": turns[1]}]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_job(model, train: Path, jobs: Path, batch_size: int, max_length: int = 1024, memory_cap: int | None = None):
+    """One training step through the job's real entry point, optionally under a cap on its private memory."""
     import resource
     import subprocess
 
-    from tests.paths import RETRIEVAL_CORPORA
     from trainers.jobs import JobStore, launch_command
     from trainers.sft import SftJobConfig
 
-    text = (RETRIEVAL_CORPORA / "state_of_the_union.md").read_text()
-    train = tmp_path / "long.jsonl"
-    train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": text[i * 300:i * 300 + 16_000]},
-                                                      {"role": "assistant", "content": "noted"}]}) + "\n"
-                             for i in range(32)))
-    store = JobStore(tmp_path / "jobs")
-    job = store.create(SftJobConfig(model=str(tiny_model_path), train_file=str(train), method="lora", max_steps=2,
-                                    batch_size=32, max_length=4096, device="cpu"))
-    cap = 3 * 2**30
+    store = JobStore(jobs)
+    job = store.create(SftJobConfig(model=str(model), train_file=str(train), method="lora", max_steps=1,
+                                    batch_size=batch_size, max_length=max_length, device="cpu"))
 
-    def limit_memory():
-        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    def cap_memory():
+        if memory_cap:
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_cap, memory_cap))
 
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
-    subprocess.run(launch_command(store.path(job), False, 0), preexec_fn=limit_memory, env=env, timeout=600,
+    subprocess.run(launch_command(store.path(job), False, 0), preexec_fn=cap_memory, env=env, timeout=600,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    status = store.status(job)
+    return store.status(job)
+
+
+def loaded_job_memory(model) -> int:
+    """Private memory (VmData) of a process that has imported the training stack and loaded ``model``."""
+    import subprocess
+
+    probe = ("import sys, datasets, peft, torch, transformers, trl\n"
+             "transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1])\n"
+             "print(next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmData')))")
+    result = subprocess.run([sys.executable, "-c", probe, str(model)], capture_output=True, text=True, check=True,
+                            env=os.environ | {"OMP_NUM_THREADS": "1"}, timeout=300)
+    return int(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA and /proc are Linux's")
+@pytest.mark.timeout(900)
+def test_a_training_job_out_of_memory_fails_with_advice(tiny_model_path, tmp_path):
+    """A real allocation failure: the job runs with 1.5 GB of memory above what loading needs, and a batch
+    of 1,024 sequences of 1,024 tokens needs several times that, as a GPU job meets a card too small for
+    its batch. The same cap trains a batch of 2."""
+    train = long_examples(tmp_path / "long.jsonl", 1024, prompt_first=False)
+    cap = loaded_job_memory(tiny_model_path) + 3 * 2**29
+
+    status = run_job(tiny_model_path, train, tmp_path / "jobs", batch_size=1024, memory_cap=cap)
     assert status.status == "failed", status
     assert "allocate memory" in status.reason or "MemoryError" in status.reason, status.reason
     assert status.advice.startswith("The machine ran out of memory") and "batch size" in status.advice
+
+    assert run_job(tiny_model_path, train, tmp_path / "jobs", batch_size=2, memory_cap=cap).status == "completed"
+
+
+@pytest.mark.timeout(600)
+def test_a_job_whose_answers_are_all_cut_off_says_so(tiny_model_path, tmp_path):
+    train = long_examples(tmp_path / "long-prompts.jsonl", 8, prompt_first=True)
+    status = run_job(tiny_model_path, train, tmp_path / "jobs", batch_size=2, max_length=256)
+    assert status.status == "failed" and "keeps any of its answer" in status.reason, status.reason
+    assert "Raise the max length" in status.advice
