@@ -21,6 +21,14 @@ INTERVIEW = ["Extract intents from requests as JSON", "both", "yes", "a few hund
              "no GPU", "no preference", "no", "one"]
 
 
+def open_browser(playwright, profile: Path):
+    return playwright.chromium.launch_persistent_context(
+        user_data_dir=str(profile), executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        viewport={"width": 1400, "height": 1600})
+
+
 @pytest.fixture
 def app_url(tmp_path, monkeypatch, tiny_model_path):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
@@ -45,11 +53,7 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
     held_out.write_text(snips_chat_jsonl("test", limit=3, seed=0))
 
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "chromium"), executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-            viewport={"width": 1400, "height": 1600})
+        browser = open_browser(p, tmp_path / "chromium")
         page = browser.new_page()
         page.set_default_timeout(60_000)
         step = iter(range(1, 100))
@@ -135,3 +139,33 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         shot("evaluation")
         browser.close()
     assert len(list(ARTIFACTS.glob("*.png"))) >= 8
+
+
+@pytest.mark.timeout(600)
+def test_a_signed_in_user_sees_only_their_own_projects(tmp_path, monkeypatch):
+    from playwright.sync_api import expect, sync_playwright
+
+    from assistant.workspace import Workspace
+    from ui.app import build_app
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create("nobodys")
+    workspace.for_user("ana").create("ana-plans")
+    workspace.for_user("bo").create("bo-plans")
+    with launched(build_app(workspace), auth=[("ana", "pw-ana"), ("bo", "pw-bo")]) as url, sync_playwright() as p:
+        browser = open_browser(p, tmp_path / "chromium")
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_label("username").fill("ana")
+        page.get_by_label("password").fill("pw-ana")
+        page.get_by_role("button", name="Login").click()
+        choose = page.locator("#project-select input")
+        choose.click()
+        options = page.get_by_role("option")
+        expect(options).to_have_count(2)
+        assert sorted(text.split("\n")[-1] for text in options.all_inner_texts()) == ["ana-plans", "default"]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "09-signed-in-projects.png"), full_page=True)
+        browser.close()
