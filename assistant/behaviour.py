@@ -187,6 +187,10 @@ class Behaviour:
         report = build_report(train, evaluation, count_tokens or approximate_tokens, settings.max_length).to_dict()
         if not train.examples:
             raise DatasetError(f"{train_name}: no valid examples ({len(train.problems)} problems)", report)
+        if report["tokens"]["answer_cut_off"] == len(train.examples):
+            raise DatasetError(f"{train_name}: every prompt fills the max length of {settings.max_length} tokens, so "
+                               "training would see none of the answers; raise the max length or shorten the prompts",
+                               report)
         if evaluation is not None and evaluation.examples:
             train_examples, eval_examples = train.examples, evaluation.examples
         else:

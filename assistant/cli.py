@@ -314,7 +314,7 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"duplicates: {len(report['duplicates'])} groups; conflicts: {len(report['conflicts'])}; "
               f"leakage: {len(report['leakage'])} pairs")
         print(f"tokens: min {t['min']}, median {t['median']}, p95 {t['p95']}, max {t['max']}; "
-              f"{t['over_max_length']} over {t['max_length']}")
+              f"{t['over_max_length']} over {t['max_length']} ({t['answer_cut_off']} with no room for the answer)")
     return 0
 
 

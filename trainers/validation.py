@@ -13,7 +13,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from trainers.formats import Example, ParsedFile
 
@@ -46,6 +46,8 @@ class TokenStats:
     over_max_length: int = 0
     max_length: int = 0
     total: int = 0
+    answer_cut_off: int = 0
+    """Examples whose prompt alone fills the max length: truncation leaves none of the answer to learn."""
 
 
 @dataclass
@@ -123,8 +125,10 @@ def token_stats(examples: Sequence[Example], count: TokenCount, max_length: int)
         return TokenStats(max_length=max_length)
     lengths = sorted(count(e) for e in examples)
     p95 = lengths[min(len(lengths) - 1, int(round(0.95 * (len(lengths) - 1))))]
-    return TokenStats(lengths[0], statistics.median(lengths), p95, lengths[-1],
-                      sum(1 for n in lengths if n > max_length), max_length, sum(lengths))
+    over = [e for e in examples if count(e) > max_length]
+    cut_off = sum(1 for e in over if count(replace(e, messages=e.messages[:-1])) >= max_length)
+    return TokenStats(lengths[0], statistics.median(lengths), p95, lengths[-1], len(over), max_length, sum(lengths),
+                      cut_off)
 
 
 def label_balance(examples: Sequence[Example]) -> dict[str, int]:

@@ -32,7 +32,9 @@ def report_markdown(report: dict, prepared=None) -> str:
         lines.append(f"**Split:** {prepared.train_count} train, {prepared.eval_count} eval"
                      + (f", {prepared.general_count} general mixed in" if prepared.general_count else ""))
     lines.append(f"**Tokens per example:** min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
-                 f"max {tokens['max']}; {tokens['over_max_length']} over the max length {tokens['max_length']}")
+                 f"max {tokens['max']}; {tokens['over_max_length']} over the max length {tokens['max_length']}"
+                 + (f", {tokens['answer_cut_off']} of them with no room left for the answer"
+                    if tokens.get("answer_cut_off") else ""))
     lines.append(f"**Duplicates:** {len(report['duplicates'])} groups &nbsp; **Conflicting answers:** "
                  f"{len(report['conflicts'])} &nbsp; **Leakage into eval:** {len(report['leakage'])} pairs")
     if report["labels"]:

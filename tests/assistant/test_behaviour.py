@@ -1,5 +1,7 @@
 """From a plan and an upload to a job and a registered adapter; the estimate before training."""
 
+import json
+
 import pytest
 
 from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, estimate_training, settings_from_plan
@@ -56,6 +58,16 @@ def test_a_file_with_no_valid_example_is_refused_with_its_report(tmp_path):
     with pytest.raises(DatasetError) as caught:
         behaviour.prepare("bad.jsonl", '{"oops": 1}\n{broken\n')
     assert len(caught.value.report["errors"]) == 2
+
+
+def test_a_file_whose_prompts_fill_the_max_length_is_refused_before_training(tmp_path):
+    behaviour = Behaviour(Workspace(tmp_path), "p")
+    long_prompts = "".join(json.dumps({"prompt": f"{i} " + "word " * 400, "completion": "ok"}) + "\n" for i in range(20))
+    with pytest.raises(DatasetError, match="none of the answers") as caught:
+        behaviour.prepare("long.jsonl", long_prompts, settings=TrainingSettings(max_length=128))
+    assert caught.value.report["tokens"]["answer_cut_off"] == 20
+    prepared = behaviour.prepare("long.jsonl", long_prompts, settings=TrainingSettings(max_length=1024))
+    assert prepared.report["tokens"]["answer_cut_off"] == 0
 
 
 def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):

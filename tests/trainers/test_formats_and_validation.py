@@ -98,6 +98,7 @@ def test_duplicates_conflicts_tokens_and_labels():
     assert report.labels == {"spam": 4, "ham": 1}
     assert report.tokens.max >= report.tokens.p95 >= report.tokens.median >= report.tokens.min > 0
     assert report.tokens.over_max_length == 5
+    assert report.tokens.answer_cut_off == 5  # each prompt alone is over 5 tokens: no room for any answer
 
 
 def test_snips_leakage_is_the_eight_shared_texts():
