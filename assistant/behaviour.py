@@ -160,13 +160,14 @@ class Behaviour:
 
     def __init__(self, workspace: Workspace, project: str):
         from trainers.adapters import AdapterRegistry
-        from trainers.jobs import JobStore
+        from trainers.jobs import JobBoard, JobStore
 
         self.workspace = workspace
         self.project = project
         root = workspace.ensure(project).path
         self.datasets_dir = root / "datasets"
-        self.jobs = JobStore(root / "jobs")
+        # One training job at a time on the machine, across projects and users.
+        self.jobs = JobStore(root / "jobs", JobBoard(workspace.machine_dir / "training-queue"))
         self.adapters = AdapterRegistry(root / "adapters")
 
     def plan(self) -> dict | None:

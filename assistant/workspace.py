@@ -89,12 +89,15 @@ class Workspace:
     """Named projects in one folder. Safe to share between the threads of one app.
 
     ``owner`` is the signed-in user the workspace belongs to (see :meth:`for_user`), or None
-    for the workspace itself when nobody signs in.
+    for the workspace itself when nobody signs in. ``machine_dir`` holds what all users of the
+    machine share (the training queue); a user's workspace shares its parent's.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, owner: str | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, owner: str | None = None,
+                 machine_dir: str | os.PathLike | None = None):
         self.root = resolve_workspace(root)
         self.owner = owner
+        self.machine_dir = Path(machine_dir) if machine_dir else self.root / "machine"
         self.projects_dir = self.root / "projects"
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
@@ -113,7 +116,7 @@ class Workspace:
             return self
         if self.owner is not None:
             raise WorkspaceError(f"this is already {self.owner!r}'s workspace")
-        return Workspace(self.root / "users" / user_folder(user), owner=user)
+        return Workspace(self.root / "users" / user_folder(user), owner=user, machine_dir=self.machine_dir)
 
     def lock(self, name: str) -> threading.RLock:
         """One lock per project, so two requests cannot interleave a read and a write."""

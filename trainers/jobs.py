@@ -3,11 +3,16 @@
 Each job is a folder ``jobs/<id>/`` holding config.json, state.json, progress.jsonl, log.txt,
 checkpoints/ and, when done, adapter/. The state lives on disk, so an app restart shows every
 job as it is; a job whose process died without saying so is marked failed on the next look.
+
+One job trains at a time on the machine, whichever project (or user) it belongs to: two jobs on
+one GPU would each assume the whole card. A :class:`JobBoard` shared by the job stores of every
+project keeps the order jobs queued in and says which one holds the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -80,12 +85,87 @@ def launch_command(job_dir: Path, resume: bool, gpus: int) -> list[str]:
     return [sys.executable, *entry]
 
 
-class JobStore:
-    """The training jobs of one project."""
+def read_status(job_dir: Path, process: subprocess.Popen | None = None) -> JobStatus:
+    """A job's status from its folder; a job whose process is gone without a word is marked failed."""
+    state = json.loads((job_dir / STATE_FILE).read_text())
+    finished = process is not None and process.poll() is not None
+    if state["status"] in ACTIVE and (finished or (process is None and not _alive(state.get("pid")))):
+        # The process is gone but never said how it ended: it was killed or crashed.
+        state = json.loads((job_dir / STATE_FILE).read_text())  # it may have just written
+        if state["status"] in ACTIVE:
+            code = process.returncode if process is not None else None
+            how = f" (exit code {code})" if code is not None else ""
+            set_state(job_dir, "failed", reason=f"the training process ended unexpectedly{how}",
+                      advice="It was killed or crashed; see log.txt. Resume continues from the last checkpoint.")
+            state = json.loads((job_dir / STATE_FILE).read_text())
+    return JobStatus(job_dir.name, state["status"], state.get("step", 0), state.get("max_steps", 0),
+                     state.get("reason", ""), state.get("advice", ""), state.get("metrics", {}), job_dir,
+                     state.get("device", ""), state.get("command", ""))
 
-    def __init__(self, jobs_dir: str | Path):
+
+class JobBoard:
+    """The jobs waiting for or holding the machine, across the projects that share this board.
+
+    One small file per queued or active job, named by when it queued and holding the job's folder;
+    entries of jobs that have ended are dropped as they are read. A file lock makes "is the
+    machine free? then start" one step for every thread and process that shares the folder.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self):
+        with open(self.folder / ".lock", "a") as handle:
+            try:
+                import fcntl
+            except ImportError:  # no flock here: threads of one store still hold its own lock
+                yield
+                return
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _key(job_dir: Path) -> str:
+        return hashlib.sha1(str(job_dir.resolve()).encode()).hexdigest()[:16]
+
+    def add(self, job_dir: Path) -> None:
+        """Put a job in line (once; a job already in line keeps its place)."""
+        key = self._key(job_dir)
+        if not any(self.folder.glob(f"*-{key}")):
+            (self.folder / f"{time.time_ns():020d}-{key}").write_text(str(job_dir.resolve()))
+
+    def entries(self) -> list[JobStatus]:
+        """Queued and active jobs in the order they queued."""
+        found = []
+        for entry in sorted(self.folder.glob("*-*")):
+            job_dir = Path(entry.read_text())
+            try:
+                status = read_status(job_dir)
+            except (OSError, ValueError, KeyError):
+                status = None
+            if status is None or status.status not in ("queued", *ACTIVE):
+                entry.unlink(missing_ok=True)
+            else:
+                found.append(status)
+        return found
+
+
+class JobStore:
+    """The training jobs of one project.
+
+    ``board`` is the line shared with other projects' stores (see :class:`JobBoard`); without
+    one, the store keeps a line of its own.
+    """
+
+    def __init__(self, jobs_dir: str | Path, board: JobBoard | None = None):
         self.root = Path(jobs_dir)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.board = board or JobBoard(self.root / ".board")
         self._processes: dict[str, subprocess.Popen] = {}
         self._lock = threading.RLock()
 
@@ -106,24 +186,8 @@ class JobStore:
         return [self.status(p.name) for p in sorted(self.root.iterdir()) if (p / STATE_FILE).exists()]
 
     def status(self, job_id: str) -> JobStatus:
-        job_dir = self.path(job_id)
         with self._lock:
-            state = json.loads((job_dir / STATE_FILE).read_text())
-            process = self._processes.get(job_id)
-            finished = process is not None and process.poll() is not None
-            if state["status"] in ACTIVE and (finished or (process is None and not _alive(state.get("pid")))):
-                # The process is gone but never said how it ended: it was killed or crashed.
-                state = json.loads((job_dir / STATE_FILE).read_text())  # it may have just written
-                if state["status"] in ACTIVE:
-                    code = process.returncode if process is not None else None
-                    how = f" (exit code {code})" if code is not None else ""
-                    set_state(job_dir, "failed", reason=f"the training process ended unexpectedly{how}",
-                              advice="It was killed or crashed; see log.txt. Resume continues from the last "
-                                     "checkpoint.")
-                    state = json.loads((job_dir / STATE_FILE).read_text())
-        return JobStatus(job_id, state["status"], state.get("step", 0), state.get("max_steps", 0),
-                         state.get("reason", ""), state.get("advice", ""), state.get("metrics", {}), job_dir,
-                         state.get("device", ""), state.get("command", ""))
+            return read_status(self.path(job_id), self._processes.get(job_id))
 
     def progress(self, job_id: str) -> list[dict]:
         path = self.path(job_id) / PROGRESS_FILE
@@ -137,41 +201,61 @@ class JobStore:
                 continue  # a line being written right now
         return records
 
-    def running(self) -> str | None:
-        return next((j.job_id for j in self.jobs() if j.status in ACTIVE), None)
+    def running(self) -> JobStatus | None:
+        """The job that holds the machine, from any project on the board."""
+        return next((j for j in self.board.entries() if j.status in ACTIVE), None)
 
     def start(self, job_id: str, resume: bool = False) -> JobStatus:
-        """Start the job now if nothing is running, else leave it queued. Returns its status."""
-        with self._lock:
-            job_dir = self.path(job_id)
-            busy = self.running()
-            if busy and busy != job_id:
-                set_state(job_dir, "queued", resume=resume, reason=f"waiting for job {busy}")
+        """Put the job in line and start the first in line if the machine is free. Returns its status."""
+        job_dir = self.path(job_id)
+        with self._lock, self.board.locked():
+            if read_status(job_dir, self._processes.get(job_id)).status in ACTIVE:
                 return self.status(job_id)
-            set_state(job_dir, "starting", resume=resume, reason="", advice="")
-            command = launch_command(job_dir, resume, visible_gpus())
-            log = open(job_dir / "log.txt", "a")  # noqa: SIM115 - handed to the child
-            env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-            root = Path(__file__).resolve().parents[1]
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
-            log.close()
-            self._processes[job_id] = process
-            set_state(job_dir, "starting", pid=process.pid, command=" ".join(command))
-            return self.status(job_id)
+            set_state(job_dir, "queued", resume=resume, reason="", advice="")
+            self.board.add(job_dir)
+            self._advance()
+            status = self.status(job_id)
+            if status.status == "queued":
+                busy = self.running()
+                waiting = ("another project's training job" if busy and busy.path.parent != self.root
+                           else f"job {busy.job_id}" if busy else "the jobs queued before it")
+                set_state(job_dir, "queued", reason=f"waiting for {waiting} to finish")
+                status = self.status(job_id)
+            return status
 
     def start_next(self) -> str | None:
-        """Start the oldest queued job if nothing runs; returns its id."""
-        with self._lock:
-            if self.running():
-                return None
-            queued = [j for j in self.jobs() if j.status == "queued"]
-            if not queued:
-                return None
-            state = json.loads((queued[0].path / STATE_FILE).read_text())
-            self.start(queued[0].job_id, resume=bool(state.get("resume")))
-            return queued[0].job_id
+        """Start the first job in line, of any project on the board, if nothing runs; returns its id."""
+        with self._lock, self.board.locked():
+            return self._advance()
+
+    def _advance(self) -> str | None:
+        """With the board locked: launch the first queued job if no job holds the machine."""
+        entries = self.board.entries()
+        if any(j.status in ACTIVE for j in entries):
+            return None
+        queued = next((j for j in entries if j.status == "queued"), None)
+        if queued is None:
+            return None
+        store = self if queued.path.parent == self.root else JobStore(queued.path.parent, self.board)
+        store._launch(queued.job_id)
+        return queued.job_id
+
+    def _launch(self, job_id: str) -> None:
+        job_dir = self.path(job_id)
+        resume = bool(json.loads((job_dir / STATE_FILE).read_text()).get("resume"))
+        command = launch_command(job_dir, resume, visible_gpus())
+        log = open(job_dir / "log.txt", "a")  # noqa: SIM115 - handed to the child
+        env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        root = Path(__file__).resolve().parents[1]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        self._processes[job_id] = process
+        # "starting" and the pid in one write, so no reader sees an active job without its process;
+        # a child quick enough to have written "running" or "failed" already keeps its word.
+        current = json.loads((job_dir / STATE_FILE).read_text())["status"]
+        set_state(job_dir, "starting" if current == "queued" else current, pid=process.pid,
+                  command=" ".join(command))
 
     def cancel(self, job_id: str) -> JobStatus:
         """Ask the job to save a checkpoint and stop; a queued job is cancelled at once."""

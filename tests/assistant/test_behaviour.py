@@ -62,7 +62,8 @@ def test_a_file_with_no_valid_example_is_refused_with_its_report(tmp_path):
 
 def test_a_file_whose_prompts_fill_the_max_length_is_refused_before_training(tmp_path):
     behaviour = Behaviour(Workspace(tmp_path), "p")
-    long_prompts = "".join(json.dumps({"prompt": f"{i} " + "word " * 400, "completion": "ok"}) + "\n" for i in range(20))
+    long_prompts = "".join(json.dumps({"prompt": f"{i} " + "word " * 400, "completion": "ok"}) + "\n"
+                           for i in range(20))
     with pytest.raises(DatasetError, match="none of the answers") as caught:
         behaviour.prepare("long.jsonl", long_prompts, settings=TrainingSettings(max_length=128))
     assert caught.value.report["tokens"]["answer_cut_off"] == 20

@@ -29,6 +29,7 @@ def test_a_users_projects_live_apart_from_the_workspace_and_from_other_users(tmp
     assert bo.list_projects() == [] and root.list_projects() == []
     assert ana.root.parent == root.root / "users" and ana.owner == "ana"
     assert root.for_user(None) is root
+    assert ana.machine_dir == bo.machine_dir == root.machine_dir  # one training queue for the machine
     with pytest.raises(Exception, match="already"):
         ana.for_user("bo")
 

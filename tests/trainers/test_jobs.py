@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from trainers.jobs import JobStore
+from trainers.jobs import JobBoard, JobStore
 from trainers.sft import SftJobConfig
 
 
@@ -92,6 +92,29 @@ def test_one_job_at_a_time_the_next_one_queues(tiny_model_path, snips_files, tmp
     store.wait(first, timeout=120)
     assert store.start_next() == second
     assert store.wait(second, timeout=300).status == "completed"
+
+
+def test_one_job_at_a_time_on_the_machine_across_projects_in_the_order_they_queued(tiny_model_path, snips_files,
+                                                                                    tmp_path):
+    board = JobBoard(tmp_path / "training-queue")
+    ana, bo = JobStore(tmp_path / "ana" / "jobs", board), JobStore(tmp_path / "bo" / "jobs", board)
+    first = ana.create(config(tiny_model_path, *snips_files, max_steps=2000))
+    ana.start(first)
+    wait_for_step(ana, first, 1)
+    second = bo.create(config(tiny_model_path, *snips_files, max_steps=4))
+    waiting = bo.start(second)
+    assert waiting.status == "queued" and "another project's" in waiting.reason
+    third = ana.create(config(tiny_model_path, *snips_files, max_steps=4))
+    assert ana.start(third).reason == f"waiting for job {first} to finish"
+
+    ana.cancel(first)
+    ana.wait(first, timeout=120)
+    assert ana.start_next() == second  # bo's job queued first, so it goes first
+    assert ana.start_next() is None and ana.status(third).status == "queued"
+    assert bo.wait(second, timeout=300).status == "completed"
+    assert bo.start_next() == third
+    assert ana.wait(third, timeout=300).status == "completed"
+    assert board.entries() == []
 
 
 def test_a_crash_fails_the_job_with_the_reason(snips_files, tmp_path):
