@@ -322,7 +322,7 @@ def _follow(behaviour, job_id: str) -> int:
     """Print the job's progress until it ends; Ctrl-C cancels it, keeping a checkpoint."""
     import time
 
-    seen = 0
+    seen, said = 0, ""
     try:
         while True:
             records = behaviour.jobs.progress(job_id)
@@ -340,6 +340,11 @@ def _follow(behaviour, job_id: str) -> int:
             status = behaviour.jobs.status(job_id)
             if status.status not in ("queued", "starting", "running"):
                 break
+            if status.status == "queued":  # behind another job: say so once, and start it when its turn comes
+                if status.reason != said:
+                    print(status.reason, flush=True)
+                    said = status.reason
+                behaviour.jobs.start_next()
             time.sleep(1)
     except KeyboardInterrupt:
         behaviour.jobs.cancel(job_id)
