@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainers.sft import PROGRESS_FILE, STATE_FILE, SftJobConfig, set_state
+from trainers.sft import BOARD_ENV, PROGRESS_FILE, STATE_FILE, SftJobConfig, set_state
 
 ACTIVE = ("starting", "running")
 
@@ -154,6 +154,27 @@ class JobBoard:
                 found.append(status)
         return found
 
+    def advance_locked(self, store: JobStore | None = None) -> str | None:
+        """With :meth:`locked` held: launch the first queued job if no job holds the machine; its id.
+
+        ``store`` launches it when the job is one of its own, so it keeps the process handle.
+        """
+        entries = self.entries()
+        if any(j.status in ACTIVE for j in entries):
+            return None
+        queued = next((j for j in entries if j.status == "queued"), None)
+        if queued is None:
+            return None
+        if store is None or queued.path.parent != store.root:
+            store = JobStore(queued.path.parent, self)
+        store._launch(queued.job_id)
+        return queued.job_id
+
+    def start_next(self) -> str | None:
+        """Launch the first queued job if the machine is free (a job ending hands over this way)."""
+        with self.locked():
+            return self.advance_locked()
+
 
 class JobStore:
     """The training jobs of one project.
@@ -213,7 +234,7 @@ class JobStore:
                 return self.status(job_id)
             set_state(job_dir, "queued", resume=resume, reason="", advice="")
             self.board.add(job_dir)
-            self._advance()
+            self.board.advance_locked(self)
             status = self.status(job_id)
             if status.status == "queued":
                 busy = self.running()
@@ -226,26 +247,15 @@ class JobStore:
     def start_next(self) -> str | None:
         """Start the first job in line, of any project on the board, if nothing runs; returns its id."""
         with self._lock, self.board.locked():
-            return self._advance()
-
-    def _advance(self) -> str | None:
-        """With the board locked: launch the first queued job if no job holds the machine."""
-        entries = self.board.entries()
-        if any(j.status in ACTIVE for j in entries):
-            return None
-        queued = next((j for j in entries if j.status == "queued"), None)
-        if queued is None:
-            return None
-        store = self if queued.path.parent == self.root else JobStore(queued.path.parent, self.board)
-        store._launch(queued.job_id)
-        return queued.job_id
+            return self.board.advance_locked(self)
 
     def _launch(self, job_id: str) -> None:
         job_dir = self.path(job_id)
         resume = bool(json.loads((job_dir / STATE_FILE).read_text()).get("resume"))
         command = launch_command(job_dir, resume, visible_gpus())
         log = open(job_dir / "log.txt", "a")  # noqa: SIM115 - handed to the child
-        env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                            BOARD_ENV: str(self.board.folder.resolve())}
         root = Path(__file__).resolve().parents[1]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 CONFIG_FILE, PROGRESS_FILE, STATE_FILE = "config.json", "progress.jsonl", "state.json"
+BOARD_ENV = "TUNEWISE_JOB_BOARD"
+"""Set by trainers.jobs for the job process: the folder of the line it queued in."""
 CHECKPOINTS, ADAPTER = "checkpoints", "adapter"
 METHODS = ("lora", "qlora")
 
@@ -286,8 +288,24 @@ def main(argv: list[str] | None = None) -> int:
         (job_dir / "log.txt").open("a").write(traceback.format_exc())
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         set_state(job_dir, "failed", reason=reason, advice=failure_advice(error))
-        return 1
+        status = "failed"
+    hand_over(job_dir)
     return 0 if status in ("completed", "cancelled") else 1
+
+
+def hand_over(job_dir: Path) -> None:
+    """As a job ends, start the next one in line, so the queue moves with nobody watching."""
+    board = os.environ.get(BOARD_ENV)
+    if not board or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    try:
+        from trainers.jobs import JobBoard
+
+        started = JobBoard(board).start_next()
+    except Exception as error:  # noqa: BLE001 - the queue moves on the next look; this job's result stands
+        started = f"none ({type(error).__name__}: {error})"
+    with open(job_dir / "log.txt", "a") as log:
+        log.write(f"\nnext job in line: {started}\n")
 
 
 if __name__ == "__main__":
