@@ -230,19 +230,22 @@ class JobStore:
         """Put the job in line and start the first in line if the machine is free. Returns its status."""
         job_dir = self.path(job_id)
         with self._lock, self.board.locked():
-            if read_status(job_dir, self._processes.get(job_id)).status in ACTIVE:
-                return self.status(job_id)
+            current = self.status(job_id)
+            if current.status in ACTIVE:
+                return current
             set_state(job_dir, "queued", resume=resume, reason="", advice="")
             self.board.add(job_dir)
             self.board.advance_locked(self)
-            status = self.status(job_id)
-            if status.status == "queued":
-                busy = self.running()
-                waiting = ("another project's training job" if busy and busy.path.parent != self.root
-                           else f"job {busy.job_id}" if busy else "the jobs queued before it")
-                set_state(job_dir, "queued", reason=f"waiting for {waiting} to finish")
-                status = self.status(job_id)
-            return status
+            if self.status(job_id).status == "queued":
+                set_state(job_dir, "queued", reason=f"waiting for {self._waiting_for()} to finish")
+            return self.status(job_id)
+
+    def _waiting_for(self) -> str:
+        """What a queued job waits for, naming no other project (it may be another user's)."""
+        busy = self.running()
+        if busy is None:
+            return "the jobs queued before it"
+        return f"job {busy.job_id}" if busy.path.parent == self.root else "another project's training job"
 
     def start_next(self) -> str | None:
         """Start the first job in line, of any project on the board, if nothing runs; returns its id."""

@@ -93,7 +93,8 @@ SMALLER_STEPS = ("a smaller batch size (raise gradient accumulation to keep the 
                  "max length")
 
 
-NO_ANSWER_LEFT = "no training example keeps any of its answer within the max length"
+class NoAnswerLeftError(ValueError):
+    """Every example's prompt fills the max length, so truncation left no answer to learn from."""
 
 
 def failure_advice(error: BaseException) -> str:
@@ -101,7 +102,7 @@ def failure_advice(error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text:
         return f"The GPU ran out of memory: use QLoRA, {SMALLER_STEPS}."
-    if NO_ANSWER_LEFT in str(error):
+    if isinstance(error, NoAnswerLeftError):
         return "Raise the max length, or shorten the prompts so that each answer fits after its prompt."
     if isinstance(error, MemoryError) or "can't allocate memory" in text or "cannot allocate memory" in text:
         return f"The machine ran out of memory: use {SMALLER_STEPS}, or a smaller model."
@@ -257,7 +258,8 @@ def train(job_dir: Path, resume: bool = False) -> str:
                          processing_class=tokenizer,
                          callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])])
     if len(trainer.train_dataset) == 0:  # TRL drops examples whose answer was cut off entirely
-        raise ValueError(f"{NO_ANSWER_LEFT} (max length {config.max_length} tokens)")
+        raise NoAnswerLeftError(f"no training example keeps any of its answer within the max length of "
+                                f"{config.max_length} tokens")
     checkpoint = resume and any((job_dir / CHECKPOINTS).glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if stop["requested"]:

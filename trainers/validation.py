@@ -123,9 +123,10 @@ def find_leakage(train: Sequence[Example], evaluation: Sequence[Example]) -> lis
 def token_stats(examples: Sequence[Example], count: TokenCount, max_length: int) -> TokenStats:
     if not examples:
         return TokenStats(max_length=max_length)
-    lengths = sorted(count(e) for e in examples)
+    counted = [(count(e), e) for e in examples]  # counting may run a real tokenizer: once per example
+    lengths = sorted(n for n, _ in counted)
     p95 = lengths[min(len(lengths) - 1, int(round(0.95 * (len(lengths) - 1))))]
-    over = [e for e in examples if count(e) > max_length]
+    over = [e for n, e in counted if n > max_length]
     cut_off = sum(1 for e in over if count(replace(e, messages=e.messages[:-1])) >= max_length)
     return TokenStats(lengths[0], statistics.median(lengths), p95, lengths[-1], len(over), max_length, sum(lengths),
                       cut_off)

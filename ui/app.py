@@ -115,9 +115,9 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         def open_page(name: str, request: gr.Request) -> list:
             """The page's first view: this user's projects, and the chosen one if it is theirs."""
             tenant = tenants.for_request(request)
-            names = tenant.workspace.list_projects()
-            name = name if name in names else (names[0] if names else tenant.workspace.ensure(project).name)
-            return [gr.Dropdown(choices=tenant.workspace.list_projects(), value=name), *project_view(tenant, name)]
+            names = tenant.workspace.list_projects() or [tenant.workspace.ensure(project).name]
+            name = name if name in names else names[0]
+            return [gr.Dropdown(choices=names, value=name), *project_view(tenant, name)]
 
         project_outputs = [*tab.outputs, *knowledge_tab["outputs"], *behaviour_tab["outputs"]]
         chosen.input(open_project, [chosen], project_outputs, **private)
