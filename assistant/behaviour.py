@@ -82,6 +82,14 @@ def settings_from_plan(plan: dict | None, hardware: Hardware | None = None) -> t
     return settings, reasons
 
 
+class TrainingDoesNotFitError(ValueError):
+    """The estimate says the training needs more memory than the GPU has; it lists what would fit."""
+
+    def __init__(self, estimate: TrainingEstimate):
+        self.estimate = estimate
+        super().__init__("this training does not fit in the GPU's memory: " + "; ".join(estimate.alternatives))
+
+
 @dataclass
 class PreparedDataset:
     dataset_id: str
@@ -240,11 +248,17 @@ class Behaviour:
         return estimate_training(settings, prepared.train_count, total, hardware, shape)
 
     def start(self, prepared: PreparedDataset, settings: TrainingSettings, adapter_name: str,
-              device: str | None = None) -> str:
-        """Create the job (queued behind a running one) and start it when the GPU is free."""
+              device: str | None = None, estimate: TrainingEstimate | None = None) -> str:
+        """Create the job (queued behind a running one) and start it when the GPU is free.
+
+        Given the ``estimate`` (see :meth:`estimate`), a training that cannot fit in the GPU is
+        refused with :class:`TrainingDoesNotFitError` before any job exists.
+        """
         from trainers.adapters import AdapterError
         from trainers.sft import SftJobConfig
 
+        if estimate is not None and not estimate.fits:
+            raise TrainingDoesNotFitError(estimate)
         self.adapters._check(adapter_name)
         if self.adapters.path(adapter_name).exists():
             raise AdapterError(f"an adapter named {adapter_name!r} already exists")

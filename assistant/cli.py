@@ -402,14 +402,17 @@ def run_train(args: argparse.Namespace) -> int:
           f"{estimate.tokens:,} tokens, memory {memory}{of_gpu}")
     for note in estimate.notes:
         print(f"  note: {note}")
-    if not estimate.fits:
-        for alternative in estimate.alternatives:
-            print(f"  try: {alternative}", file=sys.stderr)
-        return _fail("this training does not fit in the GPU's memory")
     import time
 
+    from assistant.behaviour import TrainingDoesNotFitError
+
     name = args.name or time.strftime("adapter-%Y%m%d-%H%M%S")
-    job_id = behaviour.start(prepared, settings, name, args.device)
+    try:
+        job_id = behaviour.start(prepared, settings, name, args.device, estimate)
+    except TrainingDoesNotFitError as error:
+        for alternative in error.estimate.alternatives:
+            print(f"  try: {alternative}", file=sys.stderr)
+        return _fail("this training does not fit in the GPU's memory")
     print(f"job {job_id} started (adapter {name!r})")
     return 0 if args.detach else _follow(behaviour, job_id)
 

@@ -168,10 +168,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             settings = settings_from(values)
             service = behaviour(request, name)
             prepared = service.load_prepared(dataset_id)
-            estimate = service.estimate(prepared, settings, hardware)
-            if not estimate.fits:
-                raise gr.Error("This training does not fit in the GPU's memory: " + "; ".join(estimate.alternatives))
-            job_id = service.start(prepared, settings, adapter.strip() or f"adapter-{dataset_id}")
+            job_id = service.start(prepared, settings, adapter.strip() or f"adapter-{dataset_id}",
+                                   estimate=service.estimate(prepared, settings, hardware))
         except (ValueError, DatasetError, WorkspaceError) as error:
             raise gr.Error(str(error)) from error
         return gr.Dropdown(choices=[j.job_id for j in service.jobs.jobs()], value=job_id)

@@ -37,6 +37,19 @@ def test_estimate_refuses_what_cannot_fit_and_offers_alternatives():
     assert qlora.fits and qlora.steps == 3000 and qlora.seconds > 0
 
 
+def test_a_training_that_cannot_fit_is_refused_before_any_job_exists(tmp_path):
+    from assistant.behaviour import TrainingDoesNotFitError
+
+    behaviour = Behaviour(Workspace(tmp_path), "p")
+    prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
+    settings = TrainingSettings(model="meta-llama/Llama-3.1-8B-Instruct", method="lora", batch_size=8, max_length=1024)
+    estimate = behaviour.estimate(prepared, settings, GPU16)
+    with pytest.raises(TrainingDoesNotFitError, match="does not fit") as caught:
+        behaviour.start(prepared, settings, "too-big", estimate=estimate)
+    assert caught.value.estimate.alternatives
+    assert behaviour.jobs.jobs() == []
+
+
 def test_estimate_counts_steps_and_tokens():
     estimate = estimate_training(TrainingSettings(batch_size=8, gradient_accumulation=2, epochs=2), 100, 5000, CPU)
     assert estimate.steps == 14 and estimate.tokens == 10_000
