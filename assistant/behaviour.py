@@ -36,6 +36,8 @@ class TrainingSettings:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+    target_modules: str = "all-linear"
+    """Comma-separated projection names (q_proj,v_proj,...), or all-linear."""
     learning_rate: float = 2e-4
     epochs: float = 3.0
     max_steps: int = -1
@@ -56,11 +58,45 @@ class TrainingSettings:
             raise ValueError("max length must be at least 16 tokens")
 
 
-def settings_from_plan(plan: dict | None, hardware: Hardware | None = None) -> tuple[TrainingSettings, dict]:
-    """Training settings the plan proposes, and a one-line reason for each."""
-    settings, reasons = TrainingSettings(), {}
+def model_for_plan(plan: dict | None, hardware: Hardware | None = None,
+                   available: list[str] | None = None) -> tuple[str, str]:
+    """The base model to train for ``plan`` on this machine, and why.
+
+    The plan names a model size from its catalog (e.g. Qwen2.5-0.5B). A matching model already on
+    this machine (in the Hugging Face cache) is taken; otherwise, and always without a GPU, the
+    bundled model, saying so. ``available``: local model names (default: the Hugging Face cache).
+    """
+    from assistant.model_shapes import catalog_shape_for
+    from assistant.models import BUNDLED_MODEL
+
+    wanted = (plan or {}).get("model")
+    if not wanted:
+        return BUNDLED_MODEL, "No plan yet: the bundled SmolLM2-135M-Instruct, which runs offline."
+    if hardware is not None and hardware.device != "cuda":
+        return BUNDLED_MODEL, (f"No CUDA GPU on this machine: the bundled SmolLM2-135M-Instruct, which trains on "
+                               f"the CPU in minutes (the plan's {wanted} model wants a GPU, or hours of CPU time).")
+    if available is None:
+        from assistant.models import local_model_choices
+
+        available = [c.name for c in local_model_choices() if c.name != BUNDLED_MODEL]
+    for name in available:
+        shape = catalog_shape_for(name)
+        if shape is not None and shape.name == wanted:
+            return name, f"The plan settled on a {wanted} model; {name} is on this machine."
+    return BUNDLED_MODEL, (f"The plan settled on a {wanted} model, which is not on this machine: the bundled "
+                           f"SmolLM2-135M-Instruct is used instead. Download a {wanted} instruct model and pick "
+                           "it (or pass --model ID_OR_PATH) to follow the plan.")
+
+
+def settings_from_plan(plan: dict | None, hardware: Hardware | None = None,
+                       available: list[str] | None = None) -> tuple[TrainingSettings, dict]:
+    """Training settings the plan proposes, and a one-line reason for each (nothing the plan chose is
+    dropped: model, method, LoRA rank/alpha/dropout/targets, learning rate, epochs)."""
+    model, model_reason = model_for_plan(plan, hardware, available)
+    settings, reasons = TrainingSettings(model=model), {"model": model_reason}
     if not plan:
-        return settings, {"method": "No plan yet: LoRA with common defaults."}
+        reasons["method"] = "No plan yet: LoRA with common defaults."
+        return settings, reasons
     lora = plan.get("lora", {})
     method = plan.get("finetune") if plan.get("finetune") in ("lora", "qlora") else "lora"
     if hardware is not None and hardware.device != "cuda" and method == "qlora":
@@ -69,17 +105,26 @@ def settings_from_plan(plan: dict | None, hardware: Hardware | None = None) -> t
     else:
         reasons["method"] = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "5"),
                                  "The plan's method.")
+    targets = lora.get("target_modules") or "all-linear"
     settings = replace(settings, method=method, lora_r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
                        lora_dropout=float(lora.get("dropout", 0.05)),
+                       target_modules=targets if isinstance(targets, str) else ",".join(targets),
                        learning_rate=float(plan.get("learning_rate", 2e-4)), epochs=float(plan.get("epochs", 3)))
     defaults = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "defaults"), "")
     reasons.update({"lora_r": defaults, "lora_alpha": "alpha = 2 x r.",
                     "lora_dropout": "More dropout when examples are few (rule 8).",
                     "learning_rate": "2e-4 is the usual LoRA starting point.",
-                    "epochs": "Fewer examples need more passes; large sets overfit past one epoch.",
-                    "model": f"The plan settled on a {plan.get('model', 'small')}-sized model; any instruct model of "
-                             "that size works."})
+                    "target_modules": "The plan's targets: all linear projections of attention and MLP.",
+                    "epochs": "Fewer examples need more passes; large sets overfit past one epoch."})
     return settings, reasons
+
+
+def target_modules_list(text: str) -> list[str] | str:
+    """The form's comma-separated targets as PEFT takes them ("all-linear" stays a string)."""
+    names = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not names or names == ["all-linear"]:
+        return "all-linear"
+    return names
 
 
 class TrainingDoesNotFitError(ValueError):
@@ -254,6 +299,7 @@ class Behaviour:
         Given the ``estimate`` (see :meth:`estimate`), a training that cannot fit in the GPU is
         refused with :class:`TrainingDoesNotFitError` before any job exists.
         """
+        from assistant.models import resolve_model
         from trainers.adapters import AdapterError
         from trainers.sft import SftJobConfig
 
@@ -265,11 +311,13 @@ class Behaviour:
         config = SftJobConfig(
             model=settings.model, train_file=str(prepared.train_file), eval_file=str(prepared.eval_file),
             method=settings.method, lora_r=settings.lora_r, lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout, learning_rate=settings.learning_rate, epochs=settings.epochs,
+            lora_dropout=settings.lora_dropout, target_modules=target_modules_list(settings.target_modules),
+            learning_rate=settings.learning_rate, epochs=settings.epochs,
             max_steps=settings.max_steps, batch_size=settings.batch_size,
             gradient_accumulation=settings.gradient_accumulation, max_length=settings.max_length,
             packing=settings.packing, seed=settings.seed, device=device,
             dataset_fingerprint=prepared.report.get("fingerprint", ""),
+            model_path=resolve_model(settings.model),
             extra={"adapter_name": adapter_name, "dataset_id": prepared.dataset_id})
         job_id = self.jobs.create(config)
         self.jobs.start(job_id)

@@ -12,6 +12,7 @@
     tunewise jobs [list|cancel ID|resume ID];  tunewise adapters [list|rename|delete|export]
     tunewise eval --data FILE [--adapters all] [--retrieval] [--limit N]
     tunewise gap-check --data FILE [--limit 20]
+    tunewise chat "PROMPT" [--model ID|PATH] [--adapter NAME] [--retrieval] [--json]
 
 Only the standard library is imported at start-up: gradio (and, in later commands,
 torch) load inside the subcommand that needs them, so ``--help`` and ``advise`` are fast.
@@ -27,6 +28,10 @@ from pathlib import Path
 
 from assistant.workspace import DEFAULT_PROJECT, WORKSPACE_ENV, WorkspaceError
 
+MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.models.MODEL_CACHE_ENV, without importing it at start-up
+BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.models.BUNDLED_MODEL, likewise
+MODEL_HELP = f"hub id or local folder (default: the bundled {BUNDLED}, offline)"
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -38,6 +43,9 @@ def make_parser() -> argparse.ArgumentParser:
     common.add_argument("--project", default=DEFAULT_PROJECT, help="project name (default: default)")
     common.add_argument("--user", metavar="NAME",
                         help="a signed-in user's projects, as `serve --auth` keeps them (default: the workspace's own)")
+    common.add_argument("--model-cache", metavar="DIR",
+                        help="where the bundled model is converted to on first use "
+                             f"(default ${MODEL_CACHE_ENV} or ~/.cache/tunewise/models)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     knowledge = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -49,8 +57,7 @@ def make_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[knowledge], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    serve.add_argument("--model", metavar="ID_OR_PATH", help="chat model for answers (hub id or local folder; "
-                                                              "default Qwen/Qwen2.5-0.5B-Instruct)")
+    serve.add_argument("--model", metavar="ID_OR_PATH", help=f"chat model for answers: {MODEL_HELP}")
     serve.add_argument("--trust-remote-code", action="store_true",
                        help="allow code shipped with the model to run (off by default)")
     serve.add_argument("--auth", metavar="USER:PASSWORD|FILE",
@@ -97,7 +104,8 @@ def make_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[common], help="fine-tune an adapter on example files")
     train.add_argument("--data", required=True, metavar="FILE", help="training examples (any supported format)")
     train.add_argument("--eval", metavar="FILE", help="evaluation examples (default: a seeded split)")
-    train.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: Qwen/Qwen2.5-0.5B-Instruct)")
+    train.add_argument("--model", metavar="ID_OR_PATH",
+                       help=f"base model: {MODEL_HELP}; the plan's model when it is available locally")
     train.add_argument("--method", choices=("lora", "qlora"), help="default: the plan's, LoRA without CUDA")
     train.add_argument("--name", help="adapter name (default: adapter-<time>)")
     train.add_argument("--format", choices=("openai", "alpaca", "sharegpt", "prompt_completion"))
@@ -119,21 +127,33 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate_variants = commands.add_parser("eval", parents=[knowledge],
                                             help="run held-out examples through the base and the adapters")
     evaluate_variants.add_argument("--data", required=True, metavar="FILE", help="held-out examples (any format)")
-    evaluate_variants.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: the adapters' base)")
+    evaluate_variants.add_argument("--model", metavar="ID_OR_PATH",
+                                   help=f"base model: {MODEL_HELP}; default: the adapters' base")
     evaluate_variants.add_argument("--adapters", default="all", help="comma-separated adapter names, or all / none")
     evaluate_variants.add_argument("--retrieval", action="store_true", help="also each variant + retrieval")
     evaluate_variants.add_argument("--limit", type=int, help="only the first N examples")
-    evaluate_variants.add_argument("--max-new-tokens", type=int, default=256)
+    evaluate_variants.add_argument("--max-new-tokens", type=int,
+                                   help="answer cap in tokens (default: from the references' lengths)")
     evaluate_variants.add_argument("--device", choices=("cpu", "cuda"))
     evaluate_variants.add_argument("--json", action="store_true", help="print the report as JSON")
 
     gap = commands.add_parser("gap-check", parents=[knowledge],
                               help="measure the base (and base + retrieval) on held-out examples before training")
     gap.add_argument("--data", required=True, metavar="FILE", help="held-out examples (any format)")
-    gap.add_argument("--model", metavar="ID_OR_PATH", help="base model (default: Qwen/Qwen2.5-0.5B-Instruct)")
+    gap.add_argument("--model", metavar="ID_OR_PATH", help=f"base model: {MODEL_HELP}")
     gap.add_argument("--limit", type=int, default=20, help="examples to sample (default 20)")
-    gap.add_argument("--max-new-tokens", type=int, default=256)
+    gap.add_argument("--max-new-tokens", type=int,
+                     help="answer cap in tokens (default: from the references' lengths)")
     gap.add_argument("--device", choices=("cpu", "cuda"))
+
+    chat = commands.add_parser("chat", parents=[knowledge], help="one answer from the model, as the app's chat gives it")
+    chat.add_argument("prompt", metavar="PROMPT")
+    chat.add_argument("--model", metavar="ID_OR_PATH", help=f"base model: {MODEL_HELP}; default: the adapter's base")
+    chat.add_argument("--adapter", metavar="NAME", help="answer with this adapter of the project")
+    chat.add_argument("--retrieval", action="store_true", help="answer from the project's documents, citing them")
+    chat.add_argument("--max-new-tokens", type=int, default=256, help="answer cap in tokens (default 256)")
+    chat.add_argument("--device", choices=("cpu", "cuda"))
+    chat.add_argument("--json", action="store_true", help="print answer, sources and timings as JSON")
 
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
@@ -296,7 +316,9 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.tokenizer:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        from assistant.models import resolve_model
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.tokenizer))
 
         def count(example) -> int:
             return len(tokenizer.apply_chat_template(list(example.messages), tokenize=True,
@@ -363,12 +385,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
     from assistant.hardware import detect_hardware
-    from assistant.runtime import DEFAULT_MODEL
 
     behaviour = Behaviour(_workspace(args), args.project)
     hardware = detect_hardware()
-    settings, _ = settings_from_plan(behaviour.plan(), hardware)
-    overrides = {"model": args.model or DEFAULT_MODEL, "method": args.method, "epochs": args.epochs,
+    settings, reasons = settings_from_plan(behaviour.plan(), hardware)
+    if not args.model:
+        print(f"model: {reasons['model']}")
+    overrides = {"model": args.model, "method": args.method, "epochs": args.epochs,
                  "max_steps": args.max_steps, "batch_size": args.batch_size, "max_length": args.max_length,
                  "learning_rate": args.learning_rate, "lora_r": args.lora_r}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -456,7 +479,10 @@ def run_adapters(args: argparse.Namespace) -> int:
         elif args.action == "delete":
             registry.delete(args.names[0])
         else:
-            print(registry.merge_and_export(*args.names))
+            from assistant.models import resolve_model
+
+            base = registry.get(args.names[0]).base_model
+            print(registry.merge_and_export(*args.names, base_model=resolve_model(base)))
     except AdapterError as error:
         return _fail(str(error))
     return 0
@@ -464,9 +490,10 @@ def run_adapters(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from assistant.behaviour import Behaviour
-    from assistant.evaluation import cases_from_file, run_evaluation, save_report
-    from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
-    from assistant.variants import VariantModel
+    from assistant.evaluation import cases_from_file, generation_for, run_evaluation, save_report
+    from assistant.models import same_model
+    from assistant.runtime import DEFAULT_MODEL, ModelSettings, load_model
+    from assistant.variants import AdapterBaseMismatchError, VariantModel
 
     workspace = _workspace(args)
     behaviour = Behaviour(workspace, args.project)
@@ -483,9 +510,15 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.adapters == "none":
         chosen = []
     base = args.model or (chosen[0].base_model if chosen else DEFAULT_MODEL)
+    others = [a for a in chosen if not same_model(a.base_model, base)]
+    if others and args.adapters != "all":
+        return _fail("; ".join(str(AdapterBaseMismatchError(a.name, a.base_model, base)) for a in others))
+    for adapter in others:
+        print(f"skipped adapter {adapter.name!r}: trained on {adapter.base_model!r}, not on {base!r}", file=sys.stderr)
+    chosen = [a for a in chosen if a not in others]
     model = VariantModel(load_model(ModelSettings(model=base, device=args.device)))
     for adapter in chosen:
-        model.add_adapter(adapter.name, adapter.path)
+        model.add_adapter(adapter.name, adapter.path, adapter.base_model)
     search = None
     if args.retrieval:
         kb = _knowledge_base(args)
@@ -500,8 +533,8 @@ def run_eval(args: argparse.Namespace) -> int:
     def progress(fraction: float, label: str) -> None:
         print(f"[{fraction:4.0%}] {label}", file=sys.stderr, flush=True)
 
-    report = run_evaluation(model, variants, cases, Path(args.data).name,
-                            GenerationSettings(max_new_tokens=args.max_new_tokens), search, progress)
+    generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
+    report = run_evaluation(model, variants, cases, Path(args.data).name, generation, search, progress)
     folder = save_report(report, workspace.project(args.project).path / "evals")
     from assistant.evaluation import record_outcome
 
@@ -518,8 +551,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_gap_check(args: argparse.Namespace) -> int:
     from assistant.advisor import Advisor
-    from assistant.evaluation import cases_from_file, gap_check
-    from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
+    from assistant.evaluation import cases_from_file, gap_check, generation_for
+    from assistant.runtime import DEFAULT_MODEL, ModelSettings, load_model
     from assistant.variants import VariantModel
 
     try:
@@ -529,12 +562,68 @@ def run_gap_check(args: argparse.Namespace) -> int:
     kb = _knowledge_base(args)
     search = (lambda q: kb.search(q, 5, with_similarity=True)) if kb.documents() else None
     model = VariantModel(load_model(ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)))
+    generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
     finding, decision = gap_check(Advisor(_workspace(args)), args.project, model, cases,
-                                  Path(args.data).name, search, GenerationSettings(max_new_tokens=args.max_new_tokens))
+                                  Path(args.data).name, search, generation)
     print(f"gap check on {len(cases)} examples: {finding.text}")
     if decision:
         print(f"the plan now uses the measured gap '{finding.gap}': {decision}")
     return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    import time
+
+    from assistant.behaviour import Behaviour
+    from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
+    from assistant.variants import Variant, VariantModel
+    from trainers.adapters import AdapterError
+
+    adapter = None
+    if args.adapter:
+        try:
+            adapter = Behaviour(_workspace(args), args.project).adapters.get(args.adapter)
+        except AdapterError as error:
+            return _fail(str(error))
+    search = None
+    if args.retrieval:
+        kb = _knowledge_base(args)
+        if not kb.documents():
+            return _fail(f"project {args.project!r} has no documents; add some with: tunewise ingest PATH")
+
+        def search(question):
+            return kb.search(question, 5, with_similarity=True)
+
+    started = time.perf_counter()
+    base = args.model or (adapter.base_model if adapter else DEFAULT_MODEL)
+    model = VariantModel(load_model(ModelSettings(model=base, device=args.device)))
+    if adapter is not None:
+        model.add_adapter(adapter.name, adapter.path, adapter.base_model)
+    load_s = time.perf_counter() - started
+    variant = Variant(adapter.name if adapter else None, args.retrieval)
+    messages = [{"role": "user", "content": args.prompt}]
+    final = None
+    shown = ""
+    for final in model.stream(variant, messages, GenerationSettings(max_new_tokens=args.max_new_tokens), search):
+        if not args.json and not final.done:
+            print(final.text[len(shown):], end="", flush=True)
+            shown = final.text
+    if args.json:
+        print(json.dumps({"variant": final.variant, "model": base, "answer": final.text,
+                          "sources": [{"number": s.number, "source": s.source, "page": s.page, "section": s.section,
+                                       "snippet": s.snippet, "start": s.start, "end": s.end} for s in final.sources],
+                          "timings": {"load_s": round(load_s, 3), "first_token_s": _round(final.first_token_s),
+                                      "tokens_per_s": _round(final.tokens_per_s)}}, indent=2, ensure_ascii=False))
+        return 0
+    print(final.text[len(shown):])
+    for source in final.sources:
+        where = source.source + (f", page {source.page}" if source.page else "")
+        print(f"[{source.number}] {where}: {source.snippet[:120]}")
+    return 0
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -567,14 +656,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
                 "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
-                "eval": run_eval, "gap-check": run_gap_check}
+                "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat}
+    if getattr(args, "model_cache", None):  # the training process and every loader read it from here
+        import os
+
+        os.environ[MODEL_CACHE_ENV] = args.model_cache
     try:
         return handlers[args.command](args)
     except WorkspaceError as error:
         return _fail(str(error))
     except Exception as error:  # errors meant for people from the services below
         if type(error).__name__ in ("IndexUnavailableError", "EmbeddingModelError", "ModelConfigError",
-                                    "AdapterError", "ModelUnavailableError"):
+                                    "AdapterError", "ModelUnavailableError", "AdapterBaseMismatchError"):
             return _fail(str(error))
         raise
     except KeyboardInterrupt:

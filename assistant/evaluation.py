@@ -66,24 +66,41 @@ def cases_from_file(path: str | Path, limit: int | None = None) -> list[EvalCase
     return [EvalCase(e.messages[:-1], e.answer, e.line) for e in parsed.examples[:limit]]
 
 
+def generation_for(cases: Sequence[EvalCase], tokenizer, max_new_tokens: int | None = None) -> GenerationSettings:
+    """Decoding for an evaluation: greedy, with an answer cap set from the references' lengths.
+
+    A cap far above the longest reference only gives a looping answer room to run on (and the run
+    time to grow); JSON references get a tight cap, free-text ones room for a sentence or two
+    around the fact. ``max_new_tokens`` overrides it.
+    """
+    from trainers.metrics import parse_json
+
+    if max_new_tokens:
+        return GenerationSettings(max_new_tokens=max_new_tokens)
+    lengths = [len(tokenizer(c.reference, add_special_tokens=False)["input_ids"]) for c in cases] or [64]
+    longest = max(lengths)
+    structured = all(parse_json(c.reference) is not None for c in cases)
+    cap = int(longest * 1.25) + 8 if structured else max(64, 2 * longest + 16)
+    return GenerationSettings(max_new_tokens=min(cap, 512))
+
+
 def run_evaluation(model: VariantModel, variants: Sequence[Variant], cases: Sequence[EvalCase], data_name: str,
                    generation: GenerationSettings | None = None, search: Callable | None = None,
-                   progress: Callable[[float, str], None] | None = None) -> EvalReport:
-    """Every case through every variant with the same decoding settings and seed."""
+                   progress: Callable[[float, str], None] | None = None, batch_size: int = 8) -> EvalReport:
+    """Every case through every variant with the same decoding settings and seed, in batches."""
     results = []
     total = len(variants) * len(cases)
     for v_index, variant in enumerate(variants):
         answers, latencies, first_tokens, cited = [], [], [], []
-        for c_index, case in enumerate(cases):
+        for start in range(0, len(cases), batch_size):
             if progress:
-                progress((v_index * len(cases) + c_index) / max(total, 1), variant.name)
-            started = time.perf_counter()
-            final = list(model.stream(variant, list(case.messages), generation, search))[-1]
-            latencies.append(time.perf_counter() - started)
-            if final.first_token_s is not None:
-                first_tokens.append(final.first_token_s)
-            answers.append(final.text)
-            cited.append(cites_a_source(final.text))
+                progress((v_index * len(cases) + start) / max(total, 1), variant.name)
+            chunk = cases[start:start + batch_size]
+            for final in model.answer_batch(variant, [list(c.messages) for c in chunk], generation, search,
+                                            batch_size):
+                latencies.append(final.latency_s)
+                answers.append(final.text)
+                cited.append(cites_a_source(final.text))
         metrics = score_answers(answers, [c.reference for c in cases])
         metrics["latency_p50_s"] = statistics.median(latencies) if latencies else None
         metrics["first_token_p50_s"] = statistics.median(first_tokens) if first_tokens else None

@@ -20,7 +20,7 @@ def catalog_shape_for(name_or_path: str) -> ModelShape | None:
     """The catalog entry a hub id names ("Qwen/Qwen2.5-0.5B-Instruct" -> Qwen2.5-0.5B), if any."""
     from assistant.catalog import MODEL_CATALOG
 
-    name = name_or_path.rsplit("/", 1)[-1].lower()
+    name = name_or_path.rsplit("/", 1)[-1].lower().removeprefix("bundled:")
     for suffix in ("-instruct", "-chat", "-it"):
         name = name.removesuffix(suffix)
     return next((shape for key, shape in MODEL_CATALOG.items() if key.lower() == name), None)

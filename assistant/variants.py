@@ -15,7 +15,18 @@ from pathlib import Path
 
 from assistant.answering import cited_messages, relevant_hits, sources_for
 from assistant.behaviour import Behaviour
-from assistant.runtime import BASE, GenerationSettings, LoadedModel, stream_chat
+from assistant.models import same_model
+from assistant.runtime import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat
+
+
+class AdapterBaseMismatchError(ValueError):
+    """An adapter was trained on another base model than the one loaded; its weights would be
+    applied to layers they were not fitted to, so it is refused instead of giving wrong answers."""
+
+    def __init__(self, adapter: str, trained_on: str, loaded: str):
+        self.adapter, self.trained_on, self.loaded = adapter, trained_on, loaded
+        super().__init__(f"the adapter {adapter!r} was trained on {trained_on!r}, not on the loaded base "
+                         f"{loaded!r}; load {trained_on!r} (--model or the model picker) to use it")
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,8 @@ class VariantAnswer:
     first_token_s: float | None = None
     tokens_per_s: float | None = None
     done: bool = False
+    latency_s: float | None = None
+    """Seconds for the whole answer (in a batch: the batch's time shared evenly)."""
 
 
 class VariantModel:
@@ -53,10 +66,16 @@ class VariantModel:
         self.loaded = loaded
         self.adapters: list[str] = []
 
-    def add_adapter(self, name: str, path: str | Path) -> None:
-        """Attach an adapter. The first one turns the base into a PEFT model in place."""
+    def add_adapter(self, name: str, path: str | Path, base_model: str | None = None, label: str | None = None) -> None:
+        """Attach an adapter. The first one turns the base into a PEFT model in place.
+
+        ``base_model``: the model the adapter was trained on; another base is refused with
+        AdapterBaseMismatchError (None skips the check, for adapters made outside Tunewise).
+        """
         from peft import PeftModel
 
+        if base_model is not None and not same_model(base_model, self.loaded.name):
+            raise AdapterBaseMismatchError(label or name, base_model, self.loaded.name)
         with self.loaded.lock:
             if name in self.adapters:
                 return
@@ -76,15 +95,7 @@ class VariantModel:
         """Answer ``messages`` as ``variant``; ``search(question) -> hits`` feeds retrieval variants."""
         if variant.adapter is not None and variant.adapter not in self.adapters:
             raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
-        sources: tuple = ()
-        prompt = list(messages)
-        if variant.retrieval:
-            if search is None:
-                raise ValueError("retrieval variants need a search function")
-            question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-            hits = relevant_hits(search(question))
-            sources = sources_for(hits)
-            prompt = cited_messages(question, hits) if hits else prompt
+        prompt, sources = self._prompt(variant, messages, search)
         started = time.perf_counter()
         first = None
         text = ""
@@ -95,7 +106,30 @@ class VariantModel:
         elapsed = time.perf_counter() - started
         tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
         rate = tokens / (elapsed - first) if first and elapsed > first else None
-        yield VariantAnswer(variant.name, text, sources, first, rate, done=True)
+        yield VariantAnswer(variant.name, text, sources, first, rate, done=True, latency_s=elapsed)
+
+    def _prompt(self, variant: Variant, messages: list[dict], search) -> tuple[list[dict], tuple]:
+        if not variant.retrieval:
+            return list(messages), ()
+        if search is None:
+            raise ValueError("retrieval variants need a search function")
+        question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        hits = relevant_hits(search(question))
+        return (cited_messages(question, hits) if hits else list(messages)), sources_for(hits)
+
+    def answer_batch(self, variant: Variant, conversations: list[list[dict]],
+                     generation: GenerationSettings | None = None, search=None,
+                     batch_size: int = 8) -> list[VariantAnswer]:
+        """Whole answers to many conversations as ``variant``, generated in batches (evaluation's path;
+        same prompts and decoding as :meth:`stream`). ``first_token_s`` is None: nothing streams."""
+        if variant.adapter is not None and variant.adapter not in self.adapters:
+            raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
+        prompts = [self._prompt(variant, messages, search) for messages in conversations]
+        adapter = BASE if variant.adapter is None else variant.adapter
+        generated = generate_batch(self.loaded, [p for p, _ in prompts], generation, adapter, batch_size)
+        return [VariantAnswer(variant.name, text, sources, None, tokens / seconds if seconds else None, done=True,
+                              latency_s=seconds)
+                for (text, tokens, seconds), (_, sources) in zip(generated, prompts, strict=True)]
 
 
 def adapter_key(project_dir: str | Path, adapter: str) -> str:
@@ -117,11 +151,14 @@ class SharedVariantModel:
         self.model = model
         self._variant_model: VariantModel | None = None
         self._lock = threading.Lock()
+        self._generation = -1
 
     def get(self) -> VariantModel:
         with self._lock:
-            if self._variant_model is None:
+            current = getattr(self.model, "generation", 0)
+            if self._variant_model is None or self._generation != current:
                 self._variant_model = VariantModel(self.model.get())
+                self._generation = current
             return self._variant_model
 
 
@@ -137,17 +174,32 @@ class ProjectVariants:
     def _key(self, project: str, adapter: str) -> str:
         return adapter_key(self.workspace.project(project).path, adapter)
 
+    def _split(self, project: str) -> tuple[list, list]:
+        """This project's adapters: those trained on the loaded base, and the others."""
+        base = self.shared.model.name
+        adapters = Behaviour(self.workspace, project).adapters.list()
+        return ([a for a in adapters if same_model(a.base_model, base)],
+                [a for a in adapters if not same_model(a.base_model, base)])
+
     def for_project(self, project: str) -> VariantModel:
         variant_model = self.shared.get()
+        matching, _ = self._split(project)
         with self._lock:
-            for adapter in Behaviour(self.workspace, project).adapters.list():
-                variant_model.add_adapter(self._key(project, adapter.name), adapter.path)
+            for adapter in matching:
+                variant_model.add_adapter(self._key(project, adapter.name), adapter.path, adapter.base_model,
+                                          adapter.name)
         return variant_model
 
+    def unavailable(self, project: str) -> list[tuple[str, str]]:
+        """Adapters that cannot be variants of the loaded base: (name, reason)."""
+        _, others = self._split(project)
+        return [(a.name, f"trained on {a.base_model}, not on the loaded {self.shared.model.name}") for a in others]
+
     def variants(self, project: str) -> list[Variant]:
-        """This project's variants: the base and its adapters, each also with retrieval if it has documents."""
+        """This project's variants: the base and the adapters trained on it, each also with retrieval
+        if it has documents. Adapters of other bases are left out (see :meth:`unavailable`)."""
         self.for_project(project)
-        adapters = [a.name for a in Behaviour(self.workspace, project).adapters.list()]
+        adapters = [a.name for a in self._split(project)[0]]
         cores = [Variant()] + [Variant(self._key(project, name), label=name) for name in adapters]
         with_retrieval = bool(self.kbs.get(project).documents())
         return [Variant(c.adapter, r, c.label) for c in cores for r in ((False, True) if with_retrieval else (False,))]
@@ -157,6 +209,10 @@ class ProjectVariants:
 
     def resolve(self, project: str, name: str) -> Variant:
         found = next((v for v in self.variants(project) if v.name == name), None)
+        core = Variant.parse(name).adapter
+        mismatched = next((a for a in self._split(project)[1] if a.name == core), None)
+        if found is None and mismatched is not None:
+            raise AdapterBaseMismatchError(mismatched.name, mismatched.base_model, self.shared.model.name)
         if found is None:
             raise ValueError(f"Unknown variant {name!r}; available: {self.names(project)}")
         return found

@@ -34,7 +34,7 @@ class SftJobConfig:
     """Everything one run needs; written to config.json by whoever starts the job."""
 
     model: str
-    """Hub id or local folder of the base model (safetensors)."""
+    """The base model's name as people and adapters know it: a hub id, a folder, or the bundled model."""
     train_file: str
     """JSONL of {"messages": [...]} records."""
     eval_file: str | None = None
@@ -61,6 +61,9 @@ class SftJobConfig:
     device: str | None = None
     """"cpu" to force the CPU; None to use CUDA when present."""
     dataset_fingerprint: str = ""
+    model_path: str | None = None
+    """Where to load ``model`` from, when the name is not itself loadable (the bundled model's converted
+    folder); None loads ``model``."""
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -157,7 +160,8 @@ def load_for_training(config: SftJobConfig, device: str):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
+    source = config.model_path or config.model
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     cuda = device == "cuda"
@@ -167,12 +171,12 @@ def load_for_training(config: SftJobConfig, device: str):
         quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                           bnb_4bit_use_double_quant=True,
                                           bnb_4bit_compute_dtype=compute if cuda else torch.bfloat16)
-        model = AutoModelForCausalLM.from_pretrained(config.model, quantization_config=quantization,
+        model = AutoModelForCausalLM.from_pretrained(source, quantization_config=quantization,
                                                      dtype=compute, device_map={"": device}, **kwargs)
         guard_bnb_cpu_repack(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cuda)
     else:
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=compute, **kwargs).to(device)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=compute, **kwargs).to(device)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.target_modules, modules_to_save=config.modules_to_save,
                       task_type="CAUSAL_LM")
