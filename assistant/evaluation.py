@@ -10,10 +10,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from assistant.outcomes import share_with_interval
 from assistant.runtime import GenerationSettings
 from assistant.variants import Variant, VariantModel
 from trainers.evaluation import score_answers
 from trainers.metrics import cites_a_source
+
+SHARE_METRICS = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate"]
+"""Metrics that are shares (or means of [0, 1] scores) over the evaluated cases."""
+LATENCY_METRICS = ["latency_p50_s", "first_token_p50_s"]
+
+
+def _metric_cell(value: float | None, cases: int | None) -> str:
+    """A table cell: empty when not measured, a share with its interval when ``cases`` is given."""
+    if value is None:
+        return ""
+    return f"{value:.2f}" if cases is None else share_with_interval(value, cases)
 
 
 @dataclass(frozen=True)
@@ -43,15 +55,16 @@ class EvalReport:
         return asdict(self)
 
     def markdown(self) -> str:
-        keys = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
-                "latency_p50_s", "first_token_p50_s"]
-        lines = [f"# Evaluation {self.eval_id}", "", f"{self.cases} held-out cases from `{self.data}`.", "",
-                 "| variant | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        """The results as a table: shares with their 95% interval and n, latencies in seconds."""
+        keys = SHARE_METRICS + LATENCY_METRICS
+        lines = [f"# Evaluation {self.eval_id}", "", f"{self.cases} held-out cases from `{self.data}`. Shares are "
+                 "shown with their 95% Wilson interval (for field_accuracy, a mean of per-case scores, the interval "
+                 "is an approximation); n is the number of cases behind them.", "",
+                 "| variant | n | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
         for result in self.results:
-            cells = []
-            for key in keys:
-                value = result.metrics.get(key)
-                cells.append("" if value is None else f"{value:.3f}")
+            n = int(result.metrics.get("examples", self.cases))
+            cells = [str(n)] + [_metric_cell(result.metrics.get(key), n if key in SHARE_METRICS else None)
+                                for key in keys]
             lines.append(f"| {result.variant} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
@@ -118,12 +131,18 @@ def save_report(report: EvalReport, evals_dir: str | Path) -> Path:
 
 
 def record_outcome(workspace, project: str, report: EvalReport) -> list[str]:
-    """Save, in the project, whether the plan held on this evaluation; return the sentences."""
-    from assistant.outcomes import plan_held
+    """Save, in the project, whether the plan held on this evaluation; return the sentences.
+
+    The project's "outcome" keeps the sentences (what the CLI and the app show) and the checks
+    behind them (verdict, metric, n, both shares and their 95% intervals) as plain dicts.
+    """
+    from assistant.outcomes import plan_checks, plan_held
 
     data = workspace.load(project)
-    lines = plan_held(data.get("plan") or {}, report.to_dict()["results"])
-    data["outcome"] = {"eval_id": report.eval_id, "lines": lines}
+    plan, results = data.get("plan") or {}, report.to_dict()["results"]
+    lines = plan_held(plan, results)
+    data["outcome"] = {"eval_id": report.eval_id, "lines": lines,
+                       "checks": [asdict(check) for check in plan_checks(plan, results)]}
     workspace.save(project, data)
     return lines
 

@@ -1,11 +1,13 @@
 """Measured answers to the plan's questions: what the gap really is, and whether the plan held.
 
 Pure functions over evaluation metrics (the dicts of ``EvalReport.results``), so the rules
-that read numbers are tested without a model.
+that read numbers are tested without a model. Every verdict carries its sample size and 95%
+intervals, because on a handful of cases a difference in the second decimal is noise.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +16,21 @@ FORMAT_OK = 0.8
 RETRIEVAL_GAIN = 0.1
 """A gain in contains-reference this large from retrieval says facts were missing."""
 ALREADY_GOOD = 0.8
+MIN_CASES = 20
+"""Fewest held-out cases on which a plan is declared held or not held.
+
+Below 20 the 95% interval of a share is wider than about +-0.2 whatever the result (0 of 10
+already spans [0.00, 0.28]), so two variants separate only when one fails almost everything
+and the other almost nothing; a verdict there would rest on a few lucky answers.
+"""
+Z_95 = 1.959963984540054
+"""The standard normal quantile for a two-sided 95% interval."""
+
+HELD, NOT_HELD, UNDECIDED = "held", "did not hold", "not enough evidence"
+METRIC_NAMES = {"exact_match": "exact match", "contains_reference": "contains-reference",
+                "json_valid": "JSON validity", "field_accuracy": "field accuracy"}
+FINETUNE_METRICS = ("field_accuracy", "json_valid", "exact_match")
+"""What fine-tuning is expected to raise, in the order an adapter is picked and a verdict reported."""
 
 
 @dataclass(frozen=True)
@@ -23,18 +40,68 @@ class GapFinding:
     text: str
 
 
+@dataclass(frozen=True)
+class PlanCheck:
+    """One of the plan's predictions, checked on one metric against the baseline."""
+
+    claim: str
+    """What the plan predicted: "Retrieval" or "Fine-tuning (adapter <name>)"."""
+    verdict: str
+    """held, did not hold, or not enough evidence."""
+    metric: str
+    """The metric (a key of the results' metrics) the verdict rests on."""
+    n: int
+    """Held-out cases behind each share (the smaller of the two variants' counts)."""
+    baseline: float
+    baseline_interval: tuple[float, float]
+    planned: float
+    planned_interval: tuple[float, float]
+    text: str
+    """The sentence shown to people, with every metric compared and its 95% interval."""
+
+
+def wilson_interval(share: float, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a share observed on ``n`` cases.
+
+    Unlike the normal approximation it stays inside [0, 1] and does not collapse to a point
+    at 0 or 1 (0 of 3 gives [0, 0.56], not [0, 0]). Applied to a mean of per-case scores in
+    [0, 1] (field accuracy) it is an approximation: such a mean varies no more than a share of
+    the same value, so the interval errs on the wide side. With no cases, it is [0, 1].
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    share = min(max(share, 0.0), 1.0)
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (share + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def share_with_interval(share: float, n: int) -> str:
+    """``0.62 [0.52, 0.71]``: a share and its 95% interval, to two decimals."""
+    low, high = wilson_interval(share, n)
+    return f"{share:.2f} [{low:.2f}, {high:.2f}]"
+
+
 def _metrics(results: Sequence[dict], name: str) -> dict | None:
     return next((r["metrics"] for r in results if r["variant"] == name), None)
+
+
+def _cases(metrics: dict) -> int:
+    return int(metrics.get("examples") or 0)
 
 
 def diagnose_gap(results: Sequence[dict], structured: bool) -> GapFinding:
     """Which failures dominate the base's answers, from the base (and base + retrieval) results.
 
-    ``structured``: the references are JSON, so format failures are measurable.
+    ``structured``: the references are JSON, so format failures are measurable. The text
+    states the number of cases, and on fewer than ``MIN_CASES`` calls itself a first reading.
     """
     base = _metrics(results, "base")
     if base is None:
         raise ValueError("the gap check needs the base variant's results")
+    n = _cases(base)
     retrieval = _metrics(results, "base + retrieval")
     facts = retrieval is not None and (retrieval["contains_reference"] - base["contains_reference"]
                                        >= RETRIEVAL_GAIN)
@@ -42,48 +109,93 @@ def diagnose_gap(results: Sequence[dict], structured: bool) -> GapFinding:
     parts = []
     if facts:
         parts.append(f"retrieval raised contains-reference from {base['contains_reference']:.2f} to "
-                     f"{retrieval['contains_reference']:.2f}: facts were missing")
+                     f"{retrieval['contains_reference']:.2f} on {n} cases: facts were missing")
     if form:
-        parts.append(f"only {base['json_valid']:.0%} of the base's answers are valid JSON: the format needs "
-                     "training (or few-shot examples)")
-    if facts and form:
-        return GapFinding("both", "; ".join(parts) + ".")
-    if facts:
-        return GapFinding("knowledge", parts[0] + ".")
-    if form:
-        return GapFinding("behaviour", parts[0] + ".")
+        parts.append(f"only {base['json_valid']:.0%} of the base's answers on {n} cases are valid JSON: the format "
+                     "needs training (or few-shot examples)")
     best = max(base["contains_reference"], base["exact_match"])
-    if best >= ALREADY_GOOD:
-        return GapFinding(None, f"the base already gets {best:.0%} right: prompting may be enough.")
-    return GapFinding("behaviour", f"the base gets {best:.0%} right and retrieval does not help: the gap is "
-                                   "behaviour (style, skill), which training addresses.")
+    if facts and form:
+        finding = GapFinding("both", "; ".join(parts) + ".")
+    elif facts:
+        finding = GapFinding("knowledge", parts[0] + ".")
+    elif form:
+        finding = GapFinding("behaviour", parts[0] + ".")
+    elif best >= ALREADY_GOOD:
+        finding = GapFinding(None, f"the base already gets {best:.0%} of {n} cases right: prompting may be enough.")
+    else:
+        finding = GapFinding("behaviour", f"the base gets {best:.0%} of {n} cases right and retrieval does not help: "
+                                          "the gap is behaviour (style, skill), which training addresses.")
+    if n < MIN_CASES:
+        return GapFinding(finding.gap, finding.text + f" With n={n} (< {MIN_CASES}) this is a first reading, not a "
+                                                      "measurement: check again on more cases.")
+    return finding
 
 
-def plan_held(plan: dict, results: Sequence[dict]) -> list[str]:
-    """Sentences saying whether the plan's predictions held, with the numbers."""
+def _compare(baseline: dict, planned: dict, metric: str) -> tuple[str, str]:
+    """The verdict on one metric and the reason shown in brackets after it.
+
+    Held: the planned variant's interval lies wholly above the baseline's. Did not hold: it
+    lies wholly at or below the baseline's (no overlap, the wrong way, or touching). Anything
+    else, or fewer than ``MIN_CASES`` cases, is not enough evidence. Non-overlapping 95%
+    intervals are a stricter test than a 5% significance test, on purpose: a verdict should
+    survive a second run.
+    """
+    n = min(_cases(baseline), _cases(planned))
+    if n < MIN_CASES:
+        return UNDECIDED, f"n={n} < {MIN_CASES}"
+    base_low, base_high = wilson_interval(baseline[metric], _cases(baseline))
+    planned_low, planned_high = wilson_interval(planned[metric], _cases(planned))
+    if planned_low > base_high:
+        return HELD, f"n={n}"
+    if planned_high <= base_low:
+        return NOT_HELD, f"n={n}"
+    return UNDECIDED, f"n={n}, the 95% intervals overlap"
+
+
+def _check(claim: str, baseline: dict, planned: dict, metrics: Sequence[str]) -> PlanCheck:
+    """One claim checked on ``metrics``: held when one of them clearly rose, did not hold when
+    none rose and one clearly fell, otherwise not enough evidence (resting on the metric that
+    rose most, the one closest to a verdict of held)."""
+    verdicts = {metric: _compare(baseline, planned, metric) for metric in metrics}
+    decisive = (next((m for m in metrics if verdicts[m][0] == HELD), None)
+                or next((m for m in metrics if verdicts[m][0] == NOT_HELD), None)
+                or max(metrics, key=lambda m: planned[m] - baseline[m]))
+    verdict, reason = verdicts[decisive]
+    on = f" on {METRIC_NAMES[decisive]}" if len(metrics) > 1 and verdict != UNDECIDED else ""
+    numbers = ", ".join(f"{METRIC_NAMES[m]} {share_with_interval(baseline[m], _cases(baseline))} -> "
+                        f"{share_with_interval(planned[m], _cases(planned))}" for m in metrics)
+    return PlanCheck(claim, verdict, decisive, min(_cases(baseline), _cases(planned)),
+                     baseline[decisive], wilson_interval(baseline[decisive], _cases(baseline)),
+                     planned[decisive], wilson_interval(planned[decisive], _cases(planned)),
+                     f"{claim}: {verdict}{on} ({reason}): {numbers}.")
+
+
+def plan_checks(plan: dict, results: Sequence[dict]) -> list[PlanCheck]:
+    """The plan's predictions checked against the base: retrieval should raise contains-reference,
+    fine-tuning (its best adapter) JSON validity, field accuracy or exact match.
+
+    Fine-tuning counts as held when any of its three metrics clearly rose; they move together
+    (a valid JSON answer is needed for field accuracy), so this is not three independent tries.
+    """
     base = _metrics(results, "base")
     if base is None:
-        return ["Include the base variant in the evaluation to check the plan against it."]
-    lines = []
+        return []
+    checks = []
     retrieval = _metrics(results, "base + retrieval")
     if plan.get("retrieval") and retrieval is not None:
-        gain = retrieval["contains_reference"] - base["contains_reference"]
-        verdict = "held" if gain > 0 else "did not hold"
-        lines.append(f"Retrieval ({verdict}): contains-reference {base['contains_reference']:.2f} -> "
-                     f"{retrieval['contains_reference']:.2f}.")
+        checks.append(_check("Retrieval", base, retrieval, ["contains_reference"]))
     adapters = [r for r in results if r["variant"] not in ("base", "base + retrieval")
                 and not r["variant"].endswith(" + retrieval")]
     if plan.get("finetune") not in (None, "none") and adapters:
-        best = max(adapters, key=lambda r: (r["metrics"]["field_accuracy"], r["metrics"]["json_valid"],
-                                            r["metrics"]["exact_match"]))
-        m = best["metrics"]
-        gained = (m["json_valid"] > base["json_valid"] or m["field_accuracy"] > base["field_accuracy"]
-                  or m["exact_match"] > base["exact_match"])
-        verdict = "held" if gained else "did not hold"
-        lines.append(f"Fine-tuning ({verdict}, adapter {best['variant']}): JSON validity {base['json_valid']:.2f} -> "
-                     f"{m['json_valid']:.2f}, field accuracy {base['field_accuracy']:.2f} -> "
-                     f"{m['field_accuracy']:.2f}, exact match {base['exact_match']:.2f} -> {m['exact_match']:.2f}.")
-    if not lines:
-        lines.append("The evaluation has no variant that tests the plan's prediction (add the planned "
-                     "retrieval or adapter variant).")
-    return lines
+        best = max(adapters, key=lambda r: tuple(r["metrics"][m] for m in FINETUNE_METRICS))
+        checks.append(_check(f"Fine-tuning (adapter {best['variant']})", base, best["metrics"], FINETUNE_METRICS))
+    return checks
+
+
+def plan_held(plan: dict, results: Sequence[dict]) -> list[str]:
+    """Sentences saying whether the plan's predictions held, with n and 95% intervals."""
+    if _metrics(results, "base") is None:
+        return ["Include the base variant in the evaluation to check the plan against it."]
+    lines = [check.text for check in plan_checks(plan, results)]
+    return lines or ["The evaluation has no variant that tests the plan's prediction (add the planned "
+                     "retrieval or adapter variant)."]

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from assistant.cli import main
 from tests.snips import snips_chat_jsonl
 
@@ -49,3 +51,45 @@ def test_gap_check_measures_the_base_and_updates_the_plan(tiny_model_path, tmp_p
     assert "valid JSON" in out and "measured gap 'behaviour'" in out
     assert advisor.plan("g")["finetune"] != "none"
     assert Workspace(tmp_path / "ws").load("g")["gap_check"]["gap"] == "behaviour"
+
+
+def _report(cases=100):
+    from assistant.evaluation import EvalReport, VariantResult
+
+    shares = {"examples": cases, "exact_match": 0.0, "json_valid": 0.0, "field_accuracy": 0.0}
+    return EvalReport("e1", "held-out.jsonl", cases, [
+        VariantResult("base", shares | {"contains_reference": 0.1, "latency_p50_s": 0.123456,
+                                        "first_token_p50_s": None, "citation_rate": None}),
+        VariantResult("base + retrieval", shares | {"contains_reference": 0.62, "latency_p50_s": 1.98765,
+                                                    "first_token_p50_s": None, "citation_rate": 0.5})])
+
+
+def test_the_markdown_report_shows_n_and_95_intervals_rounded_to_two_decimals():
+    lines = _report().markdown().splitlines()
+    header = lines[4].split(" | ")
+    assert header[:3] == ["| variant", "n", "exact_match"] and "95% Wilson interval" in lines[2]
+    retrieval = dict(zip(header, lines[7].split(" | "), strict=True))
+    assert retrieval["n"] == "100" and retrieval["contains_reference"] == "0.62 [0.52, 0.71]"
+    assert retrieval["citation_rate"] == "0.50 [0.40, 0.60]" and retrieval["latency_p50_s"] == "1.99"
+    base = dict(zip(header, lines[6].split(" | "), strict=True))
+    assert base["citation_rate"] == "" and base["latency_p50_s"] == "0.12"
+
+
+def test_record_outcome_saves_the_sentences_and_the_checks_behind_them(tmp_path):
+    from assistant.evaluation import record_outcome
+    from assistant.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    workspace.ensure("p")
+    workspace.save("p", {"plan": {"retrieval": True, "finetune": "none"}})
+    lines = record_outcome(workspace, "p", _report())
+    outcome = workspace.load("p")["outcome"]
+    assert lines == outcome["lines"] == ["Retrieval: held (n=100): contains-reference 0.10 [0.06, 0.17] -> "
+                                         "0.62 [0.52, 0.71]."]
+    [check] = outcome["checks"]
+    assert check["verdict"] == "held" and check["metric"] == "contains_reference" and check["n"] == 100
+    assert check["planned"] == 0.62 and check["planned_interval"] == pytest.approx([0.5221, 0.7090], abs=1e-4)
+    assert check["text"] == lines[0] and outcome["eval_id"] == "e1"
+
+    record_outcome(workspace, "p", _report(cases=3))
+    assert workspace.load("p")["outcome"]["checks"][0]["verdict"] == "not enough evidence"
