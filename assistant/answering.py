@@ -5,6 +5,7 @@ The prompt building and the relevance decision are pure; generation goes through
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,15 @@ unrelated sentence pairs mostly score under 0.2)."""
 SYSTEM_PROMPT = ("Answer the question using only the numbered context blocks. After each statement, cite "
                  "the block it comes from as [n]. If the blocks do not contain the answer, say that you "
                  "cannot find it in the documents.")
+"""The instruction of the "system" prompt style."""
+USER_INSTRUCTION = ("Answer the question from the numbered documents below, in one or two sentences, using the "
+                    "documents' own words, and cite the document you used as [n].")
+"""The instruction of the "user" prompt style: one user turn holding instruction, documents and question."""
+PROMPT_STYLES = ("user", "system")
+DEFAULT_PROMPT_STYLE = "user"
+"""Chosen by measurement on the bundled 135M model (bench/proof.py --prompt-styles, on questions that are
+not in the held-out set): a small model follows one user turn with the instruction beside the documents
+far better than a system prompt it was barely tuned on."""
 
 
 @dataclass(frozen=True)
@@ -54,15 +64,68 @@ def sources_for(hits: Sequence) -> tuple[Source, ...]:
                  for i, h in enumerate(hits, start=1))
 
 
-def cited_messages(question: str, hits: Sequence) -> list[dict]:
-    """The chat messages for a grounded answer: the context blocks, numbered, then the question."""
+TASK_CONTEXT_INTRO = "Numbered documents that may help:"
+"""Introduces the blocks when the conversation brings its own system prompt (a task with an output
+format, e.g. JSON): the task's instruction then stands, and nothing asks for prose or citations."""
+
+
+def cited_messages(question: str, hits: Sequence, style: str = DEFAULT_PROMPT_STYLE,
+                   system: Sequence[dict] = ()) -> list[dict]:
+    """The chat messages for a grounded answer: the context blocks, numbered, then the question.
+
+    ``system``: the conversation's own system messages; when given they are kept as they are and
+    the blocks come after a neutral line, so a task's format instruction is not overruled.
+    """
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, not {style!r}")
     blocks = []
     for i, hit in enumerate(hits, start=1):
         where = hit.source + (f", page {hit.page}" if hit.page else "") + (f", {hit.section}" if hit.section else "")
         blocks.append(f"[{i}] ({where})\n{hit.text.strip()}")
     context = "\n\n".join(blocks)
+    if system:
+        return [*system, {"role": "user", "content": f"{TASK_CONTEXT_INTRO}\n\n{context}\n\n{question.strip()}"}]
+    if style == "user":
+        return [{"role": "user", "content": f"{USER_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}"}]
     return [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Context:\n\n{context}\n\nQuestion: {question.strip()}"}]
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset("a an and are as at be by for from has have he her his i in is it its of on or our she that "
+                       "the their they this to was we were will with you your".split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+MIN_SHARED_WORDS = 3
+"""Content words a sentence must share with a block to be attributed to it."""
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+
+
+def attribute_citations(answer: str, hits: Sequence) -> str:
+    """Add [n] after each sentence of an answer that cites nothing, naming the block it shares the most
+    content words with (at least MIN_SHARED_WORDS).
+
+    Small models often answer from the blocks without writing the [n] they were asked for. The
+    sources are then still known, so the marker is attributed by word overlap, the way post-hoc
+    citation works in RAG tools; a sentence that matches no block gets none. Answers that already
+    cite are returned unchanged.
+    """
+    if not answer.strip() or re.search(r"\[\d+\]", answer) or not hits:
+        return answer
+    blocks = [_content_words(h.text) for h in hits]
+    pieces = []
+    for sentence in _SENTENCE_END.split(answer.strip()):
+        words = _content_words(sentence)
+        shared = [len(words & block) for block in blocks]
+        best = max(range(len(blocks)), key=lambda i: shared[i])
+        if shared[best] >= MIN_SHARED_WORDS:
+            stripped = sentence.rstrip()
+            end = len(stripped) - 1 if stripped and stripped[-1] in ".!?" else len(stripped)
+            sentence = f"{stripped[:end]} [{best + 1}]{stripped[end:]}"
+        pieces.append(sentence)
+    return " ".join(pieces)
 
 
 def stream_cited_answer(loaded, question: str, hits: Sequence, generation=None) -> Iterator[CitedAnswer]:
@@ -74,5 +137,7 @@ def stream_cited_answer(loaded, question: str, hits: Sequence, generation=None) 
         yield CitedAnswer(NOTHING_FOUND, (), False)
         return
     sources = sources_for(useful)
+    text = ""
     for text in stream_chat(loaded, cited_messages(question, useful), generation):
         yield CitedAnswer(text, sources, True)
+    yield CitedAnswer(attribute_citations(text, useful), sources, True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.answering import cited_messages, relevant_hits, sources_for
+from assistant.answering import attribute_citations, cited_messages, relevant_hits, sources_for
 from assistant.behaviour import Behaviour
 from assistant.models import same_model
 from assistant.runtime import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat
@@ -62,9 +62,12 @@ class VariantAnswer:
 class VariantModel:
     """One base model with any number of adapters attached, answering as any variant."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, prompt_style: str | None = None):
+        from assistant.answering import DEFAULT_PROMPT_STYLE
+
         self.loaded = loaded
         self.adapters: list[str] = []
+        self.prompt_style = prompt_style or DEFAULT_PROMPT_STYLE
 
     def add_adapter(self, name: str, path: str | Path, base_model: str | None = None, label: str | None = None) -> None:
         """Attach an adapter. The first one turns the base into a PEFT model in place.
@@ -95,7 +98,7 @@ class VariantModel:
         """Answer ``messages`` as ``variant``; ``search(question) -> hits`` feeds retrieval variants."""
         if variant.adapter is not None and variant.adapter not in self.adapters:
             raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
-        prompt, sources = self._prompt(variant, messages, search)
+        prompt, sources, hits = self._prompt(variant, messages, search)
         started = time.perf_counter()
         first = None
         text = ""
@@ -106,16 +109,20 @@ class VariantModel:
         elapsed = time.perf_counter() - started
         tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
         rate = tokens / (elapsed - first) if first and elapsed > first else None
-        yield VariantAnswer(variant.name, text, sources, first, rate, done=True, latency_s=elapsed)
+        yield VariantAnswer(variant.name, attribute_citations(text, hits), sources, first, rate, done=True,
+                            latency_s=elapsed)
 
-    def _prompt(self, variant: Variant, messages: list[dict], search) -> tuple[list[dict], tuple]:
+    def _prompt(self, variant: Variant, messages: list[dict], search) -> tuple[list[dict], tuple, list]:
+        """The prompt for ``variant``, its sources, and the hits behind them."""
         if not variant.retrieval:
-            return list(messages), ()
+            return list(messages), (), []
         if search is None:
             raise ValueError("retrieval variants need a search function")
         question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         hits = relevant_hits(search(question))
-        return (cited_messages(question, hits) if hits else list(messages)), sources_for(hits)
+        system = [m for m in messages if m["role"] == "system"]
+        prompt = cited_messages(question, hits, self.prompt_style, system) if hits else list(messages)
+        return prompt, sources_for(hits), hits
 
     def answer_batch(self, variant: Variant, conversations: list[list[dict]],
                      generation: GenerationSettings | None = None, search=None,
@@ -126,10 +133,10 @@ class VariantModel:
             raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
         prompts = [self._prompt(variant, messages, search) for messages in conversations]
         adapter = BASE if variant.adapter is None else variant.adapter
-        generated = generate_batch(self.loaded, [p for p, _ in prompts], generation, adapter, batch_size)
-        return [VariantAnswer(variant.name, text, sources, None, tokens / seconds if seconds else None, done=True,
-                              latency_s=seconds)
-                for (text, tokens, seconds), (_, sources) in zip(generated, prompts, strict=True)]
+        generated = generate_batch(self.loaded, [p for p, _, _ in prompts], generation, adapter, batch_size)
+        return [VariantAnswer(variant.name, attribute_citations(text, hits), sources, None,
+                              tokens / seconds if seconds else None, done=True, latency_s=seconds)
+                for (text, tokens, seconds), (_, sources, hits) in zip(generated, prompts, strict=True)]
 
 
 def adapter_key(project_dir: str | Path, adapter: str) -> str:

@@ -48,7 +48,11 @@ def test_relevance_threshold_and_prompt_blocks():
     bm25_only = hit("leave days", None)
     assert relevant_hits([bm25_only]) == [bm25_only]
     messages = cited_messages("How many days?", [strong])
-    assert "[1] (hr.md, Leave)" in messages[1]["content"] and "[n]" in messages[0]["content"]
+    assert "[1] (hr.md, Leave)" in messages[-1]["content"] and "[n]" in messages[0]["content"]
+    task = [{"role": "system", "content": "Answer in JSON."}]
+    with_task = cited_messages("How many days?", [strong], system=task)
+    assert with_task[0] == task[0] and "[1] (hr.md, Leave)" in with_task[-1]["content"]
+    assert "[n]" not in with_task[-1]["content"]
 
 
 def test_nothing_relevant_means_no_guess(loaded):
