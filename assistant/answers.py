@@ -97,12 +97,71 @@ def _first_number(text: str) -> tuple[float, bool, str] | None:
     return value, bool(match.group(1)), text[: match.start()]
 
 
+# A number with a memory unit ("24 GB", "16gib", "512 MB") or a number of GPUs ("2 GPUs", "8x
+# H100") describes hardware; read as a count it turned "one 24 GB GPU" into 24 examples.
+_MEMORY_SIZE = re.compile(r"\d+(?:\.\d+)?\s*(?:[kmgt]i?b|g|gigs?|(?:kilo|mega|giga|tera)bytes?)\b")
+_GPU_COUNT = re.compile(r"\b\d+\s*x?\s*(?:gpus?|graphics cards?|cards?)\b")
+_GPU_WORDS = ("gpu", "vram", "graphics card", "cuda", "nvidia", "geforce", "radeon", "rtx", "gtx")
+# What a count of examples (or tasks) is a count of; such a phrase says which number is the count.
+_COUNT_NOUNS = ("examples", "example", "samples", "pairs", "rows", "records", "cases", "conversations",
+                "dialogues", "items", "tasks", "task")
+_COUNTED = re.compile(r"((?:[^\s,;:]+\s+){0,2}[^\s,;:]+)\s+(?:(?:clean|labell?ed|annotated|training|good|"
+                      r"distinct|different|separate)\s+)*(?:" + "|".join(_COUNT_NOUNS) + r")\b")
+
+
+def hardware_mention(text: str) -> str | None:
+    """The part of an answer that describes hardware (GPU memory, GPUs, a GPU model), or None.
+
+    A bare model number ("3090") is not enough, since it may well be a count; a model named with
+    letters ("RTX 3090", "A100", "T4"), after an article ("a 3090") or in the plural ("3090s") is.
+    """
+    t = _normalise(text)
+    for pattern in (_MEMORY_SIZE, _GPU_COUNT):
+        match = pattern.search(t)
+        if match:
+            return match.group(0)
+    gpu = find_gpu(t)
+    if gpu:
+        name = re.escape(gpu[0])
+        if re.search(r"[a-z]", gpu[0]) or re.search(rf"\b(?:an?|single|dual|my|our)\s+{name}\b|\b{name}s\b", t):
+            return gpu[0]
+    return next((w for w in _GPU_WORDS if _has_word(t, w)), None)
+
+
+def _explicit_count(text: str) -> str | None:
+    """The words that count something in ``text`` ("about 500" in "one GPU and about 500 labelled
+    examples"), without any words about hardware; None when nothing is counted."""
+    for match in _COUNTED.finditer(text):
+        words = match.group(1).split()
+        for start in range(len(words)):
+            if not hardware_mention(" ".join(words[start:])):
+                return " ".join(words[start:])
+    return None
+
+
 def parse_count(text: str, what: str = "examples", minimum: int = 0) -> ParsedAnswer:
-    """A non-negative whole number from text like "about 2.5k", "a few hundred", "1,000"."""
+    """A non-negative whole number from text like "about 2.5k", "a few hundred", "1,000".
+
+    An answer about hardware ("one 24 GB GPU", "an RTX 4090") is not a count: it is read only
+    when a number is explicitly a count ("500 examples on one 24 GB GPU"), else asked again.
+    """
     t = _normalise(text)
     ask = f"Roughly how many {what}? A number like 250 or \"2.5k\" is fine."
     if not t:
         return _clarify(ask)
+    hardware = hardware_mention(t)
+    if hardware:
+        counted = _explicit_count(t)
+        parsed = _parse_plain_count(counted, what, minimum, ask) if counted else None
+        if parsed is not None and parsed.ok:
+            return parsed
+        return _clarify(f"\"{hardware}\" sounds like hardware, not a number of {what} (the GPU has its own "
+                        f"question). {ask}")
+    return _parse_plain_count(t, what, minimum, ask)
+
+
+def _parse_plain_count(t: str, what: str, minimum: int, ask: str) -> ParsedAnswer:
+    """``parse_count`` on normalised text known not to describe hardware."""
     if minimum == 0 and (t in ("0", "no") or _has_word(t, *_NONE_WORDS)):
         return ParsedAnswer(0)
     number = _first_number(t)
@@ -264,7 +323,7 @@ def parse_task(text: str) -> ParsedAnswer:
 
 def parse_tasks(text: str) -> ParsedAnswer:
     t = _normalise(text)
-    if _has_word(t, "just one", "only one", "single", "one task", "one"):
+    if not hardware_mention(t) and _has_word(t, "just one", "only one", "single", "one task", "one"):
         return ParsedAnswer(1)
     return parse_count(t, what="distinct tasks", minimum=1)
 

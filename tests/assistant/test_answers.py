@@ -62,3 +62,40 @@ def test_unreadable_answers_get_a_clarifying_question(slot, text, hint):
 def test_no_text_crashes_a_parser(slot, text):
     parsed = parse_answer(slot, text)
     assert parsed.ok or parsed.clarify
+
+
+# Answers to "how many examples?" that describe hardware: a number with a memory unit, a number
+# of GPUs or a GPU model is not a count, so the question is asked again.
+HARDWARE_IS_NOT_A_COUNT = [
+    ("examples", "one 24 GB GPU", "24 gb"), ("examples", "24GB", "24gb"), ("examples", "16 GiB of VRAM", "16 gib"),
+    ("examples", "512 MB of text", "512 mb"), ("examples", "a 12g card", "12g"), ("examples", "2 GPUs", "2 gpus"),
+    ("examples", "an RTX 4090", "rtx4090"), ("examples", "A100", "a100"), ("examples", "8x H100", "h100"),
+    ("examples", "a single 3090", "3090"), ("examples", "two 3090s", "3090"), ("examples", "a GPU", "gpu"),
+    ("tasks", "one 24 GB GPU", "24 gb"), ("tasks", "2 GPUs", "2 gpus"),
+]
+
+
+@pytest.mark.parametrize("slot, text, mention", HARDWARE_IS_NOT_A_COUNT,
+                         ids=[f"{s}:{t}" for s, t, _ in HARDWARE_IS_NOT_A_COUNT])
+def test_an_answer_about_hardware_is_not_read_as_a_count(slot, text, mention):
+    parsed = parse_answer(slot, text)
+    assert not parsed.ok and parsed.value is None
+    assert f'"{mention}" sounds like hardware' in parsed.clarify and "Roughly how many" in parsed.clarify
+
+
+# A count said next to the hardware is still read, and numbers that only look like GPUs are counts.
+COUNTS_BESIDE_HARDWARE = [
+    ("examples", "500 examples on one 24 GB GPU", 500), ("examples", "1 GPU, 300 examples", 300),
+    ("examples", "one gpu and about 300 labelled examples", 300), ("examples", "a few hundred examples, A100", 300),
+    ("examples", "two thousand clean examples and an RTX 4090", 2000), ("examples", "4090", 4090),
+    ("examples", "3090 examples", 3090), ("examples", "about 2.5k", 2500), ("examples", "10m", 10_000_000),
+    ("tasks", "one task on a 24 GB GPU", 1), ("vram_gb", "one 24 GB GPU", 24.0),
+]
+
+
+@pytest.mark.parametrize("slot, text, value", COUNTS_BESIDE_HARDWARE,
+                         ids=[f"{s}:{t}" for s, t, _ in COUNTS_BESIDE_HARDWARE])
+def test_counts_beside_hardware_are_read(slot, text, value):
+    parsed = parse_answer(slot, text)
+    assert parsed.ok, parsed.clarify
+    assert parsed.value == value

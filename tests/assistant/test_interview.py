@@ -101,3 +101,14 @@ def test_state_round_trips_and_drops_invalid_saved_answers():
     tampered["answers"]["examples"] = -10
     restored = interview.InterviewState.from_dict(tampered)
     assert "examples" not in restored.answers and restored.current_slot == "examples"
+
+
+def test_a_gpu_answer_to_the_examples_question_is_asked_again_not_read_as_24_examples():
+    state, _ = run(SCRIPT[:3])
+    turn = interview.respond(state, "one 24 GB GPU")
+    assert not turn.understood and "hardware" in turn.reply and "how many examples" in turn.reply
+    assert turn.state.current_slot == "examples" and turn.state.answers == state.answers
+    assert turn.state.transcript[-1] == {"role": "assistant", "content": turn.reply}
+    answered = interview.respond(turn.state, "about 500")
+    assert answered.understood and answered.state.answers["examples"] == 500
+    assert answered.state.current_slot == "can_measure"
