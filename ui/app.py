@@ -28,6 +28,7 @@ from ui.behaviour_tab import build_behaviour_tab  # noqa: E402
 from ui.compare_tab import build_compare_tab  # noqa: E402
 from ui.interview_tab import build_interview_tab, load_view  # noqa: E402
 from ui.knowledge_tab import build_knowledge_tab  # noqa: E402
+from ui.model_picker import build_model_picker  # noqa: E402
 
 TITLE = "Tunewise"
 INTRO = ("**Should you fine-tune, retrieve, or just prompt?** Answer a few questions and get a "
@@ -56,6 +57,8 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
             create = gr.Button("Create", scale=1)
             rename = gr.Button("Rename", scale=1)
             delete = gr.Button("Delete", scale=1, variant="stop")
+        # Above the tabs: the model answers in Knowledge and Compare, and is the base adapters attach to.
+        picker = build_model_picker(tenants, chosen)
         with gr.Tabs():
             with gr.Tab("Interview", id="interview"):
                 tab = build_interview_tab(tenants, chosen)
@@ -107,7 +110,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
 
         def project_view(tenant: Tenant, name: str) -> list:
             return [*load_view(tenant.advisor, name), *knowledge_tab["refresh"](tenant.knowledge, name),
-                    *behaviour_tab["prefill"](tenant, name)]
+                    *behaviour_tab["prefill"](tenant, name), *picker["refresh"](tenant, name)]
 
         def open_project(name: str, request: gr.Request) -> list:
             return project_view(tenants.for_request(request), name)
@@ -119,7 +122,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
             name = name if name in names else names[0]
             return [gr.Dropdown(choices=names, value=name), *project_view(tenant, name)]
 
-        project_outputs = [*tab.outputs, *knowledge_tab["outputs"], *behaviour_tab["outputs"]]
+        project_outputs = [*tab.outputs, *knowledge_tab["outputs"], *behaviour_tab["outputs"], *picker["outputs"]]
         chosen.input(open_project, [chosen], project_outputs, **private)
         app.load(open_page, [chosen], [chosen, *project_outputs], **private)
         # The plan may have changed in the Interview tab: prefill again when Behaviour opens.

@@ -14,7 +14,7 @@ import gradio as gr
 
 from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, settings_from_plan
 from assistant.hardware import detect_hardware
-from assistant.runtime import DEFAULT_MODEL
+from assistant.models import BUNDLED_MODEL
 from assistant.tenants import Tenant, Tenants
 from assistant.workspace import WorkspaceError
 
@@ -92,7 +92,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                             interactive=False, elem_id="bh-problems")
     with gr.Accordion("Training settings (from the plan)", open=True):
         with gr.Row():
-            model = gr.Textbox(value=DEFAULT_MODEL, label="Base model (hub id or local folder)")
+            # The bundled model until the page loads and the plan's choice (settings_from_plan) fills it in.
+            model = gr.Textbox(value=BUNDLED_MODEL, label="Base model (hub id or local folder)")
             method = gr.Radio(["lora", "qlora"], value="lora", label="Method")
         with gr.Row():
             lora_r = gr.Number(value=8, precision=0, label="LoRA r")

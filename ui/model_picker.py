@@ -1,0 +1,83 @@
+"""The model picker: which chat model answers in Knowledge, Compare and evaluations.
+
+Wiring only: assistant.models lists the models this machine can load offline, and
+assistant.runtime.SharedModel switches. The model is the app's one shared base (adapters attach
+to it), so a switch changes it for everyone using the app. A switch loads the new model at once,
+so a folder that exists but holds no usable model is found out here, and the previous model is
+put back, instead of failing on someone's next question.
+"""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from assistant.models import BUNDLED_MODEL, local_model_choices
+from assistant.runtime import ModelUnavailableError
+from assistant.tenants import Tenant, Tenants
+
+
+def model_choices(tenant: Tenant, project: str, current: str) -> list[tuple[str, str]]:
+    """(label, name) pairs: local models, the bases of the project's adapters, and the current one."""
+    bases = [a.base_model for a in tenant.behaviour(project).adapters.list()]
+    choices = [(c.label, c.name) for c in local_model_choices(bases)]
+    if current not in [name for _, name in choices]:
+        choices.append((current, current))
+    return choices
+
+
+def label_of(name: str, choices: list[tuple[str, str]]) -> str:
+    return next((label for label, value in choices if value == name), name)
+
+
+def status_markdown(name: str, choices: list[tuple[str, str]], notice: str = "") -> str:
+    line = f"**Model in use:** {html.escape(label_of(name, choices))}"
+    if name != BUNDLED_MODEL and label_of(name, choices) != name:
+        line += f" &nbsp; `{html.escape(name)}`"
+    return line + (f"\n\n{notice}" if notice else "")
+
+
+def build_model_picker(tenants: Tenants, project: gr.Dropdown) -> dict:
+    """The picker's components in a row; returns ``refresh(tenant, project)`` and its ``outputs``,
+    and ``switched``, the event to chain what depends on the model (the Compare tab's variants)."""
+    with gr.Row(equal_height=True):
+        picker = gr.Dropdown([], value=tenants.model.name, allow_custom_value=True, scale=3, elem_id="model-select",
+                             label="Chat model (pick one, or type a hub id or a model folder and press Enter)")
+        use = gr.Button("Use this model", scale=1, elem_id="model-use")
+    status = gr.Markdown(elem_id="model-status")
+    gr.Markdown("<small>One model serves everyone using this app: switching changes it for all of them. "
+                "Adapters only work on the model they were trained on.</small>")
+
+    def refresh(tenant: Tenant, name: str, notice: str = "") -> list:
+        current = tenants.model.name
+        choices = model_choices(tenant, name, current)
+        return [gr.Dropdown(choices=choices, value=current), status_markdown(current, choices, notice)]
+
+    def on_switch(choice: str | None, name: str, request: gr.Request, progress=gr.Progress()) -> list:  # noqa: B008
+        tenant = tenants.for_request(request)
+        wanted = (choice or "").strip()
+        shared = tenants.model
+        previous = shared.name
+        if not wanted or wanted == previous:
+            return refresh(tenant, name)
+        progress(0, desc=f"Loading {wanted}")
+        try:
+            shared.switch(wanted)
+        except ModelUnavailableError as error:
+            return refresh(tenant, name, f"**Not switched:** {html.escape(str(error))}. "
+                                         f"Still using {html.escape(previous)}.")
+        try:
+            loaded = shared.get()
+        except Exception as error:  # noqa: BLE001 - whatever stops it loading, the working model goes back
+            shared.switch(previous)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            return refresh(tenant, name, f"**Not switched:** {html.escape(wanted)} does not load "
+                                         f"({html.escape(reason)}). Still using {html.escape(previous)}.")
+        return refresh(tenant, name, f"Loaded on {loaded.device}.")
+
+    outputs = [picker, status]
+    private = {"api_visibility": "private"}
+    switched = [picker.input(on_switch, [picker, project], outputs, **private),
+                use.click(on_switch, [picker, project], outputs, **private)]
+    return {"refresh": refresh, "outputs": outputs, "switched": switched}
