@@ -165,9 +165,21 @@ class TrainingEstimate:
         return asdict(self)
 
 
+def _ram_note(needed_gb: float, ram_gb: float, smaller: list[tuple[str, float]]) -> str:
+    """The warning for a CPU run whose estimate exceeds the machine's RAM.
+
+    Not a refusal: the estimate is known to run high on CPU, and the kernel can swap, so the run
+    may still go through; the note says what would lower the need.
+    """
+    options = "; ".join(f"{label}: about {gb:.1f} GB" for label, gb in smaller)
+    return (f"About {needed_gb:.1f} GB needed, the machine has {ram_gb:.1f} GB of RAM: this may not fit. Lower the "
+            "batch size or max length" + (f" ({options})." if options else "."))
+
+
 def estimate_training(settings: TrainingSettings, train_count: int, total_tokens: int, hardware: Hardware,
                       shape=None) -> TrainingEstimate:
-    """Tokens, steps, memory against the GPU and a rough time; alternatives when it cannot fit."""
+    """Tokens, steps, memory against the GPU (or the RAM, on CPU) and a rough time; alternatives when
+    it cannot fit on the GPU, a note when it may not fit in the RAM (never a refusal on CPU)."""
     from assistant.memory import RUNTIME_OVERHEAD_GB, TrainingShape, estimate_memory
 
     per_step = settings.batch_size * settings.gradient_accumulation
@@ -198,6 +210,13 @@ def estimate_training(settings: TrainingSettings, train_count: int, total_tokens
                 alternatives = [
                     f"{label}: about {gb:.1f} GB" + (" (fits)" if gb + RUNTIME_OVERHEAD_GB <= hardware.vram_gb else "")
                     for label, gb in options]
+        elif hardware.ram_gb and memory > hardware.ram_gb:
+            smaller = []
+            if settings.batch_size > 1:
+                smaller.append(("batch size 1", need(settings.method, 1, settings.max_length)))
+            if settings.max_length > 512:
+                smaller.append(("max length 512", need(settings.method, settings.batch_size, 512)))
+            notes.append(_ram_note(memory, hardware.ram_gb, smaller))
     else:
         notes.append("The model's config could not be read, so memory was not estimated.")
     if not cuda:

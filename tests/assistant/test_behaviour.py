@@ -93,3 +93,38 @@ def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):
     behaviour.refresh()
     [adapter] = behaviour.adapters.list()
     assert adapter.name == "snips-v1" and adapter.dataset_fingerprint == prepared.report["fingerprint"]
+
+
+def test_on_cpu_an_estimate_above_the_ram_warns_but_does_not_refuse():
+    settings = TrainingSettings(method="lora", batch_size=8, max_length=1024)
+    cpu = Hardware("cpu", ram_gb=23.0)
+    estimate = estimate_training(settings, 300, 60_000, cpu, MODEL_CATALOG["Qwen2.5-0.5B"])
+    assert estimate.memory_gb == pytest.approx(25.5, abs=0.1) and estimate.fits
+    [warning] = [n for n in estimate.notes if "RAM" in n]
+    assert warning.startswith("About 25.5 GB needed, the machine has 23.0 GB of RAM: this may not fit. Lower the "
+                              "batch size or max length (batch size 1: about 4.1 GB; max length 512: about ")
+
+
+@pytest.mark.parametrize("hardware, settings", [
+    (Hardware("cpu", ram_gb=64.0), TrainingSettings(method="lora", batch_size=8, max_length=1024)),
+    (Hardware("cpu", ram_gb=23.0), TrainingSettings(method="lora", batch_size=1, max_length=512)),
+    (Hardware("cpu"), TrainingSettings(method="lora", batch_size=8, max_length=1024)),  # RAM unknown
+    (Hardware("cuda", "A100", 1, 80.0, True, ram_gb=8.0), TrainingSettings(method="lora", batch_size=8)),
+])
+def test_no_ram_warning_when_it_fits_the_ram_is_unknown_or_a_gpu_trains(hardware, settings):
+    estimate = estimate_training(settings, 300, 60_000, hardware, MODEL_CATALOG["Qwen2.5-0.5B"])
+    assert not any("RAM" in n for n in estimate.notes) and estimate.fits
+
+
+def test_the_machine_ram_is_detected_and_agrees_with_proc_meminfo():
+    from pathlib import Path
+
+    from assistant.hardware import detect_hardware, meminfo_total_gb, total_ram_gb
+
+    assert meminfo_total_gb("MemTotal:       24684096 kB\nMemFree: 1 kB\n") == pytest.approx(25.2765, abs=1e-4)
+    assert meminfo_total_gb("MemFree: 1 kB\n") == 0.0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        assert total_ram_gb() == pytest.approx(meminfo_total_gb(meminfo.read_text()), rel=0.02)
+    assert total_ram_gb() > 0.1
+    assert detect_hardware().ram_gb == total_ram_gb()
