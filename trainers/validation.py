@@ -20,6 +20,10 @@ from trainers.formats import Example, ParsedFile
 TokenCount = Callable[[Example], int]
 MAX_LABEL_WORDS = 4
 MAX_LABELS = 50
+DOMINANT_SHARE = 0.9
+"""One label on this share of the examples (or more) teaches the adapter to answer it regardless."""
+MIN_FOR_SHARE = 20
+"""Fewest examples on which a dominant share is warned about; on fewer, only a single label is."""
 
 
 def approximate_tokens(example: Example) -> int:
@@ -65,6 +69,8 @@ class DatasetReport:
     tokens: TokenStats = field(default_factory=TokenStats)
     labels: dict[str, int] = field(default_factory=dict)
     """Answer counts when answers are short labels (a classification task); else empty."""
+    warnings: list[dict] = field(default_factory=list)
+    """Problems of the set as a whole, which exclude no example: {"kind", "message", ...}."""
     eval_records: int = 0
     eval_valid: int = 0
     fingerprint: str = ""
@@ -140,6 +146,64 @@ def label_balance(examples: Sequence[Example]) -> dict[str, int]:
     return dict(counts.most_common()) if len(counts) <= MAX_LABELS else {}
 
 
+def _is_label(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, str) and 0 < len(value.split()) <= MAX_LABEL_WORDS)
+
+
+def categorical_fields(examples: Sequence[Example]) -> dict[str, Counter]:
+    """Value counts of the answers' categorical JSON fields (like ``intent``), by field.
+
+    A field counts when the answers are JSON objects and its value, wherever it appears, is a
+    short string (a label of up to ``MAX_LABEL_WORDS`` words) or a boolean; nested objects
+    (like Snips' ``slots``) and free text are left out.
+    """
+    from trainers.metrics import parse_json
+
+    objects = [value for value in (parse_json(e.answer) for e in examples) if isinstance(value, dict)]
+    if not objects:
+        return {}
+    values: dict[str, list] = defaultdict(list)
+    for answer in objects:
+        for key, value in answer.items():
+            values[key].append(value)
+    return {key: Counter(json_label(v) for v in found) for key, found in values.items()
+            if all(_is_label(v) for v in found)}
+
+
+def json_label(value: str | bool) -> str:
+    """A field's value as a label is written: ``PlayMusic``, ``true``."""
+    return value if isinstance(value, str) else str(value).lower()
+
+
+def label_warnings(examples: Sequence[Example], labels: dict[str, int]) -> list[dict]:
+    """A warning for each label that covers (nearly) every example, answer labels and JSON fields.
+
+    One value on every example (at least two), or on ``DOMINANT_SHARE`` of at least
+    ``MIN_FOR_SHARE`` examples, teaches the adapter to give that value whatever the input. A
+    field that is constant by design (a schema version) is warned about too: the warning says
+    what the data holds, and the person knows whether it matters.
+    """
+    fields = categorical_fields(examples)
+    # JSON answers are judged by their fields; a short one ({"intent": "X"}) also passes for a label.
+    sources: list[tuple[str | None, Counter]] = sorted(fields.items()) if fields else (
+        [(None, Counter(labels))] if labels else [])
+    warnings = []
+    for name, counts in sources:
+        total = sum(counts.values())
+        value, count = counts.most_common(1)[0]
+        single = len(counts) == 1 and total >= 2
+        if not single and not (total >= MIN_FOR_SHARE and count / total >= DOMINANT_SHARE):
+            continue
+        have = f"have {name}={value}" if name else f"answer {value}"
+        share = (f"all {total} examples {have}" if single
+                 else f"{count} of {total} examples ({count / total:.0%}) {have}")
+        always = "always" if single else "almost always"
+        warnings.append({"kind": "dominant_label", "field": name, "value": value, "count": count, "total": total,
+                         "message": f"{share}: the adapter will learn to {always} answer {value}; add examples of "
+                                    "the other labels"})
+    return warnings
+
+
 def fingerprint(examples: Sequence[Example]) -> str:
     digest = hashlib.sha256()
     for e in examples:
@@ -151,11 +215,12 @@ def build_report(train: ParsedFile, evaluation: ParsedFile | None = None, count:
                  max_length: int = 1024) -> DatasetReport:
     """The full report for a training file and, optionally, its evaluation file."""
     errors = [p.to_dict() for p in train.problems]
+    labels = label_balance(train.examples)
     report = DatasetReport(
         format=train.format, records=train.records, valid=len(train.examples), errors=errors,
         duplicates=find_duplicates(train.examples), conflicts=find_conflicts(train.examples),
-        tokens=token_stats(train.examples, count, max_length), labels=label_balance(train.examples),
-        fingerprint=fingerprint(train.examples))
+        tokens=token_stats(train.examples, count, max_length), labels=labels,
+        warnings=label_warnings(train.examples, labels), fingerprint=fingerprint(train.examples))
     if evaluation is not None:
         report.eval_records = evaluation.records
         report.eval_valid = len(evaluation.examples)

@@ -141,3 +141,58 @@ def test_validate_cli_prints_the_report_as_json(tmp_path, capsys):
     assert report["errors"] == [{"line": 2101, "kind": "invalid_json", "message": report["errors"][0]["message"],
                                  "hint": report["errors"][0]["hint"]}]
     assert len([p for p in report["leakage"] if p["kind"] == "exact"]) == 8
+
+
+def _snips_of_intents(*counts: tuple[str, int]) -> str:
+    """Snips training examples, the first ``n`` of each named intent, as chat JSONL."""
+    lines = snips_chat_jsonl("train").splitlines()
+    chosen = []
+    for intent, n in counts:
+        chosen += [line for line in lines if json.loads(json.loads(line)["messages"][-1]["content"])["intent"]
+                   == intent][:n]
+    return "\n".join(chosen) + "\n"
+
+
+def test_sixty_snips_examples_of_one_intent_warn_that_the_adapter_will_always_answer_it():
+    report = build_report(parse_examples("s.jsonl", _snips_of_intents(("PlayMusic", 60))))
+    assert report.valid == 60
+    assert [w["message"] for w in report.warnings] == [
+        "all 60 examples have intent=PlayMusic: the adapter will learn to always answer PlayMusic; add examples of "
+        "the other labels"]
+    assert report.warnings[0] | {"message": ""} == {"kind": "dominant_label", "field": "intent", "value": "PlayMusic",
+                                                   "count": 60, "total": 60, "message": ""}
+
+
+def test_snips_with_nearly_one_intent_warns_and_a_balanced_sample_does_not():
+    nearly = build_report(parse_examples("s.jsonl", _snips_of_intents(("PlayMusic", 57), ("GetWeather", 3))))
+    assert [w["message"].split(":")[0] for w in nearly.warnings] == ["57 of 60 examples (95%) have intent=PlayMusic"]
+    balanced = build_report(parse_examples("s.jsonl", snips_chat_jsonl("train", limit=300, seed=0)))
+    assert balanced.warnings == []
+
+
+def _completions(*answers: str) -> str:
+    return "\n".join(json.dumps({"prompt": f"input {i}", "completion": a}) for i, a in enumerate(answers)) + "\n"
+
+
+LABEL_BALANCE = [
+    ("one label", ["spam"] * 5, ["all 5 examples answer spam: the adapter will learn to always answer spam"]),
+    ("19 of 20", ["spam"] * 19 + ["ham"], ["19 of 20 examples (95%) answer spam: the adapter will learn to almost "
+                                           "always answer spam"]),
+    ("18 of 20", ["spam"] * 18 + ["ham"] * 2, ["18 of 20 examples (90%) answer spam"]),
+    ("17 of 20", ["spam"] * 17 + ["ham"] * 3, []),
+    ("18 of 19: too few for a share", ["spam"] * 18 + ["ham"], []),
+    ("a single example", ["spam"], []),
+    ("JSON booleans", [json.dumps({"intent": i, "urgent": True}) for i in ("a", "b", "c")],
+     ["all 3 examples have urgent=true"]),
+    ("JSON free text is no label", [json.dumps({"summary": "the same long summary of the whole text"})] * 30, []),
+    ("free-text answers", [f"a sentence of more than four words, number {i}" for i in range(30)], []),
+]
+
+
+@pytest.mark.parametrize("answers, expected", [case[1:] for case in LABEL_BALANCE],
+                         ids=[case[0] for case in LABEL_BALANCE])
+def test_a_label_on_nearly_every_example_is_warned_about(answers, expected):
+    report = build_report(parse_examples("d.jsonl", _completions(*answers)))
+    assert len(report.warnings) == len(expected)
+    for warning, start in zip(report.warnings, expected, strict=True):
+        assert warning["message"].startswith(start) and warning["message"].endswith("add examples of the other labels")
