@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, settings_from_plan
+from assistant.example_data import EXAMPLE_EVAL, EXAMPLE_TRAINING
 from assistant.hardware import detect_hardware
 from assistant.models import BUNDLED_MODEL
 from assistant.tenants import Tenant, Tenants
@@ -23,6 +24,34 @@ SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "le
                   "max_steps", "batch_size", "gradient_accumulation", "max_length", "packing")
 JOB_COLUMNS = ["job", "status", "step", "of", "reason"]
 ADAPTER_COLUMNS = ["adapter", "method", "base model", "steps", "eval loss"]
+EXAMPLE_NOTE = ("<small>Example data: 300 training and 40 held-out requests of the Snips NLU benchmark, each "
+                "answered with its intent and slots as JSON (CC0 1.0; Coucke et al. 2018). Sources and licences: "
+                "<code>assistant/example_data/SOURCES.md</code>.</small>")
+
+
+def example_copies() -> tuple[str, str]:
+    """The example training and evaluation files, copied where Gradio may serve them from.
+
+    Gradio only puts files from the working folder or the temp folder into a File component, and
+    an installed Tunewise keeps its example data in site-packages, so they are copied to the temp
+    folder first (once; they are small).
+    """
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "tunewise-example-data"
+    folder.mkdir(exist_ok=True)
+    copies = []
+    for source in (EXAMPLE_TRAINING, EXAMPLE_EVAL):
+        target = folder / source.name
+        if not target.exists() or target.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, target)
+        copies.append(str(target))
+    return copies[0], copies[1]
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def report_markdown(report: dict, prepared=None) -> str:
@@ -35,8 +64,8 @@ def report_markdown(report: dict, prepared=None) -> str:
                  f"max {tokens['max']}; {tokens['over_max_length']} over the max length {tokens['max_length']}"
                  + (f", {tokens['answer_cut_off']} of them with no room left for the answer"
                     if tokens.get("answer_cut_off") else ""))
-    lines.append(f"**Duplicates:** {len(report['duplicates'])} groups &nbsp; **Conflicting answers:** "
-                 f"{len(report['conflicts'])} &nbsp; **Leakage into eval:** {len(report['leakage'])} pairs")
+    lines.append(f"**Duplicates:** {counted(len(report['duplicates']), 'group')} &nbsp; **Conflicting answers:** "
+                 f"{len(report['conflicts'])} &nbsp; **Leakage into eval:** {counted(len(report['leakage']), 'pair')}")
     if report["labels"]:
         labels = list(report["labels"].items())[:12]
         lines.append("**Labels:** " + ", ".join(f"{html.escape(k)} {v}" for k, v in labels))
@@ -81,6 +110,9 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         train_file = gr.File(label="Training examples", type="filepath", elem_id="bh-train")
         eval_file = gr.File(label="Evaluation examples (optional)", type="filepath")
         general_file = gr.File(label="General instruction data to mix in (optional)", type="filepath")
+    with gr.Row():
+        try_example = gr.Button("Try it with example data", scale=0, elem_id="bh-example")
+        gr.Markdown(EXAMPLE_NOTE)
     with gr.Row():
         fmt = gr.Dropdown(FORMAT_CHOICES, value="auto", label="Format")
         prompt_column = gr.Textbox(label="Prompt column (CSV)", placeholder="prompt")
@@ -162,6 +194,12 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         return (prepared.dataset_id, report_markdown(prepared.report, prepared), json.dumps(first, indent=2,
                 ensure_ascii=False), problems_rows(prepared.report), estimate_markdown(estimate))
 
+    def on_try_examples(request: gr.Request, name, *values):
+        """The example files land in the upload boxes as if uploaded, and are checked at once."""
+        train, evaluation = example_copies()
+        return train, evaluation, None, "auto", "", "", *on_check(request, train, evaluation, None, "auto", "", "",
+                                                                   name, *values)
+
     def on_start(request: gr.Request, dataset_id, adapter, name, *values):
         if not dataset_id:
             raise gr.Error("Check the examples first.")
@@ -217,6 +255,9 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     private = {"api_visibility": "private"}
     check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,
                            *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md], **private)
+    try_example.click(on_try_examples, [project, *setting_inputs],
+                      [train_file, eval_file, general_file, fmt, prompt_column, completion_column, prepared_id,
+                       report_md, preview, problems, estimate_md], **private)
     start.click(on_start, [prepared_id, adapter_name, project, *setting_inputs], [jobs_choice], **private)
     cancel.click(on_cancel, [jobs_choice, project], None, **private)
     resume.click(on_resume, [jobs_choice, project], None, **private)

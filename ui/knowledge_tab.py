@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.answering import stream_cited_answer
+from assistant.example_data import EXAMPLE_DOCUMENTS, EXAMPLE_QUESTIONS
 from assistant.knowledge import KnowledgeBases
 from assistant.runtime import ModelUnavailableError
 from assistant.tenants import Tenants
@@ -51,6 +52,8 @@ def shown_as_errors(handler):
 
 DOCUMENT_COLUMNS = ["file", "title", "chunks", "characters"]
 RESULT_COLUMNS = ["file", "result", "chunks", "what to do"]
+EXAMPLE_NOTE = ("<small>Example data: the 2024 State of the Union address, a work of the US federal government "
+                "(public domain). Sources and licences: <code>assistant/example_data/SOURCES.md</code>.</small>")
 
 
 def documents_table(kbs: KnowledgeBases, project: str) -> list[list]:
@@ -98,7 +101,10 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         with gr.Column(scale=2):
             upload = gr.File(label="Documents", file_count="multiple", type="filepath",
                              file_types=[*SUPPORTED_SUFFIXES, ".zip"], elem_id="kb-upload")
-            add = gr.Button("Add to index", variant="primary", elem_id="kb-add")
+            with gr.Row():
+                add = gr.Button("Add to index", variant="primary", elem_id="kb-add")
+                try_example = gr.Button("Try it with example data", elem_id="kb-example")
+            gr.Markdown(EXAMPLE_NOTE)
             results = gr.Dataframe(headers=RESULT_COLUMNS, label="Upload results", interactive=False,
                                    elem_id="kb-results")
         with gr.Column(scale=3):
@@ -124,11 +130,8 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         table = documents_table(kbs, name)
         return table, gr.Dropdown(choices=[row[0] for row in table], value=None)
 
-    @shown_as_errors
-    def on_add(files, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
-        kbs = tenants.for_request(request).knowledge
-        if not files:
-            return [["", "nothing uploaded", 0, "choose files first"]], *refresh(kbs, name)
+    def ingest(kbs: KnowledgeBases, name: str, files, progress) -> list[list]:
+        """Read the files and index them as one upload; a row per file with its result."""
         items = []
         for path in files:
             try:
@@ -138,9 +141,21 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
 
                 items.append((Path(path).name, DocumentError(Path(path).name, f"cannot read ({error})")))
         outcome = kbs.get(name).ingest_uploads(items, progress=lambda f, label: progress(f, desc=label))
-        rows = [[r.source, r.status, r.chunks, (r.error + (f" ({r.hint})" if r.hint else "")) if not r.ok else ""]
+        return [[r.source, r.status, r.chunks, (r.error + (f" ({r.hint})" if r.hint else "")) if not r.ok else ""]
                 for r in outcome]
-        return rows, *refresh(kbs, name)
+
+    @shown_as_errors
+    def on_add(files, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+        kbs = tenants.for_request(request).knowledge
+        if not files:
+            return [["", "nothing uploaded", 0, "choose files first"]], *refresh(kbs, name)
+        return ingest(kbs, name, files, progress), *refresh(kbs, name)
+
+    @shown_as_errors
+    def on_try_documents(name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        """The example documents go in as an upload would; a question they answer waits in the Ask box."""
+        kbs = tenants.for_request(request).knowledge
+        return ingest(kbs, name, EXAMPLE_DOCUMENTS, progress), *refresh(kbs, name), EXAMPLE_QUESTIONS[0]
 
     @shown_as_errors
     def on_delete(source: str | None, name: str, request: gr.Request):
@@ -169,7 +184,10 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             yield partial.text, sources_html(partial.sources)
 
     private = {"api_visibility": "private"}
-    add.click(on_add, [upload, project], [results, documents, to_delete], api_name="ingest")
+    # One progress bar, on the results table, not one on each output.
+    add.click(on_add, [upload, project], [results, documents, to_delete], api_name="ingest", show_progress_on=results)
+    try_example.click(on_try_documents, [project], [results, documents, to_delete, question], show_progress_on=results,
+                      **private)
     delete.click(on_delete, [to_delete, project], [documents, to_delete], **private)
     query.submit(on_search, [query, k, mode, project], hits, **private)
     question.submit(on_ask, [question, project], [answer, sources], **private)
