@@ -20,8 +20,9 @@ from assistant.tenants import Tenant, Tenants
 from assistant.workspace import WorkspaceError
 
 FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]
-SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "learning_rate", "epochs",
-                  "max_steps", "batch_size", "gradient_accumulation", "max_length", "packing")
+SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
+                  "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length", "packing")
+"""The TrainingSettings fields the form shows, in the order of its inputs (the rest keep their defaults)."""
 JOB_COLUMNS = ["job", "status", "step", "of", "reason"]
 ADAPTER_COLUMNS = ["adapter", "method", "base model", "steps", "eval loss"]
 EXAMPLE_NOTE = ("<small>Example data: 300 training and 40 held-out requests of the Snips NLU benchmark, each "
@@ -83,6 +84,15 @@ def problems_rows(report: dict) -> list[list]:
     return rows[:500]
 
 
+def settings_from(values) -> TrainingSettings:
+    """The form's values (in SETTING_FIELDS order) as the TrainingSettings the CLI would build."""
+    data = dict(zip(SETTING_FIELDS, values, strict=True))
+    ints = {f.name for f in fields(TrainingSettings) if f.type in ("int", int)}
+    data = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
+    data["target_modules"] = (data["target_modules"] or "").strip() or TrainingSettings.target_modules
+    return TrainingSettings(**data)
+
+
 def estimate_markdown(estimate) -> str:
     memory = f"{estimate.memory_gb:.1f} GB" if estimate.memory_gb is not None else "not estimated"
     gpu = f" of {estimate.vram_gb:.0f} GB" if estimate.vram_gb else ""
@@ -133,6 +143,10 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             lora_dropout = gr.Number(value=0.05, label="LoRA dropout")
             learning_rate = gr.Number(value=2e-4, label="Learning rate")
         with gr.Row():
+            target_modules = gr.Textbox(value=TrainingSettings.target_modules, label="LoRA target modules",
+                                        placeholder="all-linear, or comma-separated names: q_proj,v_proj",
+                                        elem_id="bh-targets")
+        with gr.Row():
             epochs = gr.Number(value=3, label="Epochs")
             max_steps = gr.Number(value=-1, precision=0, label="Max steps (-1: all epochs)")
             batch_size = gr.Number(value=8, precision=0, label="Batch size")
@@ -140,8 +154,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             max_length = gr.Number(value=1024, precision=0, label="Max length (tokens)")
             packing = gr.Checkbox(value=False, label="Packing")
         reasons_md = gr.Markdown(elem_id="bh-reasons")
-    setting_inputs = [model, method, lora_r, lora_alpha, lora_dropout, learning_rate, epochs, max_steps, batch_size,
-                      accumulation, max_length, packing]
+    setting_inputs = [model, method, lora_r, lora_alpha, lora_dropout, target_modules, learning_rate, epochs,
+                      max_steps, batch_size, accumulation, max_length, packing]
     estimate_md = gr.Markdown(elem_id="bh-estimate")
     with gr.Row():
         adapter_name = gr.Textbox(label="Adapter name", placeholder="my-adapter", elem_id="bh-adapter-name")
@@ -156,12 +170,6 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         adapters_table = gr.Dataframe(headers=ADAPTER_COLUMNS, label="Adapters", interactive=False,
                                       elem_id="bh-adapters")
     timer = gr.Timer(2.0)
-
-    def settings_from(values) -> TrainingSettings:
-        data = dict(zip(SETTING_FIELDS, values, strict=True))
-        ints = {f.name for f in fields(TrainingSettings) if f.type in ("int", int)}
-        data = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
-        return TrainingSettings(**data)
 
     def prefill(tenant: Tenant, name: str):
         settings, reasons = settings_from_plan(tenant.workspace.load(name).get("plan"), hardware)
