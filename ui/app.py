@@ -14,6 +14,7 @@ Named API endpoints, callable from ``gradio_client``:
 
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -29,6 +30,11 @@ from ui.compare_tab import build_compare_tab  # noqa: E402
 from ui.interview_tab import build_interview_tab, load_view  # noqa: E402
 from ui.knowledge_tab import build_knowledge_tab  # noqa: E402
 from ui.model_picker import build_model_picker  # noqa: E402
+
+TRANSLATIONS = gr.I18n(en={"common": {"complete": "Done"}})
+"""Gradio 6.31's status tracker announces a finished event to screen readers with the key
+"common.complete", which its English strings lack, so "common.complete" itself was read out (and
+shows in the page's text). Other languages fall back to English."""
 
 TITLE = "Tunewise"
 INTRO = ("**Should you fine-tune, retrieve, or just prompt?** Answer a few questions and get a "
@@ -66,8 +72,8 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
                 knowledge_tab = build_knowledge_tab(tenants, chosen)
             with gr.Tab("Behaviour", id="behaviour") as behaviour_tab_item:
                 behaviour_tab = build_behaviour_tab(tenants, chosen)
-            with gr.Tab("Compare", id="compare"), gr.Tabs():
-                build_compare_tab(tenants, chosen)
+            with gr.Tab("Compare", id="compare") as compare_tab_item, gr.Tabs():
+                compare_tab = build_compare_tab(tenants, chosen)
 
         def show(tenant: Tenant, name: str, notice: str = "") -> list:
             return [gr.Dropdown(choices=tenant.workspace.list_projects(), value=name), "",
@@ -127,6 +133,14 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         app.load(open_page, [chosen], [chosen, *project_outputs], **private)
         # The plan may have changed in the Interview tab: prefill again when Behaviour opens.
         behaviour_tab_item.select(behaviour_tab["on_prefill"], [chosen], behaviour_tab["outputs"], **private)
+        # The variants to compare, loaded when the tab opens (an adapter trained meanwhile is preselected), when
+        # the project changes and when another model is picked. Separate events, so that the rest of a project's
+        # view does not wait for the model to load.
+        compare_load = compare_tab["on_load"], compare_tab["inputs"], compare_tab["outputs"]
+        compare_tab_item.select(*compare_load, **private)
+        chosen.input(*compare_load, **private)
+        for switched in picker["switched"]:
+            switched.then(*compare_load, **private)
 
         def interview(request: gr.Request, message: str, project: str = DEFAULT_PROJECT) -> str:
             """Send one chat turn to the project's interview and return the assistant's reply."""
@@ -154,6 +168,10 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         gr.api(interview, api_name="interview")
         gr.api(plan, api_name="plan")
         gr.api(search, api_name="search")
+    # The translations travel with the app: mount_gradio_app keeps this, and launch(), which would reset
+    # it, gets it as its default.
+    app.i18n_instance = TRANSLATIONS
+    app.launch = functools.partial(app.launch, i18n=TRANSLATIONS)
     return app
 
 

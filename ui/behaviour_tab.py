@@ -23,6 +23,9 @@ FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]
 SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
                   "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length", "packing")
 """The TrainingSettings fields the form shows, in the order of its inputs (the rest keep their defaults)."""
+PROBLEM_COLUMNS = ["file", "lines", "count", "kind", "problem", "what to do"]
+SHOWN_LINES = 5
+"""Line numbers listed per problem row; the count says how many more."""
 JOB_COLUMNS = ["job", "status", "step", "of", "reason"]
 ADAPTER_COLUMNS = ["adapter", "method", "base model", "steps", "eval loss"]
 EXAMPLE_NOTE = ("<small>Example data: 300 training and 40 held-out requests of the Snips NLU benchmark, each "
@@ -74,13 +77,27 @@ def report_markdown(report: dict, prepared=None) -> str:
 
 
 def problems_rows(report: dict) -> list[list]:
-    rows = [[e.get("file", "train"), e["line"], e["kind"], e["message"], e["hint"]] for e in report["errors"]]
-    rows += [["train", d["lines"][0], f"duplicate ({d['kind']})", f"lines {d['lines']}", "keep one"]
-             for d in report["duplicates"]]
-    rows += [["train", c["lines"][0], "conflict", f"{c['answers']} answers on lines {c['lines']}", "pick one"]
-             for c in report["conflicts"]]
-    rows += [["eval", p["eval_line"], f"leakage ({p['kind']})", f"train line {p['train_line']}", "remove from one"]
-             for p in report["leakage"]]
+    """One row per distinct problem (file, kind and message), with how many lines have it and the
+    first few of them, so a mistake made on every line reads as one row, not hundreds."""
+    groups: dict[tuple[str, str, str], tuple[list[int], str]] = {}
+
+    def add(file: str, line: int, kind: str, message: str, hint: str) -> None:
+        groups.setdefault((file, kind, message), ([], hint))[0].append(line)
+
+    for e in report["errors"]:
+        add(e.get("file", "train"), e["line"], e["kind"], e["message"], e["hint"])
+    for d in report["duplicates"]:
+        add("train", d["lines"][0], f"duplicate ({d['kind']})", f"lines {d['lines']}", "keep one")
+    for c in report["conflicts"]:
+        add("train", c["lines"][0], "conflict", f"{c['answers']} answers on lines {c['lines']}", "pick one")
+    for p in report["leakage"]:
+        add("eval", p["eval_line"], f"leakage ({p['kind']})", f"train line {p['train_line']}", "remove from one")
+    rows = []
+    for (file, kind, message), (lines, hint) in groups.items():
+        shown = ", ".join(str(n) for n in lines[:SHOWN_LINES])
+        if len(lines) > SHOWN_LINES:
+            shown += f" and {len(lines) - SHOWN_LINES} more"
+        rows.append([file, shown, len(lines), kind, message, hint])
     return rows[:500]
 
 
@@ -125,13 +142,14 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         gr.Markdown(EXAMPLE_NOTE)
     with gr.Row():
         fmt = gr.Dropdown(FORMAT_CHOICES, value="auto", label="Format")
-        prompt_column = gr.Textbox(label="Prompt column (CSV)", placeholder="prompt")
-        completion_column = gr.Textbox(label="Completion column (CSV)", placeholder="completion")
+        prompt_column = gr.Textbox(label="Prompt column (CSV or JSONL)", placeholder="prompt", elem_id="bh-prompt-col")
+        completion_column = gr.Textbox(label="Completion column(s) (CSV or JSONL)", elem_id="bh-completion-col",
+                                       placeholder="completion; or several, e.g. intent,slots",
+                                       info="Several columns, comma-separated, make one JSON answer.")
         check = gr.Button("Check examples", variant="primary", elem_id="bh-check")
     report_md = gr.Markdown(elem_id="bh-report")
     preview = gr.Code(label="First examples, as the model will see them", language="json", interactive=False)
-    problems = gr.Dataframe(headers=["file", "line", "kind", "problem", "what to do"], label="Problems",
-                            interactive=False, elem_id="bh-problems")
+    problems = gr.Dataframe(headers=PROBLEM_COLUMNS, label="Problems", interactive=False, elem_id="bh-problems")
     with gr.Accordion("Training settings (from the plan)", open=True):
         with gr.Row():
             # The bundled model until the page loads and the plan's choice (settings_from_plan) fills it in.
@@ -188,7 +206,10 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         try:
             settings = settings_from(values)
             read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
-            mapping = {k: v for k, v in (("prompt", prompt_col), ("completion", completion_col)) if v}
+            # "intent, slots" names several columns, which trainers.formats joins into one JSON answer
+            # ({"intent": ..., "slots": ...}); spaces around the names are dropped.
+            mapping = {k: ",".join(part.strip() for part in v.split(",") if part.strip())
+                       for k, v in (("prompt", prompt_col), ("completion", completion_col)) if v and v.strip()}
             prepared = behaviour(request, name).prepare(
                 Path(train).name, read(train), Path(evaluation).name if evaluation else None, read(evaluation),
                 None if format_name == "auto" else format_name, mapping or None, read(general), settings)
@@ -235,7 +256,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         service = behaviour(request, name)
         jobs = service.refresh()
         job_rows = [[j.job_id, j.status, j.step, j.max_steps, j.reason] for j in reversed(jobs)]
-        adapter_rows = [[a.name, a.method, a.base_model, a.steps, a.eval_loss] for a in service.adapters.list()]
+        adapter_rows = [[a.name, a.method, a.base_model, a.steps,
+                         None if a.eval_loss is None else round(a.eval_loss, 3)] for a in service.adapters.list()]
         job_id = job_id or (jobs[-1].job_id if jobs else None)
         text, points = "No training job yet.", []
         if job_id:
@@ -262,10 +284,11 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
 
     private = {"api_visibility": "private"}
     check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,
-                           *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md], **private)
+                           *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md],
+                show_progress_on=report_md, **private)
     try_example.click(on_try_examples, [project, *setting_inputs],
                       [train_file, eval_file, general_file, fmt, prompt_column, completion_column, prepared_id,
-                       report_md, preview, problems, estimate_md], **private)
+                       report_md, preview, problems, estimate_md], show_progress_on=report_md, **private)
     start.click(on_start, [prepared_id, adapter_name, project, *setting_inputs], [jobs_choice], **private)
     cancel.click(on_cancel, [jobs_choice, project], None, **private)
     resume.click(on_resume, [jobs_choice, project], None, **private)

@@ -7,13 +7,17 @@ user ever sees another's conversation; the model lock queues generations on the 
 
 from __future__ import annotations
 
+import html
 import random
+import statistics
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
 
 from assistant.arena import Vote, VoteStore, draw_pair, leaderboard
-from assistant.evaluation import cases_from_file, gap_check, record_outcome, run_evaluation, save_report
+from assistant.evaluation import cases_from_file, gap_check, generation_for, record_outcome, run_evaluation, save_report
 from assistant.runtime import GenerationSettings, ModelUnavailableError
 from assistant.tenants import Tenant, Tenants
 from assistant.variants import ProjectVariants, Variant
@@ -21,13 +25,81 @@ from assistant.workspace import Workspace
 
 MAX_COLUMNS = 4
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
+"""Side by side and blind rounds; an evaluation caps answers lower still, from its references."""
+METRICS = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate", "latency_p50_s"]
+EVAL_COLUMNS = ["variant", *METRICS]
+BOARD_COLUMNS = ["variant", "score", "95% low", "95% high", "wins", "losses", "ties", "games", "win rate"]
 
 
 def sources_text(sources) -> str:
     return "\n".join(f"[{s.number}] {s.source}" + (f", page {s.page}" if s.page else "") for s in sources)
 
 
-def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
+def preselect(names: list[str], adapters_newest_first: list[str], current: list[str] | None,
+              known: list[str] | None) -> list[str]:
+    """Which variants to show side by side: the base against an adapter that appeared since the list
+    was last loaded (just trained), else the person's own choice while it still exists, else the
+    base against the newest adapter, else the first two."""
+    fresh = [a for a in adapters_newest_first if a in names and a not in (known or [])]
+    if fresh and "base" in names:
+        return ["base", fresh[0]]
+    kept = [n for n in current or [] if n in names]
+    if len(kept) >= 2:
+        return kept
+    newest = next((a for a in adapters_newest_first if a in names), None)
+    return ["base", newest] if newest and "base" in names else names[:2]
+
+
+def informative_pair(names: list[str], rng: random.Random) -> tuple[str, str]:
+    """Two variants for a blind round, drawn among pairs with different cores (base or adapter) when
+    there are any: an adapter against itself with retrieval often gives the very same text (when
+    retrieval finds nothing relevant, the prompt is the same), which teaches the vote nothing."""
+    def core(name: str) -> str | None:
+        return Variant.parse(name).adapter
+
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if core(a) != core(b)]
+    if not pairs:
+        return draw_pair(names, rng)
+    first, second = rng.choice(pairs)
+    return (first, second) if rng.random() < 0.5 else (second, first)
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate_text(cases: int, variants: int, seconds_per_answer: float | None, basis: str = "") -> str:
+    """"about N cases x M variants = K answers ≈ T", T from a measured time per answer."""
+    answers = cases * variants
+    text = f"**Estimate:** about {cases} cases x {variants} variants = {answers} answers"
+    if seconds_per_answer is None:
+        return text + "; the time per answer is measured on one answer when the run starts."
+    return text + f" ≈ {duration_text(answers * seconds_per_answer)} (rough: {basis})."
+
+
+def eval_generation(cases, tokenizer) -> GenerationSettings:
+    """The CLI's answer cap from the references' lengths (generation_for), never above GENERATION's."""
+    capped = generation_for(cases, tokenizer)
+    return replace(GENERATION, max_new_tokens=min(capped.max_new_tokens, GENERATION.max_new_tokens))
+
+
+def newest_first(adapters) -> list[str]:
+    """Adapter names, the most recently trained first (by when their weights were written)."""
+    def written(adapter) -> float:
+        try:
+            return (Path(adapter.path) / "adapter_config.json").stat().st_mtime
+        except OSError:
+            return 0.0
+    return [a.name for a in sorted(adapters, key=written, reverse=True)]
+
+
+def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
+    """The sub-tabs; returns ``on_load`` with its ``inputs`` and ``outputs``, to load the variants
+    when the tab opens, the project changes or the model is switched."""
     def resolve(variants: ProjectVariants, name: str, variant_name: str) -> Variant:
         try:
             return variants.resolve(name, variant_name)
@@ -38,6 +110,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
             chosen = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Variants (2 to 4)",
                                  elem_id="cmp-variants")
             load = gr.Button("Load variants", scale=0)
+        known = gr.State([])  # the names of the last load: a name not among them is an adapter trained since
+        unavailable = gr.Markdown(elem_id="cmp-unavailable")
         histories = gr.State([[] for _ in range(MAX_COLUMNS)])
         with gr.Row():
             columns = [gr.Chatbot(label=f"Variant {i + 1}", height=380, visible=i < 2, elem_id=f"cmp-col-{i}")
@@ -47,7 +121,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
                             elem_id="cmp-prompt")
     with gr.Tab("Blind A/B"):
         pair = gr.State([])
-        gr.Markdown("Two variants are drawn at random and their names hidden; vote, then see who was who.")
+        gr.Markdown("Two variants are drawn at random (different bases or adapters when there are any) and their "
+                    "names hidden; vote, then see who was who. Two identical answers count as a tie by themselves.")
         with gr.Row():
             blind_prompt = gr.Textbox(placeholder="Prompt for the blind round", show_label=False, elem_id="ab-prompt")
         with gr.Row():
@@ -57,9 +132,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
             votes = {key: gr.Button(label, elem_id=f"ab-vote-{key}") for key, label in
                      (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"))}
         reveal = gr.Markdown(elem_id="ab-reveal")
-        board = gr.Dataframe(headers=["variant", "score", "95% low", "95% high", "wins", "losses", "ties",
-                                      "games", "win rate"], label="Leaderboard", interactive=False,
-                             elem_id="ab-board")
+        board = gr.Dataframe(headers=BOARD_COLUMNS, label="Leaderboard", interactive=False, elem_id="ab-board")
         export = gr.DownloadButton("Export votes (CSV)")
     with gr.Tab("Evaluation"):
         eval_file = gr.File(label="Held-out examples (any supported format)", type="filepath", elem_id="ev-file")
@@ -68,9 +141,12 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
             eval_variants = gr.CheckboxGroup([], label="Variants")
             run = gr.Button("Run evaluation", variant="primary", elem_id="ev-run")
             gap = gr.Button("Gap check (base only, before training)", elem_id="ev-gap")
-        eval_table = gr.Dataframe(label="Results", interactive=False, elem_id="ev-table")
+        eval_table = gr.Dataframe(headers=EVAL_COLUMNS, label="Results", interactive=False, elem_id="ev-table")
         eval_chart = gr.BarPlot(x="variant", y="value", color="metric", label="Scores", height=280)
         eval_note = gr.Markdown(elem_id="ev-note")
+
+    answer_seconds: dict[str, tuple[float, str]] = {}
+    """Seconds per evaluation answer, by model name, with how it was measured (for the estimate)."""
 
     def store_for(workspace: Workspace, name: str) -> VoteStore:
         return VoteStore(workspace.project(name).path / "tunewise.sqlite")
@@ -83,14 +159,23 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
         finally:
             store.close()
 
-    def on_load(name: str, request: gr.Request):
+    def on_load(name: str, selection: list[str] | None, checked: list[str] | None, seen: list[str] | None,
+                request: gr.Request):
         tenant = tenants.for_request(request)
+        board = board_rows(tenant.workspace, name)
         try:
             names = tenant.variants.names(name)
         except ModelUnavailableError as error:
-            raise gr.Error(f"The model is not available: {error}") from error
-        return (gr.Dropdown(choices=names, value=names[:2]), gr.CheckboxGroup(choices=names, value=names[:2]),
-                board_rows(tenant.workspace, name))
+            note = f"**The model is not available:** {html.escape(str(error))}"
+            return (gr.Dropdown(choices=[], value=[], multiselect=True), gr.CheckboxGroup(choices=[], value=[]), board,
+                    note, [])
+        adapters = newest_first([a for a in tenant.behaviour(name).adapters.list() if a.name in names])
+        missing = tenant.variants.unavailable(name)
+        note = ("**Not available on the loaded model:** " + "; ".join(
+            f"**{html.escape(adapter)}** ({html.escape(reason)})" for adapter, reason in missing)
+            + ". Pick its base in the model picker above to use it.") if missing else ""
+        return (gr.Dropdown(choices=names, value=preselect(names, adapters, selection, seen), multiselect=True),
+                gr.CheckboxGroup(choices=names, value=preselect(names, adapters, checked, seen)), board, note, names)
 
     def on_choose(selection: list[str]):
         return [gr.Chatbot(visible=i < max(2, len(selection)), label=(selection[i] if i < len(selection) else ""))
@@ -108,33 +193,65 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
             raise gr.Error("Type a prompt first.")
         state = [list(h) for h in state]
         model_variants = variants.for_project(name)
-        notes = []
+        search = variants.search(name)
+        asked = [state[i] + [{"role": "user", "content": text}] for i in range(len(selection))]
+        notes: list[str] = []
+
+        def shown(current: int, answering: list) -> list:
+            """Each column: done (its new history), answering, or waiting its turn on the one model."""
+            ahead = selection[min(current, len(selection) - 1)]
+            waiting = {"role": "assistant", "content": f"*Waiting for {ahead} to finish: the variants answer one "
+                                                      "at a time on the one model.*"}
+            return [answering if j == current else asked[j] + [waiting] if current < j < len(selection) else state[j]
+                    for j in range(MAX_COLUMNS)]
+
         for i, variant_name in enumerate(selection):
-            history = state[i] + [{"role": "user", "content": text}]
-            messages = [{"role": m["role"], "content": m["content"]} for m in history]
-            search = variants.search(name)
-            for answer in model_variants.stream(resolve(variants, name, variant_name), messages, GENERATION, search):
+            variant = resolve(variants, name, variant_name)
+            yield [*state], "", *shown(i, asked[i]), "\n\n".join(notes)
+            # This column's clock starts now: the columns before it have finished and are not counted.
+            started, first, answer, answering = time.perf_counter(), None, None, asked[i]
+            for answer in model_variants.stream(variant, [dict(m) for m in asked[i]], GENERATION, search):
+                if first is None and answer.text:
+                    first = time.perf_counter() - started
                 content = answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
-                state[i] = history + [{"role": "assistant", "content": content}]
-                yield [*state[:MAX_COLUMNS]], "", *(state[j] for j in range(MAX_COLUMNS)), "\n".join(notes)
-            if answer.done:
-                notes.append(f"**{variant_name}**: first token {answer.first_token_s or 0:.2f} s, "
-                             f"{answer.tokens_per_s or 0:.1f} tokens/s")
-        yield [*state[:MAX_COLUMNS]], "", *(state[j] for j in range(MAX_COLUMNS)), "\n\n".join(notes)
+                answering = asked[i] + [{"role": "assistant", "content": content}]
+                yield [*state], "", *shown(i, answering), "\n\n".join(notes)
+            state[i] = answering
+            rate = f", {answer.tokens_per_s:.1f} tokens/s" if answer is not None and answer.tokens_per_s else ""
+            notes.append(f"**{variant_name}**: first token {first or 0:.2f} s{rate}, "
+                         f"{time.perf_counter() - started:.1f} s in all")
+        yield [*state], "", *state[:MAX_COLUMNS], "\n\n".join(notes)
 
     def on_blind(text: str, name: str, request: gr.Request):
-        variants = tenants.for_request(request).variants
+        tenant = tenants.for_request(request)
+        variants = tenant.variants
+        if not text.strip():
+            raise gr.Error("Type a prompt first.")
         names = variants.names(name)
         if len(names) < 2:
             raise gr.Error("Blind voting needs at least two variants: train an adapter or add documents.")
-        first, second = draw_pair(names, random.Random())
+        first, second = informative_pair(names, random.Random())
         model_variants = variants.for_project(name)
         messages = [{"role": "user", "content": text}]
         answers = {}
         for side, variant_name in (("a", first), ("b", second)):
             answers[side] = list(model_variants.stream(resolve(variants, name, variant_name), messages, GENERATION,
                                                        variants.search(name)))[-1].text
-        return [first, second, text, answers["a"], answers["b"]], answers["a"], answers["b"], "Vote to see the names."
+        if answers["a"].strip() == answers["b"].strip():
+            # Nothing to choose between: asking would only invite a coin toss, so it is a tie.
+            record(tenant.workspace, name, Vote(first, second, "tie", text, answers["a"], answers["b"],
+                                                getattr(request, "session_hash", "") or ""))
+            return ([], answers["a"], answers["b"], f"Both gave the same answer, so this round counts as a **tie** "
+                    f"without a vote. A was **{first}**, B was **{second}**.", board_rows(tenant.workspace, name))
+        return ([first, second, text, answers["a"], answers["b"]], answers["a"], answers["b"],
+                "Vote to see the names.", gr.skip())
+
+    def record(workspace: Workspace, name: str, vote: Vote) -> None:
+        store = store_for(workspace, name)
+        try:
+            store.add(vote)
+        finally:
+            store.close()
 
     def make_vote(outcome: str):
         def on_vote(current: list, name: str, request: gr.Request):
@@ -142,12 +259,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
                 raise gr.Error("Start a blind round first: type a prompt.")
             first, second, text, a_text, b_text = current
             workspace = tenants.for_request(request).workspace
-            store = store_for(workspace, name)
-            try:
-                store.add(Vote(first, second, outcome, text, a_text, b_text,
-                               getattr(request, "session_hash", "") or ""))
-            finally:
-                store.close()
+            record(workspace, name, Vote(first, second, outcome, text, a_text, b_text,
+                                         getattr(request, "session_hash", "") or ""))
             return [], f"A was **{first}**, B was **{second}**.", board_rows(workspace, name)
         return on_vote
 
@@ -161,6 +274,22 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
             store.close()
         return str(path)
 
+    def read_cases(file, limit, default: int | None = None):
+        try:
+            return cases_from_file(file, int(limit) if limit else default)
+        except (OSError, ValueError) as error:
+            raise gr.Error(str(error)) from error
+
+    def on_estimate(file, limit, selection) -> str:
+        if not file or not selection:
+            return ""
+        try:
+            cases = cases_from_file(file, int(limit) if limit else None)
+        except (OSError, ValueError) as error:
+            return f"**Cannot read the examples:** {html.escape(str(error))}"
+        seconds, basis = answer_seconds.get(tenants.model.name, (None, ""))
+        return estimate_text(len(cases), len(selection), seconds, basis)
+
     def on_run(file, limit, selection, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         import pandas as pd
 
@@ -168,49 +297,79 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> None:
         variants, workspace = tenant.variants, tenant.workspace
         if not file or not selection:
             raise gr.Error("Upload held-out examples and choose variants.")
-        try:
-            cases = cases_from_file(file, int(limit) if limit else None)
-        except (OSError, ValueError) as error:
-            raise gr.Error(str(error)) from error
-        report = run_evaluation(variants.for_project(name), [resolve(variants, name, v) for v in selection], cases,
-                                Path(file).name, GENERATION, variants.search(name),
-                                lambda f, label: progress(f, desc=label))
+        cases = read_cases(file, limit)
+        model_variants = variants.for_project(name)
+        chosen_variants = [resolve(variants, name, v) for v in selection]
+        generation = eval_generation(cases, model_variants.loaded.tokenizer)
+        search = variants.search(name)
+        model_name = tenants.model.name
+        if model_name not in answer_seconds:
+            yield gr.skip(), gr.skip(), "Measuring one answer to estimate the time..."
+            began = time.perf_counter()
+            model_variants.answer_batch(chosen_variants[0], [list(cases[0].messages)], generation, search, 1)
+            answer_seconds[model_name] = (time.perf_counter() - began, "one answer alone took that long; "
+                                          "answers in batches usually go faster")
+        seconds, basis = answer_seconds[model_name]
+        estimate = estimate_text(len(cases), len(chosen_variants), seconds, basis)
+        yield gr.skip(), gr.skip(), estimate + " Running..."
+        started = time.perf_counter()
+
+        def report_progress(fraction: float, label: str) -> None:
+            elapsed = time.perf_counter() - started
+            left = f", about {duration_text(elapsed / fraction * (1 - fraction))} left" if fraction > 0 else ""
+            progress(fraction, desc=label + left)
+
+        report = run_evaluation(model_variants, chosen_variants, cases, Path(file).name, generation, search,
+                                report_progress)
+        latencies = [r.metrics["latency_p50_s"] for r in report.results if r.metrics.get("latency_p50_s")]
+        if latencies:
+            answer_seconds[model_name] = (statistics.median(latencies), "the last evaluation on this model")
         folder = save_report(report, workspace.project(name).path / "evals")
         held = record_outcome(workspace, name, report)
-        keys = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
-                "latency_p50_s"]
-        table = pd.DataFrame([{"variant": r.variant, **{k: r.metrics.get(k) for k in keys}} for r in report.results])
+        table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],
+                             columns=EVAL_COLUMNS)
         chart = pd.DataFrame([{"variant": r.variant, "metric": k, "value": float(r.metrics[k])}
-                              for r in report.results for k in keys[:4]])
-        return table, chart, (f"Saved `{folder / 'report.json'}` and `{folder / 'report.md'}`.\n\n**Did the plan "
-                              "hold?** " + " ".join(held))
+                              for r in report.results for k in METRICS[:4]])
+        yield table, chart, (f"{estimate} It took {duration_text(time.perf_counter() - started)}.\n\nSaved "
+                             f"`{folder / 'report.json'}` and `{folder / 'report.md'}`.\n\n**Did the plan hold?** "
+                             + " ".join(held))
 
     def on_gap(file, limit, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         tenant: Tenant = tenants.for_request(request)
         variants = tenant.variants
         if not file:
             raise gr.Error("Upload held-out examples first.")
-        try:
-            cases = cases_from_file(file, int(limit) if limit else 20)
-        except (OSError, ValueError) as error:
-            raise gr.Error(str(error)) from error
+        cases = read_cases(file, limit, 20)
         search = variants.search(name) if tenant.knowledge.get(name).documents() else None
-        finding, decision = gap_check(tenant.advisor, name, variants.for_project(name), cases, Path(file).name, search,
-                                      GENERATION, lambda f, label: progress(f, desc=label))
+        model_variants = variants.for_project(name)
+        finding, decision = gap_check(tenant.advisor, name, model_variants, cases, Path(file).name, search,
+                                      eval_generation(cases, model_variants.loaded.tokenizer),
+                                      lambda f, label: progress(f, desc=label))
         note = f"**Gap check ({len(cases)} examples):** {finding.text}"
         if decision:
             note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {decision}."
         return note
 
     private = {"api_visibility": "private"}
-    load.click(on_load, [project], [chosen, eval_variants, board], **private)
+    load_inputs, load_outputs = [project, chosen, eval_variants, known], [chosen, eval_variants, board, unavailable,
+                                                                          known]
+    load.click(on_load, load_inputs, load_outputs, **private)
     chosen.change(on_choose, [chosen], columns, **private)
     prompt.submit(on_prompt, [prompt, chosen, histories, project], [histories, prompt, *columns, stats],
                   api_name="compare")
-    blind_prompt.submit(on_blind, [blind_prompt, project], [pair, answer_a, answer_b, reveal], **private)
+    blind_prompt.submit(on_blind, [blind_prompt, project], [pair, answer_a, answer_b, reveal, board], **private)
     for outcome, button in votes.items():
         button.click(make_vote(outcome), [pair, project], [pair, reveal, board], **private)
     export.click(on_export, [project], export, **private)
+    for changed in (eval_file.change, eval_limit.change, eval_variants.change):
+        changed(on_estimate, [eval_file, eval_limit, eval_variants], [eval_note], **private)
+    # One progress bar, on the results table, not one on each output.
     run.click(on_run, [eval_file, eval_limit, eval_variants, project], [eval_table, eval_chart, eval_note],
-              **private)
+              show_progress_on=eval_table, **private)
     gap.click(on_gap, [eval_file, eval_limit, project], [eval_note], **private)
+    return {"on_load": on_load, "inputs": load_inputs, "outputs": load_outputs}
+
+
+def rounded(value):
+    """Metrics as the table shows them: 3 decimals, nothing for a metric that does not apply."""
+    return round(value, 3) if isinstance(value, float) else ("" if value is None else value)

@@ -78,6 +78,6 @@ def build_model_picker(tenants: Tenants, project: gr.Dropdown) -> dict:
 
     outputs = [picker, status]
     private = {"api_visibility": "private"}
-    switched = [picker.input(on_switch, [picker, project], outputs, **private),
-                use.click(on_switch, [picker, project], outputs, **private)]
+    switched = [event(on_switch, [picker, project], outputs, show_progress_on=status, **private)
+                for event in (picker.input, use.click)]
     return {"refresh": refresh, "outputs": outputs, "switched": switched}

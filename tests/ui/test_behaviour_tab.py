@@ -1,5 +1,7 @@
 """The Behaviour tab's form carries every setting the plan chose, and its problems table reads as a summary."""
 
+import json
+
 import pytest
 
 from assistant.behaviour import settings_from_plan
@@ -41,3 +43,56 @@ def test_an_emptied_targets_box_means_all_linear():
                    target_modules="  ", learning_rate=2e-4, epochs=3, max_steps=-1, batch_size=8,
                    gradient_accumulation=1, max_length=1024, packing=False)[name] for name in SETTING_FIELDS]
     assert settings_from(values).target_modules == "all-linear"
+
+
+def chat(prompt: str, answer: str) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
+
+
+def check(tmp_path, text: str, name: str = "train.jsonl", prompt: str = "", completion: str = ""):
+    """The Check button on a file with ``text``, in a fresh app with the default settings."""
+    from ui.app import build_app
+
+    app = build_app(tmp_path / "ws")
+    *settings, _ = handler(app, "on_prefill")("default", REQUEST)
+    path = tmp_path / name
+    path.write_text(text)
+    return handler(app, "on_check")(REQUEST, str(path), None, None, "auto", prompt, completion, "default", *settings)
+
+
+def test_a_problem_on_many_lines_is_one_row_with_a_count_and_the_first_lines(tmp_path):
+    good = [chat(f"question {i}", f"answer {i}") for i in range(20)]
+    empty = [chat(f"unanswered {i}", "") for i in range(12)]
+    _, report, _, problems, _ = check(tmp_path, "\n".join([*good, *empty, "{not json"]) + "\n")
+    assert "**Valid:** 20 of 33 records" in report, report
+    by_kind = {row[3]: row for row in problems}
+    assert len(problems) == 2, problems
+    assert by_kind["empty_turn"][:3] == ["train", "21, 22, 23, 24, 25 and 7 more", 12]
+    assert by_kind["empty_turn"][4] == "turn 2 (assistant) is empty"
+    assert by_kind["invalid_json"][:3] == ["train", "33", 1]
+
+
+SNIPS_LINES = [{"text": "play some jazz", "intent": "PlayMusic", "slots": {"genre": "jazz"}},
+               {"text": "book a table for two", "intent": "BookRestaurant", "slots": {"party_size_number": "two"}},
+               {"text": "will it rain in Oslo", "intent": "GetWeather", "slots": {"city": "Oslo"}}]
+
+
+def test_a_jsonl_file_maps_its_prompt_and_completion_columns(tmp_path):
+    text = "".join(json.dumps(line) + "\n" for line in SNIPS_LINES)
+    dataset_id, report, preview, problems, _ = check(tmp_path, text, prompt="text", completion="intent")
+    assert dataset_id and "**Valid:** 3 of 3 records" in report, (report, problems)
+    answers = {example["messages"][-1]["content"] for example in json.loads(preview)}
+    assert answers and answers <= {line["intent"] for line in SNIPS_LINES}, answers
+
+
+@pytest.mark.xfail(strict=False, reason="needs trainers/formats.py to join several completion columns into one JSON "
+                                        "answer (ColumnMapping.completion 'intent,slots'); the UI passes them through")
+def test_several_completion_columns_make_one_json_answer(tmp_path):
+    text = "".join(json.dumps(line) + "\n" for line in SNIPS_LINES)
+    dataset_id, report, preview, problems, _ = check(tmp_path, text, prompt="text", completion=" intent, slots ")
+    assert dataset_id and "**Valid:** 3 of 3 records" in report, (report, problems)
+    answers = [json.loads(example["messages"][-1]["content"]) for example in json.loads(preview)]
+    assert answers and all(a in SNIPS_ANSWERS for a in answers), answers
+
+
+SNIPS_ANSWERS = [{"intent": line["intent"], "slots": line["slots"]} for line in SNIPS_LINES]

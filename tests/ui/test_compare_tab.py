@@ -51,3 +51,145 @@ def test_ten_concurrent_sessions_keep_their_own_histories(compare_app):
         users = [text_of(m["content"]) for m in base_column if m["role"] == "user"]
         assert users == [f"question {i} about leave", f"follow-up {i}"], users
         assert len(retrieval_column) == 4
+
+
+# --- handlers called directly, as Gradio would ---------------------------------------------------
+
+PAIRS_CASES = {
+    "adapters and retrieval": ["base", "base + retrieval", "v1", "v1 + retrieval", "v2"],
+    "one adapter": ["base", "v1"],
+    "one adapter with retrieval": ["v1", "v1 + retrieval", "base + retrieval"],
+}
+
+
+@pytest.mark.parametrize("names", PAIRS_CASES.values(), ids=PAIRS_CASES.keys())
+def test_blind_pairs_are_drawn_between_different_cores(names):
+    import random
+
+    from ui.compare_tab import informative_pair
+
+    rng = random.Random(0)
+    drawn = {informative_pair(names, rng) for _ in range(200)}
+    assert all(a.partition(" + ")[0] != b.partition(" + ")[0] for a, b in drawn), drawn
+    assert any(a.partition(" + ")[0] == "base" for a, _ in drawn) and any(b.partition(" + ")[0] == "base"
+                                                                          for _, b in drawn)  # both sides
+
+
+def test_with_one_core_only_retrieval_on_and_off_are_drawn():
+    import random
+
+    from ui.compare_tab import informative_pair
+
+    assert set(informative_pair(["base", "base + retrieval"], random.Random(1))) == {"base", "base + retrieval"}
+
+
+PRESELECT_CASES = [
+    # names, adapters newest first, current selection, names of the last load, expected
+    (["base", "v1", "v2"], ["v2", "v1"], [], [], ["base", "v2"]),  # first load: the newest adapter
+    (["base", "v1", "v2"], ["v2", "v1"], ["v1", "v2"], ["base", "v1", "v2"], ["v1", "v2"]),  # the person's choice
+    (["base", "v1", "v2", "v3"], ["v3", "v2", "v1"], ["v1", "v2"], ["base", "v1", "v2"], ["base", "v3"]),  # trained
+    (["base", "base + retrieval"], [], None, None, ["base", "base + retrieval"]),
+    (["base", "v1"], ["v1"], ["gone", "v1"], ["base", "v1"], ["base", "v1"]),
+]
+
+
+@pytest.mark.parametrize(("names", "adapters", "current", "known", "expected"), PRESELECT_CASES)
+def test_the_variants_shown_side_by_side(names, adapters, current, known, expected):
+    from ui.compare_tab import preselect
+
+    assert preselect(names, adapters, current, known) == expected
+
+
+@pytest.fixture
+def compare_app_offline(tmp_path, monkeypatch, tiny_model_path):
+    """The app over a project with one document and the tiny model, not launched."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from assistant.knowledge import KnowledgeBase
+    from assistant.runtime import GenerationSettings, ModelSettings
+    from assistant.workspace import Workspace
+    from ui import compare_tab
+    from ui.app import build_app
+
+    monkeypatch.setattr(compare_tab, "GENERATION", GenerationSettings(max_new_tokens=24))
+    workspace = Workspace(tmp_path / "ws")
+    docs = tmp_path / "hr.md"
+    docs.write_text("# Leave\n\nStaff get 25 days of paid leave each year.\n")
+    kb = KnowledgeBase(workspace, "default")
+    kb.ingest([docs])
+    kb.close()
+    return build_app(workspace, model=ModelSettings(model=str(tiny_model_path), device="cpu")), workspace
+
+
+def call(app, name, *args):
+    from tests.ui.handlers import handler
+
+    return handler(app, name)(*args)
+
+
+def test_identical_answers_are_recorded_as_a_tie_without_a_vote(compare_app_offline):
+    from tests.ui.handlers import REQUEST
+
+    app, workspace = compare_app_offline
+    # Nothing in the document is near this prompt, so "base + retrieval" gets the same prompt as "base".
+    pair, answer_a, answer_b, reveal, board = call(app, "on_blind", "zqxj vwkp", "default", REQUEST)
+    assert answer_a == answer_b
+    assert pair == [] and "**tie** without a vote" in reveal, reveal
+    assert sorted(row[0] for row in board) == ["base", "base + retrieval"]
+    assert all(row[6] == 1 and row[7] == 1 for row in board), board  # one tie, one game each
+    from assistant.arena import VoteStore
+
+    store = VoteStore(workspace.project("default").path / "tunewise.sqlite")
+    assert [v.outcome for v in store.votes()] == ["tie"]
+    store.close()
+
+
+def test_the_variants_load_with_the_adapters_another_base_cannot_use(compare_app_offline):
+    import json
+
+    from tests.ui.handlers import REQUEST
+
+    app, workspace = compare_app_offline
+    foreign = workspace.project("default").path / "adapters" / "big-v1"
+    foreign.mkdir(parents=True)
+    (foreign / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-7B"}))
+    (foreign / "training.json").write_text(json.dumps({"config": {"model": "Qwen/Qwen2.5-7B"}}))
+    chosen, checks, board, unavailable, known = call(app, "on_load", "default", None, None, None, REQUEST)
+    assert chosen.value == ["base", "base + retrieval"] and known == ["base", "base + retrieval"]
+    assert checks.value == ["base", "base + retrieval"] and board == []
+    assert "**big-v1** (trained on Qwen/Qwen2.5-7B, not on the loaded" in unavailable, unavailable
+
+
+def test_columns_wait_their_turn_and_time_only_their_own_answer(compare_app_offline):
+    from tests.ui.handlers import REQUEST
+
+    app, _ = compare_app_offline
+    steps = list(call(app, "on_prompt", "How many days of leave?", ["base", "base + retrieval"],
+                      [[] for _ in range(4)], "default", REQUEST))
+    waiting = [step for step in steps if "Waiting for base to finish" in str(step[3])]
+    assert waiting and all(step[2][-1]["role"] in ("user", "assistant") for step in waiting)
+    histories, prompt, first, second, _, _, stats = steps[-1]
+    assert prompt == "" and histories[0] == first and histories[1] == second
+    assert [m["role"] for m in second] == ["user", "assistant"] and "Waiting" not in second[-1]["content"]
+    assert "Sources:" in second[-1]["content"]  # the retrieval column cites the document
+    assert stats.count("first token") == 2 and stats.count("s in all") == 2, stats
+
+
+def test_an_evaluation_says_how_long_it_will_take_first(compare_app_offline, tmp_path):
+    from assistant.example_data import EXAMPLE_EVAL
+    from tests.ui.handlers import REQUEST
+    from ui.compare_tab import EVAL_COLUMNS
+
+    app, _ = compare_app_offline
+    variants = ["base", "base + retrieval"]
+    before = call(app, "on_estimate", str(EXAMPLE_EVAL), 3, variants)
+    assert before.startswith("**Estimate:** about 3 cases x 2 variants = 6 answers; the time per answer is measured")
+    steps = list(call(app, "on_run", str(EXAMPLE_EVAL), 3, variants, "default", REQUEST))
+    notes = [step[2] for step in steps]
+    assert notes[0] == "Measuring one answer to estimate the time..."
+    assert notes[1].startswith("**Estimate:** about 3 cases x 2 variants = 6 answers ≈ ") and "Running" in notes[1]
+    table, chart, final = steps[-1]
+    assert list(table.columns) == EVAL_COLUMNS and list(table["variant"]) == variants
+    assert all(len(str(v).split(".")[-1]) <= 3 for v in table["latency_p50_s"])  # rounded
+    assert "report.json" in final and "It took" in final
+    after = call(app, "on_estimate", str(EXAMPLE_EVAL), 3, variants)
+    assert "≈" in after and "the last evaluation on this model" in after
