@@ -65,6 +65,8 @@ def informative_pair(names: list[str], rng: random.Random) -> tuple[str, str]:
 
 
 def duration_text(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -307,8 +309,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             yield gr.skip(), gr.skip(), "Measuring one answer to estimate the time..."
             began = time.perf_counter()
             model_variants.answer_batch(chosen_variants[0], [list(cases[0].messages)], generation, search, 1)
-            answer_seconds[model_name] = (time.perf_counter() - began, "one answer alone took that long; "
-                                          "answers in batches usually go faster")
+            took = time.perf_counter() - began
+            answer_seconds[model_name] = (took, f"one answer alone took {duration_text(took)}; answers in batches "
+                                                "usually go faster")
         seconds, basis = answer_seconds[model_name]
         estimate = estimate_text(len(cases), len(chosen_variants), seconds, basis)
         yield gr.skip(), gr.skip(), estimate + " Running..."
@@ -323,7 +326,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                                 report_progress)
         latencies = [r.metrics["latency_p50_s"] for r in report.results if r.metrics.get("latency_p50_s")]
         if latencies:
-            answer_seconds[model_name] = (statistics.median(latencies), "the last evaluation on this model")
+            per_answer = statistics.median(latencies)
+            answer_seconds[model_name] = (per_answer, f"{duration_text(per_answer)} per answer in the last evaluation "
+                                                      "on this model")
         folder = save_report(report, workspace.project(name).path / "evals")
         held = record_outcome(workspace, name, report)
         table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],

@@ -100,6 +100,8 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         page.get_by_label("Max steps (-1: all epochs)").fill("6")
         page.get_by_label("Max length (tokens)").fill("96")
         page.get_by_label("Batch size").fill("4")
+        # Enough for 6 steps to move the tiny model's answers: identical answers make a blind round a tie by itself.
+        page.get_by_label("Learning rate").fill("0.005")
         page.locator("#bh-train input[type=file]").set_input_files(str(examples))
         page.locator("#bh-check").click()
         expect(page.locator("#bh-report")).to_contain_text("Valid: 60 of 60")
@@ -113,6 +115,7 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
 
         # 5. Side by side, then a blind vote.
         page.get_by_role("tab", name="Compare").click()
+        expect(page.locator("#cmp-variants")).to_contain_text("story-v1")  # loaded on opening, the new adapter chosen
         page.get_by_role("button", name="Load variants").click()
         expect(page.locator("#cmp-col-1")).to_be_visible()
         page.locator("#cmp-prompt textarea").fill("Book a table for two")
@@ -133,6 +136,7 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         page.locator("#ev-file input[type=file]").set_input_files(str(held_out))
         page.get_by_label("base", exact=True).check()
         page.get_by_label("story-v1", exact=True).check()
+        expect(page.locator("#ev-note")).to_contain_text("Estimate: about 3 cases x 2 variants = 6 answers")
         page.locator("#ev-run").click()
         expect(page.locator("#ev-note")).to_contain_text("report.json", timeout=180_000)
         expect(page.locator("#ev-note")).to_contain_text("Did the plan hold?")
