@@ -23,9 +23,9 @@ USER_INSTRUCTION = ("Answer the question from the numbered documents below, in o
 """The instruction of the "user" prompt style: one user turn holding instruction, documents and question."""
 PROMPT_STYLES = ("user", "system")
 DEFAULT_PROMPT_STYLE = "user"
-"""Chosen by measurement on the bundled 135M model (bench/proof.py --prompt-styles, on questions that are
-not in the held-out set): a small model follows one user turn with the instruction beside the documents
-far better than a system prompt it was barely tuned on."""
+"""A small model follows one user turn with the instruction beside the documents better than a system
+prompt: on the bundled 135M model the "system" style answered neither of two probe questions from the
+documents, the "user" style one. bench/proof.py reports both styles on the whole knowledge task."""
 
 
 @dataclass(frozen=True)
@@ -69,19 +69,59 @@ TASK_CONTEXT_INTRO = "Numbered documents that may help:"
 format, e.g. JSON): the task's instruction then stands, and nothing asks for prose or citations."""
 
 
+SMALL_MODEL_PARAMS = 1_000_000_000
+"""Below this size a model is shown focused passages instead of whole chunks (see focus_sentences_for)."""
+FOCUS_SENTENCES = 1
+"""Sentences a small model is shown: on the bundled 135M model one sentence found the answer to two of
+three probe questions, two or three sentences or whole chunks (~800 characters) at most one;
+bench/proof.py reports focused passages against whole chunks on the whole knowledge task."""
+
+
+def focus_sentences_for(parameters: int) -> int | None:
+    """How many sentences of the retrieved chunks a model of this size is shown (None: whole chunks).
+
+    A small model loses the answer in a long context: it paraphrases the wrong sentence or drifts
+    into general text. Picking the sentences that share the most words with the question (a simple
+    form of contextual compression) leaves it the passage that matters; larger models read whole chunks.
+    """
+    return FOCUS_SENTENCES if parameters < SMALL_MODEL_PARAMS else None
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+
+
+def focused_blocks(question: str, hits: Sequence, sentences: int) -> list[tuple[int, object, str]]:
+    """The ``sentences`` sentences of all hits that share the most content words with the question,
+    as (hit number, hit, sentence), in the order of the hits; ties go to the higher-ranked hit."""
+    wanted = _content_words(question)
+    scored = []
+    for number, hit in enumerate(hits, start=1):
+        for position, sentence in enumerate(split_sentences(hit.text)):
+            scored.append((-len(_content_words(sentence) & wanted), number, position, hit, sentence))
+    best = sorted(scored, key=lambda s: s[:3])[:sentences]
+    return [(number, hit, sentence) for _, number, _, hit, sentence in sorted(best, key=lambda s: s[1:3])]
+
+
 def cited_messages(question: str, hits: Sequence, style: str = DEFAULT_PROMPT_STYLE,
-                   system: Sequence[dict] = ()) -> list[dict]:
+                   system: Sequence[dict] = (), focus_sentences: int | None = None) -> list[dict]:
     """The chat messages for a grounded answer: the context blocks, numbered, then the question.
 
     ``system``: the conversation's own system messages; when given they are kept as they are and
     the blocks come after a neutral line, so a task's format instruction is not overruled.
+    ``focus_sentences``: show only that many sentences of the hits (each under its hit's number),
+    for small models; None shows the whole chunks.
     """
     if style not in PROMPT_STYLES:
         raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, not {style!r}")
+    if focus_sentences:
+        shown = focused_blocks(question, hits, focus_sentences)
+    else:
+        shown = [(number, hit, hit.text.strip()) for number, hit in enumerate(hits, start=1)]
     blocks = []
-    for i, hit in enumerate(hits, start=1):
+    for i, hit, text in shown:
         where = hit.source + (f", page {hit.page}" if hit.page else "") + (f", {hit.section}" if hit.section else "")
-        blocks.append(f"[{i}] ({where})\n{hit.text.strip()}")
+        blocks.append(f"[{i}] ({where})\n{text}")
     context = "\n\n".join(blocks)
     if system:
         return [*system, {"role": "user", "content": f"{TASK_CONTEXT_INTRO}\n\n{context}\n\n{question.strip()}"}]

@@ -173,12 +173,12 @@ def resolve_model(name: str | None, cache_dir: str | Path | None = None,
     if folder.is_dir():
         return str(folder)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelUnavailableError(f"there is no model folder {name!r}; pass an existing folder with --model PATH, "
-                                    f"or leave --model out to use the bundled {BUNDLED_MODEL}")
+        raise ModelUnavailableError(f"there is no model folder {name!r}; give an existing folder (--model PATH), "
+                                    f"or use the bundled model ({BUNDLED_MODEL}, the default)")
     if hub_offline() and not _hub_cached(name):
         raise ModelUnavailableError(
-            f"the model {name!r} is not in the local Hugging Face cache and the hub is offline; leave --model out "
-            f"to use the bundled {BUNDLED_MODEL}, or download it elsewhere and pass its folder with --model PATH")
+            f"the model {name!r} is not in the local Hugging Face cache and the hub is offline; use the bundled "
+            f"model ({BUNDLED_MODEL}, the default), or download it elsewhere and give its folder (--model PATH)")
     return name
 
 

@@ -14,12 +14,12 @@ _METHOD_LABELS = {"full": "Full fine-tune", "lora": "LoRA (16-bit base)", "qlora
 def memory_table_markdown(plan: dict[str, Any]) -> str:
     memory, vram = plan["memory"], plan["vram_gb"]
     training = memory["training"]
-    gpu = f"{vram:g} GB GPU" if vram else "no GPU"
+    gpu = f"against your {vram:g} GB GPU" if vram else "with no GPU"
     lines = [
         f"Training memory for **{memory['model']}** ({memory['total_params'] / 1e9:.2f}B parameters), "
         f"sequence length {training['seq_len']}, batch {training['batch_size']}, "
         f"{'with' if training['gradient_checkpointing'] else 'without'} gradient checkpointing, "
-        f"against your {gpu}:",
+        f"{gpu}:",
         "",
         "| method | weights | gradients | optimiser | activations | total | fits |",
         "|---|---:|---:|---:|---:|---:|:---:|",

@@ -72,7 +72,7 @@ class Plan:
         if self.retrieval:
             parts.append("retrieval (RAG)")
         if self.finetune != "none":
-            parts.append(f"{METHOD_LABELS[self.finetune]} on a {self.model_size_b:g}B model")
+            parts.append(f"{METHOD_LABELS[self.finetune]} on {article(self.model_size_b)} {self.model_size_b:g}B model")
         elif "few_shot" in self.flags or "workflow" in self.flags:
             parts.append("prompting (few-shot)")
         return " + ".join(parts) or "prompting"
@@ -121,6 +121,12 @@ def epochs_for(examples: int) -> int:
     if examples < 10_000:
         return 2
     return 1
+
+
+def article(size_b: float) -> str:
+    """ "a" or "an" before a model size read aloud: an 8B, an 11B, an 18B, a 7B."""
+    whole = str(int(size_b))
+    return "an" if whole.startswith("8") or whole in ("11", "18") else "a"
 
 
 def shape_for_size(size_b: float) -> ModelShape:
@@ -215,7 +221,7 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
         flags.add("smaller_model")
     if tuning and n < 1000 and size > SMALL_DATA_MAX_SIZE_B:
         flags.add("smaller_model")
-        because("8", f"{n:,} examples would overfit a {size:g}B model: match the model to the "
+        because("8", f"{n:,} examples would overfit {article(size)} {size:g}B model: match the model to the "
                      f"data with a model of at most {SMALL_DATA_MAX_SIZE_B:g}B and LoRA dropout.")
         size = SMALL_DATA_MAX_SIZE_B
 
@@ -297,7 +303,7 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
         flags.add("mix_general_data")
         target_note = "all linear projections of attention and MLP" + (
             "" if finetune == "qlora" else " (q_proj,v_proj is the minimal classic choice)")
-        because("defaults", f"LoRA r={rank}, alpha={2 * rank} for a {shape.size_b:.1f}B model, on "
+        because("defaults", f"LoRA r={rank}, alpha={2 * rank} for {article(shape.size_b)} {shape.size_b:.1f}B model, on "
                             f"{target_note}; dropout {dropout}.")
         because("defaults", "Mix about 10% general instruction data into training and compare a "
                             "general held-out set before and after, to catch forgetting.")

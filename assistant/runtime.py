@@ -81,8 +81,8 @@ def load_model(settings: ModelSettings | None = None) -> LoadedModel:
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelUnavailableError(
-            f"cannot load the model {settings.model!r}: {first_line}. Without internet access, leave --model out "
-            f"to use the bundled {BUNDLED_MODEL}, or download the model elsewhere and pass its folder with "
+            f"cannot load the model {settings.model!r}: {first_line}. Without internet access, use the bundled "
+            f"model ({BUNDLED_MODEL}, the default), or download the model elsewhere and give its folder with "
             "--model PATH (safetensors weights, a tokenizer with a chat template).") from error
     if not getattr(tokenizer, "chat_template", None):
         raise ModelUnavailableError(f"the model {settings.model!r} has no chat template; use an instruct model")

@@ -62,12 +62,18 @@ class VariantAnswer:
 class VariantModel:
     """One base model with any number of adapters attached, answering as any variant."""
 
-    def __init__(self, loaded: LoadedModel, prompt_style: str | None = None):
-        from assistant.answering import DEFAULT_PROMPT_STYLE
+    def __init__(self, loaded: LoadedModel, prompt_style: str | None = None, focus_sentences: int | None = -1):
+        """``focus_sentences``: sentences of the retrieved chunks shown to the model; None for whole
+        chunks; -1 (the default) picks by the model's size (assistant.answering.focus_sentences_for)."""
+        from assistant.answering import DEFAULT_PROMPT_STYLE, focus_sentences_for
 
         self.loaded = loaded
         self.adapters: list[str] = []
         self.prompt_style = prompt_style or DEFAULT_PROMPT_STYLE
+        if focus_sentences == -1:
+            parameters = sum(p.numel() for p in loaded.model.parameters()) if hasattr(loaded.model, "parameters") else 0
+            focus_sentences = focus_sentences_for(parameters) if parameters else None
+        self.focus_sentences = focus_sentences
 
     def add_adapter(self, name: str, path: str | Path, base_model: str | None = None, label: str | None = None) -> None:
         """Attach an adapter. The first one turns the base into a PEFT model in place.
@@ -121,7 +127,8 @@ class VariantModel:
         question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         hits = relevant_hits(search(question))
         system = [m for m in messages if m["role"] == "system"]
-        prompt = cited_messages(question, hits, self.prompt_style, system) if hits else list(messages)
+        prompt = (cited_messages(question, hits, self.prompt_style, system, self.focus_sentences) if hits
+                  else list(messages))
         return prompt, sources_for(hits), hits
 
     def answer_batch(self, variant: Variant, conversations: list[list[dict]],

@@ -57,6 +57,7 @@ class ColumnMapping:
 
     prompt: str | None = None
     completion: str | None = None
+    """One column, or several comma-separated ("intent,slots"): their values become one JSON object answer."""
     system: str | None = None
 
 
@@ -220,12 +221,18 @@ def _from_alpaca(record: dict) -> list[dict]:
 def _from_prompt_completion(record: dict, mapping: ColumnMapping | None) -> list[dict]:
     mapping = mapping or ColumnMapping()
     prompt_key = mapping.prompt or next((k for k in PROMPT_KEYS if k in record), None)
-    completion_key = mapping.completion or next((k for k in COMPLETION_KEYS if k in record), None)
+    completion_keys = ([k.strip() for k in (mapping.completion or "").split(",") if k.strip()]
+                       or [next((k for k in COMPLETION_KEYS if k in record), None)])
     messages = []
     if mapping.system and record.get(mapping.system):
         messages.append({"role": "system", "content": _text(record[mapping.system])})
     messages.append({"role": "user", "content": _text(record.get(prompt_key)) if prompt_key else ""})
-    messages.append({"role": "assistant", "content": _text(record.get(completion_key)) if completion_key else ""})
+    if len(completion_keys) > 1:  # several columns: one JSON answer with those present (none: an empty turn)
+        present = {k: record[k] for k in completion_keys if k in record}
+        answer = json.dumps(present, ensure_ascii=False) if present else ""
+    else:
+        answer = _text(record.get(completion_keys[0])) if completion_keys[0] else ""
+    messages.append({"role": "assistant", "content": answer})
     return messages
 
 

@@ -11,7 +11,7 @@ FOLDER = Path(__file__).parent
 EXAMPLE_DOCUMENTS: tuple[Path, ...] = (FOLDER / "state_of_the_union_2024.md",)
 """Documents to ingest: the base model cannot know what they say."""
 EXAMPLE_TRAINING = FOLDER / "snips_train.jsonl"
-"""300 Snips requests -> JSON (CC0), OpenAI chat JSONL."""
+"""299 Snips requests -> JSON (CC0), OpenAI chat JSONL."""
 EXAMPLE_EVAL = FOLDER / "snips_eval.jsonl"
 """40 held-out Snips requests, none of them in the training file."""
 EXAMPLE_QUESTIONS: tuple[str, ...] = (

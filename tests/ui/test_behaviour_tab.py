@@ -85,8 +85,6 @@ def test_a_jsonl_file_maps_its_prompt_and_completion_columns(tmp_path):
     assert answers and answers <= {line["intent"] for line in SNIPS_LINES}, answers
 
 
-@pytest.mark.xfail(strict=False, reason="needs trainers/formats.py to join several completion columns into one JSON "
-                                        "answer (ColumnMapping.completion 'intent,slots'); the UI passes them through")
 def test_several_completion_columns_make_one_json_answer(tmp_path):
     text = "".join(json.dumps(line) + "\n" for line in SNIPS_LINES)
     dataset_id, report, preview, problems, _ = check(tmp_path, text, prompt="text", completion=" intent, slots ")

@@ -35,8 +35,8 @@ def test_the_example_training_file_is_checked_as_if_uploaded(app):
     assert train.endswith("snips_train.jsonl") and evaluation.endswith("snips_eval.jsonl") and general is None
     assert (fmt, prompt, completion) == ("auto", "", "")
     assert dataset_id
-    assert "**Format:** openai" in report and "**Valid:** 300 of 300 records" in report, report
-    assert "**Split:** 300 train, 40 eval" in report
+    assert "**Format:** openai" in report and "**Valid:** 299 of 299 records" in report, report
+    assert "**Split:** 299 train, 40 eval" in report
     assert "**Tokens per example:**" in report
     assert '"role": "assistant"' in preview and "intent" in preview
     assert "Estimate (cpu, lora)" in estimate, estimate

@@ -1,0 +1,295 @@
+"""The proof: Tunewise's whole loop on real weights and public data, and whether the plan held.
+
+    .venv/bin/python -m bench.proof                      # both tasks, writes bench/results/proof.json
+    .venv/bin/python -m bench.proof --tasks behaviour    # one task
+    .venv/bin/python -m bench.proof --quick              # small sizes, to check the path (minutes)
+
+Everything goes through Tunewise's own code, as a user's project would: the interview's plan
+(Advisor), ingest into Chroma + FTS5 (KnowledgeBase), the gap check before training, TRL + PEFT
+LoRA in the job process (Behaviour.start), the held-out evaluation over one base with the
+adapter attached (VariantModel, run_evaluation), and "did the plan hold?" (record_outcome).
+The model is the bundled SmolLM2-135M-Instruct on the CPU.
+
+Two tasks, on public data we did not write:
+- knowledge: questions about five public corpora (the chunking-evaluation set in
+  ../shared/data/retrieval, MIT repository), each with a short answer taken from its gold span by
+  fixed rules (bench/knowledge_task.py); scored by contains-reference. The LoRA variant is the
+  "fine-tune the facts in" alternative: trained on the other questions and their gold passages.
+- behaviour: Snips text-to-JSON (CC0): 1,000 training requests, 100 held-out requests that do not
+  occur in training; scored by JSON validity, field accuracy and exact match. Its retrieval
+  variants search the training examples, ingested as a document: few-shot prompting by retrieval,
+  the prompting baseline RULES.md asks for beside a LoRA.
+
+Variants on both: base, base + retrieval, LoRA, LoRA + retrieval, with the same greedy decoding.
+The repetition ablation runs the base and LoRA answers again without the repetition penalty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+SNIPS = SHARED / "tasks" / "snips"
+RESULTS = ROOT / "bench" / "results" / "proof.json"
+SNIPS_SYSTEM = "Return the intent and slots of the user's request as JSON."
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from assistant.advisor import Advisor  # noqa: E402
+from assistant.behaviour import Behaviour, settings_from_plan  # noqa: E402
+from assistant.evaluation import EvalCase, gap_check, generation_for, record_outcome, run_evaluation  # noqa: E402
+from assistant.hardware import detect_hardware  # noqa: E402
+from assistant.knowledge import KnowledgeBase  # noqa: E402
+from assistant.runtime import DEFAULT_MODEL, ModelSettings, load_model  # noqa: E402
+from assistant.variants import Variant, VariantModel  # noqa: E402
+from assistant.workspace import Workspace  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def snips_record(row: dict) -> dict:
+    answer = json.dumps({"intent": row["intent"], "slots": row["slots"]}, ensure_ascii=False, sort_keys=True)
+    return {"messages": [{"role": "system", "content": SNIPS_SYSTEM}, {"role": "user", "content": row["text"]},
+                         {"role": "assistant", "content": answer}]}
+
+
+def snips_split(train_size: int, held_out: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """A seeded sample of every intent; held-out requests never occur in training (the shared test
+    file repeats 8 training texts)."""
+    train = [json.loads(line) for line in (SNIPS / "snips_train.jsonl").read_text().splitlines() if line.strip()]
+    test = [json.loads(line) for line in (SNIPS / "snips_test.jsonl").read_text().splitlines() if line.strip()]
+    random.Random(seed).shuffle(train)
+    random.Random(seed + 1).shuffle(test)
+    train = train[:train_size]
+    seen = {row["text"].strip().lower() for row in train}
+    test = [row for row in test if row["text"].strip().lower() not in seen][:held_out]
+    return [snips_record(r) for r in train], [snips_record(r) for r in test]
+
+
+def examples_as_document(records: list[dict], path: Path) -> Path:
+    """Training examples as a document to retrieve from: one request and its JSON per paragraph."""
+    paragraphs = [f"Request: {r['messages'][1]['content']}\nJSON: {r['messages'][2]['content']}" for r in records]
+    path.write_text("# Labelled requests\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return path
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def cases_of(records: list[dict]) -> list[EvalCase]:
+    return [EvalCase(tuple(r["messages"][:-1]), r["messages"][-1]["content"], i + 1) for i, r in enumerate(records)]
+
+
+def train_adapter(workspace: Workspace, project: str, train_file: Path, settings, name: str) -> dict:
+    """Prepare, validate and train through the project's Behaviour service; the job's own numbers."""
+    behaviour = Behaviour(workspace, project)
+    prepared = behaviour.prepare(train_file.name, train_file.read_text(encoding="utf-8"), settings=settings)
+    started = time.perf_counter()
+    job_id = behaviour.start(prepared, settings, name, "cpu")
+    status = behaviour.jobs.wait(job_id, timeout=3600, poll=2)
+    wall = time.perf_counter() - started
+    if status.status != "completed":
+        raise RuntimeError(f"training {name} {status.status}: {status.reason} {status.advice}")
+    behaviour.refresh()
+    card = json.loads((behaviour.adapters.path(name) / "training.json").read_text())
+    metrics = card.get("metrics", {})
+    progress = behaviour.jobs.progress(job_id)
+    tokens = max((p.get("tokens_per_s", 0) for p in progress), default=None)
+    losses = [p["loss"] for p in progress if "loss" in p]
+    return {"adapter": name, "train_examples": prepared.train_count, "split_eval_examples": prepared.eval_count,
+            "steps": card.get("steps"), "wall_s": round(wall, 1),
+            "train_runtime_s": round(metrics.get("train_runtime", 0), 1),
+            "tokens_per_s": tokens, "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None, "eval_loss": metrics.get("eval_loss"),
+            "settings": {k: getattr(settings, k) for k in ("model", "method", "lora_r", "lora_alpha", "target_modules",
+                                                           "learning_rate", "epochs", "batch_size", "max_length")}}
+
+
+def evaluate(model: VariantModel, adapter_key: str, cases: list[EvalCase], name: str, search, generation) -> dict:
+    variants = [Variant(), Variant(None, True), Variant(adapter_key), Variant(adapter_key, True)]
+    started = time.perf_counter()
+    report = run_evaluation(model, variants, cases, name, generation, search,
+                            lambda fraction, label: log(f"  eval {fraction:4.0%} {label}"))
+    log(f"  evaluation took {time.perf_counter() - started:.0f} s")
+    return report
+
+
+def summarise(report) -> list[dict]:
+    keep = ("examples", "exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
+            "latency_p50_s")
+    return [{"variant": r.variant, **{k: r.metrics.get(k) for k in keep}} for r in report.results]
+
+
+def repetition_ablation(model, adapter_key, cases, name, search, generation, limit: int) -> dict:
+    """The same answers without the repetition penalty: its effect on the task's numbers."""
+    from assistant.evaluation import run_evaluation as evaluate_variants
+
+    subset = cases[:limit]
+    out = {}
+    for penalty in (1.0, generation.repetition_penalty):
+        report = evaluate_variants(model, [Variant(), Variant(adapter_key)], subset, name,
+                                   replace(generation, repetition_penalty=penalty), search)
+        out[f"repetition_penalty_{penalty:g}"] = summarise(report)
+    return out
+
+
+def run_task(task: str, args, workspace: Workspace, model: VariantModel, scratch: Path) -> dict:
+    advisor = Advisor(workspace)
+    project = f"proof-{task}"
+    hardware = detect_hardware()
+    kb = KnowledgeBase(workspace, project)
+    if task == "knowledge":
+        from bench.knowledge_task import build_knowledge_task
+
+        built = build_knowledge_task(SHARED / "retrieval" / "chroma_chunking_eval", held_out=args.knowledge_cases)
+        held_out = [{"messages": [{"role": "user", "content": q["question"]},
+                                  {"role": "assistant", "content": q["answer"]}]} for q in built.held_out]
+        train_records = built.train[:args.knowledge_train] if args.knowledge_train else built.train
+        documents = built.documents
+        profile = {"task": "answer questions about five public document collections", "gap": "knowledge",
+                   "documents": True, "examples": len(train_records), "vram_gb": 0, "can_measure": True,
+                   "changes": "rarely"}
+    else:
+        train_records, held_out = snips_split(args.snips_train, args.snips_cases)
+        documents = [examples_as_document(train_records, scratch / "snips_examples.md")]
+        profile = {"task": "turn voice-assistant requests into intent + slots JSON", "gap": "behaviour",
+                   "documents": False, "examples": len(train_records), "vram_gb": 0, "can_measure": True,
+                   "changes": "rarely"}
+    advisor.edit(project, profile)
+    plan = advisor.plan(project)
+    log(f"{task}: plan: {plan['decision']}")
+    started = time.perf_counter()
+    ingested = kb.ingest([str(p) for p in documents])
+    ingest_s = time.perf_counter() - started
+    chunks = sum(getattr(r, "chunks", 0) or 0 for r in ingested)
+    log(f"{task}: ingested {len(documents)} documents ({chunks} chunks) in {ingest_s:.0f} s")
+
+    def search(question):
+        return kb.search(question, args.k, with_similarity=True)
+
+    cases = cases_of(held_out)
+    generation = generation_for(cases, model.loaded.tokenizer)
+    log(f"{task}: {len(cases)} held-out cases, answer cap {generation.max_new_tokens} tokens")
+    gap_cases = cases[:args.gap_cases]
+    started = time.perf_counter()
+    finding, new_decision = gap_check(advisor, project, model, gap_cases, f"{task} held-out", search, generation)
+    gap_s = time.perf_counter() - started
+    log(f"{task}: gap check ({len(gap_cases)} cases, {gap_s:.0f} s): {finding.text}")
+
+    settings, _ = settings_from_plan(advisor.plan(project), hardware)
+    settings = replace(settings, model=DEFAULT_MODEL, method="lora", epochs=args.epochs, batch_size=8,
+                       max_length=args.max_length, eval_fraction=0.05)
+    train_file = write_jsonl(scratch / f"{task}_train.jsonl", train_records)
+    log(f"{task}: training LoRA on {len(train_records)} examples ...")
+    training = train_adapter(workspace, project, train_file, settings, f"{task}-lora")
+    log(f"{task}: trained in {training['wall_s']} s, {training['tokens_per_s']} tokens/s, "
+        f"loss {training['first_loss']} -> {training['last_loss']}")
+    adapter = Behaviour(workspace, project).adapters.get(f"{task}-lora")
+    key = f"{task}-lora"
+    model.add_adapter(key, adapter.path, adapter.base_model)
+    report = evaluate(model, key, cases, f"{task} held-out", search, generation)
+    held = record_outcome(workspace, project, report)
+    outcome = workspace.load(project).get("outcome", {})
+    result = {
+        "task": task, "plan": {"decision": plan["decision"], "retrieval": plan["retrieval"],
+                               "finetune": plan["finetune"], "flags": plan["flags"]},
+        "documents": [Path(p).name for p in documents], "chunks": chunks, "ingest_s": round(ingest_s, 1),
+        "held_out_cases": len(cases), "answer_cap_tokens": generation.max_new_tokens,
+        "repetition_penalty": generation.repetition_penalty,
+        "gap_check": {"cases": len(gap_cases), "gap": finding.gap, "text": finding.text, "seconds": round(gap_s, 1),
+                      "plan_after": new_decision},
+        "training": training, "results": summarise(report),
+        "plan_held": held, "plan_checks": outcome.get("checks"),
+        "sample_answers": [{"question": case.messages[-1]["content"][:200], "reference": case.reference,
+                            **{r.variant: r.answers[i] for r in report.results}} for i, case in enumerate(cases[:5])],
+    }
+    if task == "knowledge":
+        log(f"{task}: prompt ablation (focused passages, whole chunks, system prompt) ...")
+        ablation = {f"user prompt, {model.focus_sentences} focused sentence(s) (default)":
+                    next(r for r in result["results"] if r["variant"] == "base + retrieval")}
+        for label, style, focus in (("user prompt, whole chunks", "user", None),
+                                    ("system prompt, whole chunks", "system", None)):
+            other = VariantModel(model.loaded, prompt_style=style, focus_sentences=focus)
+            report = run_evaluation(other, [Variant(None, True)], cases, f"{task} {label}", generation, search)
+            ablation[label] = summarise(report)[0]
+        result["prompt_ablation"] = ablation
+    if args.ablation_cases:
+        log(f"{task}: repetition ablation on {args.ablation_cases} cases ...")
+        result["repetition_ablation"] = repetition_ablation(model, key, cases, f"{task} ablation", search, generation,
+                                                            args.ablation_cases)
+    kb.close()
+    return result
+
+
+def machine() -> dict:
+    import torch
+    import transformers
+    import trl
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "trl": trl.__version__, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="knowledge,behaviour")
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks the path, proves nothing")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--workspace", type=Path, help="keep the projects here (default: a temporary folder)")
+    parser.add_argument("--knowledge-cases", type=int, default=60)
+    parser.add_argument("--knowledge-train", type=int, default=0, help="cap on knowledge training examples (0: all)")
+    parser.add_argument("--snips-train", type=int, default=1000)
+    parser.add_argument("--snips-cases", type=int, default=100)
+    parser.add_argument("--gap-cases", type=int, default=20)
+    parser.add_argument("--ablation-cases", type=int, default=40)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--k", type=int, default=3, help="retrieved chunks per answer")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.knowledge_cases, args.knowledge_train, args.snips_train, args.snips_cases = 50, 40, 64, 16
+        args.gap_cases, args.ablation_cases = 8, 8
+    began = time.perf_counter()
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="tunewise-proof-"))
+    workspace = Workspace(root)
+    log("loading the bundled model ...")
+    model = VariantModel(load_model(ModelSettings(model=DEFAULT_MODEL, device="cpu")))
+    results = {"model": DEFAULT_MODEL, "machine": machine(), "quick": args.quick, "tasks": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        for task in args.tasks.split(","):
+            results["tasks"][task] = run_task(task, args, workspace, model, Path(scratch))
+    results["total_s"] = round(time.perf_counter() - began, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    log(f"done in {results['total_s']:.0f} s: {args.out}")
+    for task, result in results["tasks"].items():
+        print(f"\n## {task}: {result['plan']['decision']}")
+        print(f"gap check: {result['gap_check']['text']}")
+        for row in result["results"]:
+            print("  " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                                   if v is not None))
+        for line in result["plan_held"]:
+            print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

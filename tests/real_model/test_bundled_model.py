@@ -1,0 +1,109 @@
+"""The bundled SmolLM2-135M-Instruct: real weights, offline, through the product's own paths.
+
+Toy models prove that code runs; these prove it works on a real chat model: it loads with no
+network and answers, a retrieval answer cites the right document and knows what the bare model
+does not, a few LoRA steps lower the loss, and the adapter attaches, switches and is refused on
+another base. About two minutes on two cores (once more on a fresh machine: the one-time
+conversion of the GGUF, about 40 s).
+"""
+
+import json
+
+import pytest
+
+from assistant.example_data import EXAMPLE_DOCUMENTS
+from assistant.models import BUNDLED_MODEL, resolve_model
+from tests.snips import snips_chat_jsonl
+
+pytestmark = pytest.mark.slow
+QUESTION = "How many people can no longer be denied health insurance because of a preexisting condition?"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from assistant.runtime import ModelSettings, load_model
+
+    return load_model(ModelSettings(device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def trained_adapter(tmp_path_factory):
+    """A LoRA adapter from a few real steps of Tunewise's training job on the bundled model."""
+    from trainers.jobs import JobStore
+    from trainers.sft import SftJobConfig
+
+    folder = tmp_path_factory.mktemp("real-lora")
+    (folder / "train.jsonl").write_text(snips_chat_jsonl("train", limit=32, seed=0))
+    store = JobStore(folder / "jobs")
+    job = store.create(SftJobConfig(model=BUNDLED_MODEL, model_path=resolve_model(BUNDLED_MODEL),
+                                    train_file=str(folder / "train.jsonl"), learning_rate=1e-3, max_steps=8,
+                                    batch_size=4, max_length=128, logging_steps=1, save_steps=1000, device="cpu"))
+    store.start(job)
+    status = store.wait(job, timeout=600)
+    assert status.status == "completed", status.reason
+    return status.adapter_dir, store.progress(job)
+
+
+def chat_json(capsys, *args) -> dict:
+    from assistant.cli import main
+
+    assert main(["chat", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.timeout(300)
+def test_the_default_model_answers_offline_and_stops_at_the_end_of_its_turn(tmp_path, capsys):
+    answer = chat_json(capsys, "What is the capital of France?", "--workspace", str(tmp_path))
+    assert answer["model"] == BUNDLED_MODEL
+    assert "Paris" in answer["answer"]
+    assert len(answer["answer"].split()) < 20, answer["answer"]  # one sentence, not a reply run to the cap
+
+
+@pytest.mark.timeout(300)
+def test_retrieval_answers_from_the_right_document_what_the_bare_model_cannot(tmp_path, capsys):
+    from assistant.cli import main
+
+    other = tmp_path / "leave_policy.md"
+    other.write_text("# Leave\n\nStaff get 25 days of paid leave each year, and 30 after five years.\n")
+    workspace = ["--workspace", str(tmp_path / "ws")]
+    assert main(["ingest", str(EXAMPLE_DOCUMENTS[0]), str(other), *workspace]) == 0
+    capsys.readouterr()
+    grounded = chat_json(capsys, QUESTION, "--retrieval", *workspace)
+    bare = chat_json(capsys, QUESTION, *workspace)
+    assert grounded["sources"][0]["source"] == "state_of_the_union_2024.md"
+    assert "100 million" in grounded["answer"] and "100 million" not in bare["answer"]
+    cited = [int(n) for n in __import__("re").findall(r"\[(\d+)\]", grounded["answer"])]
+    assert cited and all(grounded["sources"][n - 1]["source"] == "state_of_the_union_2024.md" for n in cited)
+
+
+@pytest.mark.timeout(600)
+def test_a_few_lora_steps_lower_the_loss_on_real_weights(trained_adapter):
+    _, progress = trained_adapter
+    losses = [p["loss"] for p in progress if "loss" in p]
+    assert len(losses) >= 4
+    assert sum(losses[-2:]) / 2 < losses[0] - 0.2, losses
+
+
+@pytest.mark.timeout(600)
+def test_the_adapter_switches_on_one_base_and_is_refused_on_another(bundled, trained_adapter, tiny_model_path):
+    from assistant.runtime import GenerationSettings, LoadedModel, load_model
+    from assistant.runtime import ModelSettings as Settings
+    from assistant.variants import AdapterBaseMismatchError, Variant, VariantModel
+
+    adapter_dir, _ = trained_adapter
+    loaded = LoadedModel(bundled.model, bundled.tokenizer, bundled.device, bundled.name)
+    model = VariantModel(loaded)
+    messages = [{"role": "system", "content": "Return the intent and slots of the user's request as JSON."},
+                {"role": "user", "content": "play some jazz on spotify"}]
+    settings = GenerationSettings(max_new_tokens=24)
+    before = model.answer_batch(Variant(), [messages], settings)[0].text
+    model.add_adapter("snips", adapter_dir, BUNDLED_MODEL)
+    base, tuned = (model.answer_batch(v, [messages], settings)[0].text for v in (Variant(), Variant("snips")))
+    assert base == before  # the base answers with the adapter switched off
+    assert tuned != base
+    assert model.answer_batch(Variant(), [messages], settings)[0].text == before  # and switches back
+
+    tiny = VariantModel(load_model(Settings(model=str(tiny_model_path), device="cpu")))
+    with pytest.raises(AdapterBaseMismatchError, match="trained on 'bundled:SmolLM2-135M-Instruct'"):
+        tiny.add_adapter("snips", adapter_dir, BUNDLED_MODEL)
+    assert tiny.adapters == []
