@@ -132,8 +132,9 @@ def cited_messages(question: str, hits: Sequence, style: str = DEFAULT_PROMPT_ST
 
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset("a an and are as at be by for from has have he her his i in is it its of on or our she that "
-                       "the their they this to was we were will with you your".split())
+_STOPWORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "he", "her",
+                        "his", "i", "in", "is", "it", "its", "of", "on", "or", "our", "she", "that", "the", "their",
+                        "they", "this", "to", "was", "we", "were", "will", "with", "you", "your"})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MIN_SHARED_WORDS = 3
 """Content words a sentence must share with a block to be attributed to it."""

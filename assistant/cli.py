@@ -146,7 +146,8 @@ def make_parser() -> argparse.ArgumentParser:
                      help="answer cap in tokens (default: from the references' lengths)")
     gap.add_argument("--device", choices=("cpu", "cuda"))
 
-    chat = commands.add_parser("chat", parents=[knowledge], help="one answer from the model, as the app's chat gives it")
+    chat = commands.add_parser("chat", parents=[knowledge],
+                               help="one answer from the model, as the app's chat gives it")
     chat.add_argument("prompt", metavar="PROMPT")
     chat.add_argument("--model", metavar="ID_OR_PATH", help=f"base model: {MODEL_HELP}; default: the adapter's base")
     chat.add_argument("--adapter", metavar="NAME", help="answer with this adapter of the project")

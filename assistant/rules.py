@@ -303,8 +303,8 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
         flags.add("mix_general_data")
         target_note = "all linear projections of attention and MLP" + (
             "" if finetune == "qlora" else " (q_proj,v_proj is the minimal classic choice)")
-        because("defaults", f"LoRA r={rank}, alpha={2 * rank} for {article(shape.size_b)} {shape.size_b:.1f}B model, on "
-                            f"{target_note}; dropout {dropout}.")
+        size = f"{article(shape.size_b)} {shape.size_b:.1f}B model"
+        because("defaults", f"LoRA r={rank}, alpha={2 * rank} for {size}, on {target_note}; dropout {dropout}.")
         because("defaults", "Mix about 10% general instruction data into training and compare a "
                             "general held-out set before and after, to catch forgetting.")
 

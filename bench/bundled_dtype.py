@@ -1,34 +1,77 @@
-import time, json, sys, os, torch
+"""Which dtype to store the converted bundled model in: disk, load time, speed and answers.
+
+    .venv/bin/python -m bench.bundled_dtype     # prints JSON; the figures are in docs/benchmarks.md
+
+The bundled SmolLM2-135M-Instruct comes as a 4-bit (Q4_1) GGUF. It is converted once into a
+safetensors folder; this compares storing that folder in fp32, bf16 and fp16, each loaded back
+in fp32 (as the CPU runtime does): size on disk, load time, greedy answers to five prompts and the
+largest difference of the last-token logits from the fp32 copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
 from pathlib import Path
-os.environ["HF_HUB_OFFLINE"]="1"
-from assistant import models
-from transformers import AutoModelForCausalLM, AutoTokenizer
-g = models.bundled_gguf()
-out = {}
-for dt in ["float32","bfloat16","float16"]:
-    d = Path(f"/tmp/dt/m-{dt}")
-    if not d.exists():
-        t=time.perf_counter(); models.convert_gguf(g, d, dt); out[dt+"_convert_s"]=time.perf_counter()-t
-    size = sum(f.stat().st_size for f in d.iterdir())
-    t=time.perf_counter(); m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32); tok=AutoTokenizer.from_pretrained(d); load=time.perf_counter()-t
-    prompts = ["What is the capital of France?", "Turn this into JSON with keys intent and city: 'book a table in Paris'", "Write one sentence about the sea.", "What is 12 times 7?", "Name three primary colours."]
-    answers=[]; logits=[]
-    t=time.perf_counter(); ntok=0
-    for p in prompts:
-        ids = tok.apply_chat_template([{"role":"user","content":p}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROMPTS = ("What is the capital of France?",
+           "Turn this into JSON with keys intent and city: 'book a table in Paris'",
+           "Write one sentence about the sea.", "What is 12 times 7?", "Name three primary colours.")
+
+
+def measure(folder: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    load_s = time.perf_counter() - started
+    answers, logits, new_tokens, generate_s = [], [], 0, 0.0
+    for prompt in PROMPTS:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)
         with torch.no_grad():
-            o = m.generate(**ids, max_new_tokens=48, do_sample=False)
-            logits.append(m(**ids).logits[0,-1])
-        ntok += o.shape[1]-ids["input_ids"].shape[1]
-        answers.append(tok.decode(o[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
-    gen=time.perf_counter()-t
-    out[dt]={"mb":size/1e6,"load_s":load,"tok_per_s":ntok/gen,"answers":answers,"logits":[l.tolist() for l in logits]}
-ref=out["float32"]
-for dt in ["bfloat16","float16"]:
-    diffs=[max(abs(a-b) for a,b in zip(x,y)) for x,y in zip(ref["logits"],out[dt]["logits"])]
-    out[dt]["max_logit_diff"]=max(diffs)
-    out[dt]["same_answers"]=sum(a==b for a,b in zip(ref["answers"],out[dt]["answers"]))
-for dt in ["float32","bfloat16","float16"]:
-    o=out[dt]; o.pop("logits")
-print(json.dumps(out, indent=1))
-print(json.dumps(models.__dict__.get('x')))
+            began = time.perf_counter()
+            out = model.generate(**ids, max_new_tokens=48, do_sample=False)
+            generate_s += time.perf_counter() - began
+            logits.append(model(**ids).logits[0, -1])
+        new_tokens += out.shape[1] - ids["input_ids"].shape[1]
+        answers.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    return {"mb": round(size / 1e6, 1), "load_s": round(load_s, 2), "tokens_per_s": round(new_tokens / generate_s, 1),
+            "answers": answers, "logits": logits}
+
+
+def main() -> int:
+    from assistant.models import bundled_gguf, convert_gguf
+
+    gguf = bundled_gguf()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for dtype in ("float32", "bfloat16", "float16"):
+            folder = Path(scratch) / dtype
+            started = time.perf_counter()
+            convert_gguf(gguf, folder, dtype)
+            results[dtype] = {"convert_s": round(time.perf_counter() - started, 1), **measure(folder)}
+    reference = results["float32"]
+    for result in results.values():
+        result["max_logit_diff_vs_fp32"] = round(max(float((a - b).abs().max()) for a, b in
+                                                     zip(reference["logits"], result["logits"], strict=True)), 4)
+        result["same_answers_as_fp32"] = sum(a == b for a, b in zip(reference["answers"], result["answers"],
+                                                                     strict=True))
+    for result in results.values():
+        del result["logits"]
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
