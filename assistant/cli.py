@@ -338,6 +338,8 @@ def run_validate(args: argparse.Namespace) -> int:
               f"leakage: {len(report['leakage'])} pairs")
         print(f"tokens: min {t['min']}, median {t['median']}, p95 {t['p95']}, max {t['max']}; "
               f"{t['over_max_length']} over {t['max_length']} ({t['answer_cut_off']} with no room for the answer)")
+        for warning in report.get("warnings", []):
+            print(f"warning: {warning['message']}")
     return 0
 
 
@@ -417,6 +419,8 @@ def run_train(args: argparse.Namespace) -> int:
           + (f", {prepared.general_count} general" if prepared.general_count else ""))
     for problem in report["errors"][:10]:
         print(f"  excluded line {problem['line']}: {problem['kind']}: {problem['message']}")
+    for warning in report.get("warnings", []):
+        print(f"  warning: {warning['message']}")
     if report["leakage"]:
         print(f"  warning: {len(report['leakage'])} eval prompts also appear in training (leakage)")
     estimate = behaviour.estimate(prepared, settings, hardware)

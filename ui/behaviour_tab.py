@@ -73,6 +73,8 @@ def report_markdown(report: dict, prepared=None) -> str:
     if report["labels"]:
         labels = list(report["labels"].items())[:12]
         lines.append("**Labels:** " + ", ".join(f"{html.escape(k)} {v}" for k, v in labels))
+    for warning in report.get("warnings", []):
+        lines.append(f"**Warning:** {html.escape(warning['message'])}")
     return "\n\n".join(lines)
 
 
