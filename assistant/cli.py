@@ -243,6 +243,15 @@ def _knowledge_base(args: argparse.Namespace):
     return KnowledgeBase(_workspace(args), args.project, settings)
 
 
+def _document_search(args: argparse.Namespace):
+    """``search(question) -> hits`` over the project's documents for retrieval variants, or None
+    when the project has none."""
+    kb = _knowledge_base(args)
+    if not kb.documents():
+        return None
+    return lambda question: kb.search(question, 5, with_similarity=True)
+
+
 def run_ingest(args: argparse.Namespace) -> int:
     kb = _knowledge_base(args)
 
@@ -524,15 +533,9 @@ def run_eval(args: argparse.Namespace) -> int:
     model = VariantModel(load_model(ModelSettings(model=base, device=args.device)))
     for adapter in chosen:
         model.add_adapter(adapter.name, adapter.path, adapter.base_model)
-    search = None
-    if args.retrieval:
-        kb = _knowledge_base(args)
-        if not kb.documents():
-            return _fail(f"project {args.project!r} has no documents for the retrieval variants")
-
-        def search(question):
-            return kb.search(question, 5, with_similarity=True)
-
+    search = _document_search(args) if args.retrieval else None
+    if args.retrieval and search is None:
+        return _fail(f"project {args.project!r} has no documents for the retrieval variants")
     variants = model.variants(with_retrieval=args.retrieval)
 
     def progress(fraction: float, label: str) -> None:
@@ -564,8 +567,7 @@ def run_gap_check(args: argparse.Namespace) -> int:
         cases = cases_from_file(args.data, args.limit)
     except (OSError, ValueError) as error:
         return _fail(str(error))
-    kb = _knowledge_base(args)
-    search = (lambda q: kb.search(q, 5, with_similarity=True)) if kb.documents() else None
+    search = _document_search(args)
     model = VariantModel(load_model(ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)))
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
     finding, decision = gap_check(Advisor(_workspace(args)), args.project, model, cases,
@@ -590,15 +592,9 @@ def run_chat(args: argparse.Namespace) -> int:
             adapter = Behaviour(_workspace(args), args.project).adapters.get(args.adapter)
         except AdapterError as error:
             return _fail(str(error))
-    search = None
-    if args.retrieval:
-        kb = _knowledge_base(args)
-        if not kb.documents():
-            return _fail(f"project {args.project!r} has no documents; add some with: tunewise ingest PATH")
-
-        def search(question):
-            return kb.search(question, 5, with_similarity=True)
-
+    search = _document_search(args) if args.retrieval else None
+    if args.retrieval and search is None:
+        return _fail(f"project {args.project!r} has no documents; add some with: tunewise ingest PATH")
     started = time.perf_counter()
     base = args.model or (adapter.base_model if adapter else DEFAULT_MODEL)
     model = VariantModel(load_model(ModelSettings(model=base, device=args.device)))
