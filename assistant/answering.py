@@ -151,9 +151,9 @@ def attribute_citations(answer: str, hits: Sequence) -> str:
     Small models often answer from the blocks without writing the [n] they were asked for. The
     sources are then still known, so the marker is attributed by word overlap, the way post-hoc
     citation works in RAG tools; a sentence that matches no block gets none. Answers that already
-    cite are returned unchanged.
+    cite are returned unchanged, and so are structured answers (JSON, code), which a marker would break.
     """
-    if not answer.strip() or re.search(r"\[\d+\]", answer) or not hits:
+    if not answer.strip() or re.search(r"\[\d+\]", answer) or not hits or answer.lstrip()[:1] in ("{", "[", "`"):
         return answer
     blocks = [_content_words(h.text) for h in hits]
     pieces = []

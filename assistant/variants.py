@@ -119,7 +119,8 @@ class VariantModel:
                             latency_s=elapsed)
 
     def _prompt(self, variant: Variant, messages: list[dict], search) -> tuple[list[dict], tuple, list]:
-        """The prompt for ``variant``, its sources, and the hits behind them."""
+        """The prompt for ``variant``, its sources, and the hits whose citations may be attributed
+        (none when the conversation brings its own system prompt: a task with its own output format)."""
         if not variant.retrieval:
             return list(messages), (), []
         if search is None:
@@ -129,7 +130,7 @@ class VariantModel:
         system = [m for m in messages if m["role"] == "system"]
         prompt = (cited_messages(question, hits, self.prompt_style, system, self.focus_sentences) if hits
                   else list(messages))
-        return prompt, sources_for(hits), hits
+        return prompt, sources_for(hits), ([] if system else hits)
 
     def answer_batch(self, variant: Variant, conversations: list[list[dict]],
                      generation: GenerationSettings | None = None, search=None,

@@ -248,6 +248,47 @@ def machine() -> dict:
             "processor": platform.processor() or platform.machine()}
 
 
+def _cell(value, digits: int = 2) -> str:
+    return "" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+
+
+def markdown(results: dict) -> str:
+    """The proof's tables for docs/benchmarks.md, from a results file."""
+    lines = []
+    for task, result in results["tasks"].items():
+        training = result["training"]
+        lines += [f"### {task.capitalize()} task: {result['held_out_cases']} held-out cases", "",
+                  f"Plan from the interview: **{result['plan']['decision']}**. Gap check before training "
+                  f"({result['gap_check']['cases']} cases): {result['gap_check']['text']}", "",
+                  "| variant | n | contains reference | exact match | JSON valid | field accuracy | citation rate | "
+                  "latency p50 (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in result["results"]:
+            lines.append(f"| {row['variant']} | {row['examples']} | {_cell(row['contains_reference'])} | "
+                         f"{_cell(row['exact_match'])} | {_cell(row['json_valid'])} | {_cell(row['field_accuracy'])} | "
+                         f"{_cell(row['citation_rate'])} | {_cell(row['latency_p50_s'])} |")
+        lines += ["", "Did the plan hold? " + " ".join(result["plan_held"]), "",
+                  f"Training (LoRA r={training['settings']['lora_r']}, {training['settings']['epochs']:g} epoch, "
+                  f"batch {training['settings']['batch_size']}, max length {training['settings']['max_length']}, "
+                  f"lr {training['settings']['learning_rate']:g}): {training['train_examples']} examples, "
+                  f"{training['steps']} steps in {training['wall_s']:.0f} s (job wall time), "
+                  f"{training['tokens_per_s']} tokens/s (padded), eval loss {_cell(training['eval_loss'], 3)}.", ""]
+        for name in ("prompt_ablation", "repetition_ablation"):
+            if name not in result:
+                continue
+            lines += [f"{name.replace('_', ' ').capitalize()}:", "", "| setting | variant | n | contains reference | "
+                      "JSON valid | field accuracy |", "|---|---|---:|---:|---:|---:|"]
+            for setting, rows in result[name].items():
+                for row in rows if isinstance(rows, list) else [rows]:
+                    lines.append(f"| {setting} | {row['variant']} | {row['examples']} | "
+                                 f"{_cell(row['contains_reference'])} | {_cell(row['json_valid'])} | "
+                                 f"{_cell(row['field_accuracy'])} |")
+            lines.append("")
+    lines.append("Minutes per task (the model's one-time load not counted): " + ", ".join(
+        f"{task} {result['run']['seconds'] / 60:.0f}" for task, result in results["tasks"].items() if "run" in result)
+        + ".")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="knowledge,behaviour")
@@ -263,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--k", type=int, default=3, help="retrieved chunks per answer")
+    parser.add_argument("--markdown", type=Path, metavar="RESULTS",
+                        help="print the tables of a results file for docs/benchmarks.md and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if args.quick:
         args.knowledge_cases, args.knowledge_train, args.snips_train, args.snips_cases = 50, 40, 64, 16
         args.gap_cases, args.ablation_cases = 8, 8
@@ -273,13 +319,20 @@ def main(argv: list[str] | None = None) -> int:
     log("loading the bundled model ...")
     model = VariantModel(load_model(ModelSettings(model=DEFAULT_MODEL, device="cpu")))
     results = {"model": DEFAULT_MODEL, "machine": machine(), "quick": args.quick, "tasks": {}}
+    if args.out.exists():  # a run of some tasks keeps the others' results (each task is measured in one run)
+        kept = json.loads(args.out.read_text())
+        if kept.get("quick") == args.quick:
+            results["tasks"] = kept.get("tasks", {})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         for task in args.tasks.split(","):
+            task_began = time.perf_counter()
             results["tasks"][task] = run_task(task, args, workspace, model, Path(scratch))
-    results["total_s"] = round(time.perf_counter() - began, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    log(f"done in {results['total_s']:.0f} s: {args.out}")
+            results["tasks"][task]["run"] = {"date": time.strftime("%Y-%m-%d %H:%M"),
+                                             "seconds": round(time.perf_counter() - task_began, 1)}
+            results["total_s"] = round(sum(t.get("run", {}).get("seconds", 0) for t in results["tasks"].values()), 1)
+            args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")  # after each task
+    log(f"done in {time.perf_counter() - began:.0f} s: {args.out}")
     for task, result in results["tasks"].items():
         print(f"\n## {task}: {result['plan']['decision']}")
         print(f"gap check: {result['gap_check']['text']}")
