@@ -262,9 +262,16 @@ def markdown(results: dict) -> str:
                   f"({result['gap_check']['cases']} cases): {result['gap_check']['text']}", "",
                   "| variant | n | contains reference | exact match | JSON valid | field accuracy | citation rate | "
                   "latency p50 (s) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        structured = task == "behaviour"  # JSON references; the knowledge task's are short strings
+
+        def shares(row: dict, structured: bool = structured) -> str:
+            if not structured:
+                return "n/a | n/a"
+            return f"{_cell(row['json_valid'])} | {_cell(row['field_accuracy'])}"
+
         for row in result["results"]:
             lines.append(f"| {row['variant']} | {row['examples']} | {_cell(row['contains_reference'])} | "
-                         f"{_cell(row['exact_match'])} | {_cell(row['json_valid'])} | {_cell(row['field_accuracy'])} | "
+                         f"{_cell(row['exact_match'])} | {shares(row)} | "
                          f"{_cell(row['citation_rate'])} | {_cell(row['latency_p50_s'])} |")
         lines += ["", "Did the plan hold? " + " ".join(result["plan_held"]), "",
                   f"Training (LoRA r={training['settings']['lora_r']}, {training['settings']['epochs']:g} epoch, "
@@ -280,8 +287,7 @@ def markdown(results: dict) -> str:
             for setting, rows in result[name].items():
                 for row in rows if isinstance(rows, list) else [rows]:
                     lines.append(f"| {setting} | {row['variant']} | {row['examples']} | "
-                                 f"{_cell(row['contains_reference'])} | {_cell(row['json_valid'])} | "
-                                 f"{_cell(row['field_accuracy'])} |")
+                                 f"{_cell(row['contains_reference'])} | {shares(row)} |")
             lines.append("")
     lines.append("Minutes per task (the model's one-time load not counted): " + ", ".join(
         f"{task} {result['run']['seconds'] / 60:.0f}" for task, result in results["tasks"].items() if "run" in result)
