@@ -8,13 +8,10 @@ from gradio_client import Client
 from tests.ui.serving import launched
 
 
-@pytest.fixture
-def compare_app(tmp_path, monkeypatch, tiny_model_path):
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+def workspace_with_one_document(tmp_path):
+    """A workspace whose default project has one short HR document indexed."""
     from assistant.knowledge import KnowledgeBase
-    from assistant.runtime import ModelSettings
     from assistant.workspace import Workspace
-    from ui.app import build_app
 
     workspace = Workspace(tmp_path / "ws")
     docs = tmp_path / "hr.md"
@@ -22,6 +19,16 @@ def compare_app(tmp_path, monkeypatch, tiny_model_path):
     kb = KnowledgeBase(workspace, "default")
     kb.ingest([docs])
     kb.close()
+    return workspace
+
+
+@pytest.fixture
+def compare_app(tmp_path, monkeypatch, tiny_model_path):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from assistant.runtime import ModelSettings
+    from ui.app import build_app
+
+    workspace = workspace_with_one_document(tmp_path)
     app = build_app(workspace, model=ModelSettings(model=str(tiny_model_path), device="cpu"))
     with launched(app, concurrency=10) as url:
         yield url
@@ -104,19 +111,12 @@ def test_the_variants_shown_side_by_side(names, adapters, current, known, expect
 def compare_app_offline(tmp_path, monkeypatch, tiny_model_path):
     """The app over a project with one document and the tiny model, not launched."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
-    from assistant.knowledge import KnowledgeBase
     from assistant.runtime import GenerationSettings, ModelSettings
-    from assistant.workspace import Workspace
     from ui import compare_tab
     from ui.app import build_app
 
     monkeypatch.setattr(compare_tab, "GENERATION", GenerationSettings(max_new_tokens=24))
-    workspace = Workspace(tmp_path / "ws")
-    docs = tmp_path / "hr.md"
-    docs.write_text("# Leave\n\nStaff get 25 days of paid leave each year.\n")
-    kb = KnowledgeBase(workspace, "default")
-    kb.ingest([docs])
-    kb.close()
+    workspace = workspace_with_one_document(tmp_path)
     return build_app(workspace, model=ModelSettings(model=str(tiny_model_path), device="cpu")), workspace
 
 
