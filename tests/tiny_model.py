@@ -12,6 +12,15 @@ from pathlib import Path
 
 from tests.paths import RETRIEVAL_CORPORA
 
+BUNDLED_SPEECH = Path(__file__).resolve().parents[1] / "assistant" / "example_data" / "state_of_the_union_2024.md"
+
+
+def tokenizer_corpus() -> str:
+    """The shared corpus where it is beside the repository; on a machine with only the checkout
+    (a GPU box), the speech the app ships as example data."""
+    shared = RETRIEVAL_CORPORA / "state_of_the_union.md"
+    return (shared if shared.exists() else BUNDLED_SPEECH).read_text()[:40_000]
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
@@ -30,7 +39,7 @@ def build_tokenizer(extra_text: str = "", vocab_size: int = 1024):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = [(RETRIEVAL_CORPORA / "state_of_the_union.md").read_text()[:40_000], extra_text]
+    corpus = [tokenizer_corpus(), extra_text]
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
