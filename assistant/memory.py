@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from assistant.catalog import ModelShape
+from trainers.activations import layer_bytes_per_token
 
 GB = 1e9
 NF4_BYTES_PER_WEIGHT = (4 + 8 / 64 + 32 / (64 * 256)) / 8
@@ -116,17 +117,8 @@ def nf4_weights_bytes(shape: ModelShape) -> float:
 
 
 def activation_bytes_per_token_layer(shape: ModelShape) -> float:
-    """Bytes one decoder layer keeps for backward per token, 16-bit activations.
-
-    Saved tensors: the residual and normed inputs of attention and MLP (4h), q and k
-    before and after rotary embedding and v (about 3h + 3kv), the attention output
-    (h), the gate, up, activated-gate and product tensors of the MLP (4 x intermediate),
-    all 2 bytes; and the two RMSNorms' fp32 upcasts of their inputs (2 x 4h bytes).
-    SDPA or FlashAttention keep no seq x seq score matrix.
-    """
-    h, kv, ffn = shape.hidden_size, shape.kv_dim, shape.intermediate_size
-    sixteen_bit_elements = 8 * h + 3 * kv + 4 * ffn
-    return 2 * sixteen_bit_elements + 2 * 4 * h
+    """Bytes one decoder layer keeps for backward per token (see trainers/activations.py)."""
+    return layer_bytes_per_token(shape.hidden_size, shape.kv_dim, shape.intermediate_size)
 
 
 def activations_bytes(shape: ModelShape, training: TrainingShape) -> float:

@@ -44,7 +44,9 @@ SHAPES = {
     "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=4096),
 }
-CASES = ("qlora:tunewise", "qlora:trl", "lora:tunewise", "lora:trl")
+CASES = ("qlora:tunewise", "qlora:tunewise_ckpt", "qlora:trl", "lora:tunewise", "lora:tunewise_ckpt", "lora:trl")
+"""method:path. tunewise: the job's own choices (checkpointing only when activations would not fit);
+tunewise_ckpt: the job with checkpointing forced on, at plain TRL's memory; trl: plain TRL."""
 RANK, ALPHA = 16, 32
 
 
@@ -88,12 +90,13 @@ def run_tunewise(method: str, model: Path, data: Path, work: Path, args) -> dict
     from trainers.jobs import JobStore  # noqa: F401 - the job folder layout is the store's
     from trainers.sft import PROGRESS_FILE, STATE_FILE, SftJobConfig, train
 
-    job_dir = work / f"job-{method}"
+    job_dir = work / f"job-{method}-{args.checkpointing}"
     job_dir.mkdir(parents=True, exist_ok=True)
     config = SftJobConfig(model=str(model), train_file=str(data), method=method, lora_r=RANK, lora_alpha=ALPHA,
                           lora_dropout=0.05, target_modules="all-linear", max_steps=args.warmup + args.steps,
                           batch_size=1, max_length=args.seq_len, logging_steps=1, save_steps=100_000,
-                          device=args.device, liger_kernel=None if args.liger else False)
+                          device=args.device, liger_kernel=None if args.liger else False,
+                          gradient_checkpointing=args.checkpointing)
     config.save(job_dir)
     status = train(job_dir)
     if status != "completed":
@@ -103,7 +106,7 @@ def run_tunewise(method: str, model: Path, data: Path, work: Path, args) -> dict
     state = json.loads((job_dir / STATE_FILE).read_text())
     return {"step_times": [r["time"] for r in steps], "losses": [r["loss"] for r in steps],
             "memory": {k: v for k, v in state.get("metrics", {}).items() if k.startswith("gpu_")},
-            "liger_kernel": state.get("liger_kernel")}
+            "liger_kernel": state.get("liger_kernel"), "gradient_checkpointing": state.get("gradient_checkpointing")}
 
 
 def run_plain_trl(method: str, model_dir: Path, data: Path, work: Path, args) -> dict:
@@ -155,8 +158,9 @@ def run_case(case: str, args) -> dict:
     import torch
 
     method, path = case.split(":")
+    args.checkpointing = {"tunewise": None, "tunewise_ckpt": True}.get(path)
     work = Path(args.work)
-    runner = run_tunewise if path == "tunewise" else run_plain_trl
+    runner = run_plain_trl if path == "trl" else run_tunewise
     started = time.time()
     result = runner(method, work / "model", work / "train.jsonl", work, args)
     times = result.pop("step_times")
@@ -230,16 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     for case in args.cases.split(","):
         print(f"== {case}", flush=True)
         report["cases"][case] = child_case(case, work, args, args.liger)
-        if "error" in report["cases"][case] and case.endswith(":tunewise") and args.liger:
+        if "error" in report["cases"][case] and ":tunewise" in case and args.liger:
             # Liger's kernels are optional: if they break on this stack, measure the job without them
             report["cases"][case] = child_case(case, work, args, False) | {
                 "liger_error": report["cases"][case]["error"][-1500:]}
         print(json.dumps(report["cases"][case])[:1500], flush=True)
         out.write_text(json.dumps(report, indent=2))  # after every case: a cut-off run keeps what it has
     for method in ("qlora", "lora"):
-        ours, theirs = report["cases"].get(f"{method}:tunewise", {}), report["cases"].get(f"{method}:trl", {})
-        if ours.get("tokens_per_s") and theirs.get("tokens_per_s"):
-            report[f"{method}_speedup_vs_trl"] = round(ours["tokens_per_s"] / theirs["tokens_per_s"], 3)
+        theirs = report["cases"].get(f"{method}:trl", {})
+        for path in ("tunewise", "tunewise_ckpt"):
+            ours = report["cases"].get(f"{method}:{path}", {})
+            if ours.get("tokens_per_s") and theirs.get("tokens_per_s"):
+                report[f"{method}_{path}_speedup_vs_trl"] = round(ours["tokens_per_s"] / theirs["tokens_per_s"], 3)
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "cases"}, indent=1))
     return 0

@@ -64,6 +64,9 @@ class SftJobConfig:
     model_path: str | None = None
     """Where to load ``model`` from, when the name is not itself loadable (the bundled model's converted
     folder); None loads ``model``."""
+    gradient_checkpointing: bool | None = None
+    """None: on CUDA, recompute activations only when keeping them all would not fit the free GPU
+    memory (about a third faster when they fit); never on CPU."""
     liger_kernel: bool | None = None
     """Liger's fused layer kernels (RMSNorm, RoPE, SwiGLU): None uses them on CUDA when liger-kernel is
     installed, False never."""
@@ -197,6 +200,22 @@ def use_liger(config: SftJobConfig, device: str) -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
+def use_checkpointing(config: SftJobConfig, model, device: str) -> bool:
+    """Checkpointing trades a second forward pass for memory: worth it only when the activations of
+    a whole batch would not fit in what the loaded model leaves free (with a fifth to spare)."""
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    if device != "cuda":
+        return False
+    import torch
+
+    from trainers.activations import model_bytes_per_token
+
+    free, _ = torch.cuda.mem_get_info()
+    needed = model_bytes_per_token(model.config) * config.batch_size * config.max_length
+    return needed * 1.2 + 2e9 > free
+
+
 def gpu_memory_gb() -> dict:
     """Peak GPU memory since training began, by torch's own accounting (tensors, and what its
     allocator holds); empty without CUDA."""
@@ -277,7 +296,8 @@ def train(job_dir: Path, resume: bool = False) -> str:
     eval_data = to_dataset(load_records(config.eval_file), markers) if config.eval_file else None
     bf16 = not cpu and torch.cuda.is_bf16_supported()
     liger = use_liger(config, device)
-    set_state(job_dir, "running", liger_kernel=liger)
+    checkpointing = use_checkpointing(config, model, device)
+    set_state(job_dir, "running", liger_kernel=liger, gradient_checkpointing=checkpointing)
     args = SFTConfig(
         output_dir=str(job_dir / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
@@ -287,7 +307,7 @@ def train(job_dir: Path, resume: bool = False) -> str:
         logging_first_step=True, eval_strategy="steps" if eval_data is not None else "no",
         eval_steps=config.eval_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         seed=config.seed, data_seed=config.seed, use_cpu=cpu, bf16=bf16, fp16=not cpu and not bf16,
-        gradient_checkpointing=not cpu, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        gradient_checkpointing=checkpointing, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         include_num_input_tokens_seen=True, use_liger_kernel=liger,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,

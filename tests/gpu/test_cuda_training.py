@@ -63,9 +63,16 @@ def test_a_lora_job_trains_on_a_16bit_base_on_the_gpu(tiny_model_path, tmp_path)
     evals = [r["eval_loss"] for r in store.progress(job) if "eval_loss" in r]
     assert evals[-1] < evals[0]
     assert state["liger_kernel"] is (importlib.util.find_spec("liger_kernel") is not None)
+    assert state["gradient_checkpointing"] is False  # a tiny model's activations fit: no recomputation
 
 
 def test_liger_can_be_turned_off(tiny_model_path, tmp_path):
     _, _, _, state = run_job(tmp_path, tiny_model_path, method="lora", liger_kernel=False, max_steps=5,
                              eval_file=None)
     assert state["liger_kernel"] is False
+
+
+def test_checkpointing_can_be_forced_on(tiny_model_path, tmp_path):
+    _, _, _, state = run_job(tmp_path, tiny_model_path, method="qlora", gradient_checkpointing=True, max_steps=5,
+                             eval_file=None)
+    assert state["gradient_checkpointing"] is True
