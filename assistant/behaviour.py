@@ -180,7 +180,7 @@ def estimate_training(settings: TrainingSettings, train_count: int, total_tokens
                       shape=None) -> TrainingEstimate:
     """Tokens, steps, memory against the GPU (or the RAM, on CPU) and a rough time; alternatives when
     it cannot fit on the GPU, a note when it may not fit in the RAM (never a refusal on CPU)."""
-    from assistant.memory import RUNTIME_OVERHEAD_GB, TrainingShape, estimate_memory
+    from assistant.memory import TrainingShape, estimate_memory, fits_in
 
     per_step = settings.batch_size * settings.gradient_accumulation
     steps_per_epoch = max(1, math.ceil(train_count / per_step))
@@ -197,7 +197,7 @@ def estimate_training(settings: TrainingSettings, train_count: int, total_tokens
 
         memory = need(settings.method, settings.batch_size, settings.max_length)
         if cuda:
-            fits = memory + RUNTIME_OVERHEAD_GB <= hardware.vram_gb
+            fits = fits_in(memory, hardware.vram_gb)
             if not fits:
                 options = []
                 if settings.method == "lora":
@@ -208,7 +208,7 @@ def estimate_training(settings: TrainingSettings, train_count: int, total_tokens
                 if settings.max_length > 512:
                     options.append(("max length 512", need(settings.method, settings.batch_size, 512)))
                 alternatives = [
-                    f"{label}: about {gb:.1f} GB" + (" (fits)" if gb + RUNTIME_OVERHEAD_GB <= hardware.vram_gb else "")
+                    f"{label}: about {gb:.1f} GB" + (" (fits)" if fits_in(gb, hardware.vram_gb) else "")
                     for label, gb in options]
         elif hardware.ram_gb and memory > hardware.ram_gb:
             smaller = []

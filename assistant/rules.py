@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from assistant.catalog import ModelShape, ladder_shapes
-from assistant.memory import ALL_LINEAR, RUNTIME_OVERHEAD_GB, MemoryEstimate, TrainingShape, estimate_memory
+from assistant.memory import ALL_LINEAR, MemoryEstimate, TrainingShape, estimate_memory, needed_vram_gb
 from assistant.profile import TaskProfile
 
 FINETUNE_METHODS = ("none", "lora", "qlora", "full")
@@ -238,7 +238,7 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
         finetune = "lora"
         text = ("No GPU: QLoRA needs CUDA and is not possible here. A CPU LoRA run works for "
                 f"small models (up to {CPU_MAX_SIZE_B:g}B, slow); for a {shape.name}-sized model "
-                f"rent a GPU with at least {estimate.qlora.total_gb + RUNTIME_OVERHEAD_GB:.0f} GB.")
+                f"rent a GPU with at least {needed_vram_gb(estimate.qlora.total_gb):.0f} GB.")
         if shape.size_b > CPU_MAX_SIZE_B * 1.05:
             flags.add("smaller_model")
             shape = shape_for_size(CPU_MAX_SIZE_B)

@@ -50,7 +50,11 @@ CASES = [
     ("r5-lora-fits-24gb", dict(vram_gb=24), dict(finetune="lora", model="Llama-3.1-8B"), set(), set()),
     ("r5-qlora-16gb", dict(vram_gb=16), dict(finetune="qlora", model="Llama-3.1-8B"), set(),
      {"smaller_model"}),
-    ("r5-smaller-model-8gb", dict(vram_gb=8), dict(finetune="qlora", model="Llama-3.2-3B"),
+    ("r5-smaller-model-6gb", dict(vram_gb=6), dict(finetune="qlora", model="Llama-3.2-3B"),
+     {"smaller_model"}, set()),
+    # Measured on a GPU (docs/benchmarks.md): an 8B-shaped QLoRA at 2048 tokens peaks at 7.1 GB, so
+    # 8 GB holds a 7B model but not the 8B one.
+    ("r5-a-7b-model-in-8gb", dict(vram_gb=8), dict(finetune="qlora", model="Qwen2.5-7B"),
      {"smaller_model"}, set()),
     ("r5-no-gpu", dict(vram_gb=0), dict(finetune="lora", model="Qwen2.5-0.5B"),
      {"no_gpu", "smaller_model"}, set()),
