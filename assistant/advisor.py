@@ -34,15 +34,12 @@ class Advisor:
         return InterviewState.from_dict(self.workspace.load(project).get("interview"))
 
     def _save(self, project: str, state: InterviewState) -> None:
-        data = self.workspace.load(project)
-        data["interview"] = state.to_dict()
-        data["profile"] = state.profile().to_dict()
-        data["plan"] = state.plan().to_dict()
-        self.workspace.save(project, data)
+        self.workspace.update(project, lambda data: data | {
+            "interview": state.to_dict(), "profile": state.profile().to_dict(), "plan": state.plan().to_dict()})
 
     def turn(self, project: str, message: Any) -> AdvisorReply:
         """Answer the current question of ``project``'s interview with ``message``."""
-        with self.workspace.lock(project):
+        with self.workspace.locked(project):
             result = interview.respond(self.state(project), message)
             self._save(project, result.state)
         return AdvisorReply(result.reply, result.quick_replies, result.state, result.understood)
@@ -50,14 +47,14 @@ class Advisor:
     def edit(self, project: str, form: dict[str, Any]) -> InterviewState:
         """Apply a profile form (see :func:`form_edits`); raises ProfileError, saving nothing,
         if a value is invalid."""
-        with self.workspace.lock(project):
+        with self.workspace.locked(project):
             state = self.state(project)
             state = interview.edit_answers(state, form_edits(state, form))
             self._save(project, state)
         return state
 
     def restart(self, project: str) -> InterviewState:
-        with self.workspace.lock(project):
+        with self.workspace.locked(project):
             state = interview.start()
             self._save(project, state)
         return state

@@ -14,48 +14,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from assistant.errors import TunewiseError
 from assistant.hardware import Hardware
-from assistant.runtime import DEFAULT_MODEL
 from assistant.workspace import Workspace, atomic_write_json
+from trainers.config import JobSpec, TrainingConfig
 
 
-class DatasetError(Exception):
+class DatasetError(TunewiseError):
     """The examples cannot be trained on; ``report`` says why, line by line."""
 
     def __init__(self, message: str, report: dict | None = None):
         super().__init__(message)
         self.report = report
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The form the Behaviour tab shows and the flags `tunewise train` takes."""
-
-    model: str = DEFAULT_MODEL
-    method: str = "lora"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    target_modules: str = "all-linear"
-    """Comma-separated projection names (q_proj,v_proj,...), or all-linear."""
-    learning_rate: float = 2e-4
-    epochs: float = 3.0
-    max_steps: int = -1
-    batch_size: int = 8
-    gradient_accumulation: int = 1
-    max_length: int = 1024
-    packing: bool = False
-    eval_fraction: float = 0.1
-    general_fraction: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.method not in ("lora", "qlora"):
-            raise ValueError(f"method must be lora or qlora, not {self.method!r}")
-        if self.batch_size < 1 or self.gradient_accumulation < 1 or self.lora_r < 1:
-            raise ValueError("batch size, gradient accumulation and LoRA rank must be at least 1")
-        if self.max_length < 16:
-            raise ValueError("max length must be at least 16 tokens")
 
 
 def model_for_plan(plan: dict | None, hardware: Hardware | None = None,
@@ -89,27 +59,20 @@ def model_for_plan(plan: dict | None, hardware: Hardware | None = None,
 
 
 def settings_from_plan(plan: dict | None, hardware: Hardware | None = None,
-                       available: list[str] | None = None) -> tuple[TrainingSettings, dict]:
-    """Training settings the plan proposes, and a one-line reason for each (nothing the plan chose is
-    dropped: model, method, LoRA rank/alpha/dropout/targets, learning rate, epochs)."""
+                       available: list[str] | None = None) -> tuple[TrainingConfig, dict]:
+    """Training settings the plan proposes on this machine, and a one-line reason for each (nothing
+    the plan chose is dropped: model, method, LoRA rank/alpha/dropout/targets, learning rate, epochs)."""
     model, model_reason = model_for_plan(plan, hardware, available)
-    settings, reasons = TrainingSettings(model=model), {"model": model_reason}
+    settings, reasons = TrainingConfig.from_plan(plan, model), {"model": model_reason}
     if not plan:
         reasons["method"] = "No plan yet: LoRA with common defaults."
         return settings, reasons
-    lora = plan.get("lora", {})
-    method = plan.get("finetune") if plan.get("finetune") in ("lora", "qlora") else "lora"
-    if hardware is not None and hardware.device != "cuda" and method == "qlora":
-        method = "lora"
+    if hardware is not None and hardware.device != "cuda" and settings.method == "qlora":
+        settings = replace(settings, method="lora")
         reasons["method"] = "The plan said QLoRA, but this machine has no CUDA GPU: LoRA in fp32 on the CPU (slow)."
     else:
         reasons["method"] = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "5"),
                                  "The plan's method.")
-    targets = lora.get("target_modules") or "all-linear"
-    settings = replace(settings, method=method, lora_r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
-                       lora_dropout=float(lora.get("dropout", 0.05)),
-                       target_modules=targets if isinstance(targets, str) else ",".join(targets),
-                       learning_rate=float(plan.get("learning_rate", 2e-4)), epochs=float(plan.get("epochs", 3)))
     defaults = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "defaults"), "")
     reasons.update({"lora_r": defaults, "lora_alpha": "alpha = 2 x r.",
                     "lora_dropout": "More dropout when examples are few (rule 8).",
@@ -119,20 +82,14 @@ def settings_from_plan(plan: dict | None, hardware: Hardware | None = None,
     return settings, reasons
 
 
-def target_modules_list(text: str) -> list[str] | str:
-    """The form's comma-separated targets as PEFT takes them ("all-linear" stays a string)."""
-    names = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not names or names == ["all-linear"]:
-        return "all-linear"
-    return names
-
-
-class TrainingDoesNotFitError(ValueError):
+class TrainingDoesNotFitError(TunewiseError, ValueError):
     """The estimate says the training needs more memory than the GPU has; it lists what would fit."""
 
     def __init__(self, estimate: TrainingEstimate):
         self.estimate = estimate
-        super().__init__("this training does not fit in the GPU's memory: " + "; ".join(estimate.alternatives))
+        super().__init__("this training does not fit in the GPU's memory",
+                         ("Try " + "; or ".join(estimate.alternatives) + ".") if estimate.alternatives else
+                         "Use QLoRA, a smaller batch or max length, or a smaller model.")
 
 
 @dataclass
@@ -176,7 +133,7 @@ def _ram_note(needed_gb: float, ram_gb: float, smaller: list[tuple[str, float]])
             "batch size or max length" + (f" ({options})." if options else "."))
 
 
-def estimate_training(settings: TrainingSettings, train_count: int, total_tokens: int, hardware: Hardware,
+def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: int, hardware: Hardware,
                       shape=None) -> TrainingEstimate:
     """Tokens, steps, memory against the GPU (or the RAM, on CPU) and a rough time; alternatives when
     it cannot fit on the GPU, a note when it may not fit in the RAM (never a refusal on CPU)."""
@@ -247,13 +204,13 @@ class Behaviour:
 
     def prepare(self, train_name: str, train_text: str, eval_name: str | None = None, eval_text: str | None = None,
                 format: str | None = None, mapping: dict | None = None, general_text: str | None = None,
-                settings: TrainingSettings | None = None, count_tokens=None) -> PreparedDataset:
+                settings: TrainingConfig | None = None, count_tokens=None) -> PreparedDataset:
         """Parse, validate, split and mix the examples; keep the files and the report."""
         from trainers.formats import ColumnMapping, parse_examples
         from trainers.splits import mix_general, split_examples
         from trainers.validation import approximate_tokens, build_report
 
-        settings = settings or TrainingSettings()
+        settings = settings or TrainingConfig()
         column_mapping = ColumnMapping(**(mapping or {}))
         train = parse_examples(train_name, train_text, format, column_mapping)
         evaluation = parse_examples(eval_name or "eval", eval_text, format, column_mapping) if eval_text else None
@@ -300,7 +257,7 @@ class Behaviour:
         train_file, eval_file = path / "train.jsonl", path / "eval.jsonl"
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
-    def estimate(self, prepared: PreparedDataset, settings: TrainingSettings, hardware: Hardware) -> TrainingEstimate:
+    def estimate(self, prepared: PreparedDataset, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
         from assistant.model_shapes import ModelConfigError, shape_for_model
 
         try:
@@ -311,7 +268,7 @@ class Behaviour:
         total = int(median * prepared.train_count)
         return estimate_training(settings, prepared.train_count, total, hardware, shape)
 
-    def start(self, prepared: PreparedDataset, settings: TrainingSettings, adapter_name: str,
+    def start(self, prepared: PreparedDataset, settings: TrainingConfig, adapter_name: str,
               device: str | None = None, estimate: TrainingEstimate | None = None) -> str:
         """Create the job (queued behind a running one) and start it when the GPU is free.
 
@@ -320,24 +277,15 @@ class Behaviour:
         """
         from assistant.models import resolve_model
         from trainers.adapters import AdapterError
-        from trainers.sft import SftJobConfig
 
         if estimate is not None and not estimate.fits:
             raise TrainingDoesNotFitError(estimate)
-        self.adapters._check(adapter_name)
+        self.adapters.check_name(adapter_name)
         if self.adapters.path(adapter_name).exists():
             raise AdapterError(f"an adapter named {adapter_name!r} already exists")
-        config = SftJobConfig(
-            model=settings.model, train_file=str(prepared.train_file), eval_file=str(prepared.eval_file),
-            method=settings.method, lora_r=settings.lora_r, lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout, target_modules=target_modules_list(settings.target_modules),
-            learning_rate=settings.learning_rate, epochs=settings.epochs,
-            max_steps=settings.max_steps, batch_size=settings.batch_size,
-            gradient_accumulation=settings.gradient_accumulation, max_length=settings.max_length,
-            packing=settings.packing, seed=settings.seed, device=device,
-            dataset_fingerprint=prepared.report.get("fingerprint", ""),
-            model_path=resolve_model(settings.model),
-            extra={"adapter_name": adapter_name, "dataset_id": prepared.dataset_id})
+        config = JobSpec(settings, str(prepared.train_file), str(prepared.eval_file), device,
+                         resolve_model(settings.model), prepared.report.get("fingerprint", ""),
+                         {"adapter_name": adapter_name, "dataset_id": prepared.dataset_id})
         job_id = self.jobs.create(config)
         self.jobs.start(job_id)
         return job_id
@@ -345,12 +293,11 @@ class Behaviour:
     def refresh(self) -> list[Any]:
         """Register finished jobs' adapters and start the next queued job; returns all jobs."""
         from trainers.adapters import AdapterError
-        from trainers.sft import SftJobConfig
 
         jobs = self.jobs.jobs()
         for job in jobs:
             if job.status == "completed" and job.adapter_dir is not None:
-                name = SftJobConfig.load(job.path).extra.get("adapter_name") or job.job_id
+                name = JobSpec.load(job.path).extra.get("adapter_name") or job.job_id
                 if not self.adapters.path(name).exists() and not (job.path / "registered").exists():
                     try:
                         self.adapters.add(job.adapter_dir, name)

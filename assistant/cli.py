@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.workspace import DEFAULT_PROJECT, WORKSPACE_ENV, WorkspaceError
+from trainers.config import add_flags, overrides_from_flags
 
 MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.models.MODEL_CACHE_ENV, without importing it at start-up
 BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.models.BUNDLED_MODEL, likewise
@@ -104,15 +105,11 @@ def make_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[common], help="fine-tune an adapter on example files")
     train.add_argument("--data", required=True, metavar="FILE", help="training examples (any supported format)")
     train.add_argument("--eval", metavar="FILE", help="evaluation examples (default: a seeded split)")
-    train.add_argument("--model", metavar="ID_OR_PATH",
-                       help=f"base model: {MODEL_HELP}; the plan's model when it is available locally")
-    train.add_argument("--method", choices=("lora", "qlora"), help="default: the plan's, LoRA without CUDA")
     train.add_argument("--name", help="adapter name (default: adapter-<time>)")
     train.add_argument("--format", choices=("openai", "alpaca", "sharegpt", "prompt_completion"))
     train.add_argument("--general", metavar="FILE", help="general instruction data to mix in (about 10%%)")
-    for flag, kind in (("--epochs", float), ("--max-steps", int), ("--batch-size", int), ("--max-length", int),
-                       ("--learning-rate", float), ("--lora-r", int)):
-        train.add_argument(flag, type=kind)
+    settings = train.add_argument_group("training settings (each defaults to the plan's; see trainers/config.py)")
+    add_flags(settings)
     train.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when present")
     train.add_argument("--detach", action="store_true", help="start the job and return without following it")
 
@@ -393,8 +390,6 @@ def _follow(behaviour, job_id: str) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
     from assistant.hardware import detect_hardware
 
@@ -403,12 +398,10 @@ def run_train(args: argparse.Namespace) -> int:
     settings, reasons = settings_from_plan(behaviour.plan(), hardware)
     if not args.model:
         print(f"model: {reasons['model']}")
-    overrides = {"model": args.model, "method": args.method, "epochs": args.epochs,
-                 "max_steps": args.max_steps, "batch_size": args.batch_size, "max_length": args.max_length,
-                 "learning_rate": args.learning_rate, "lora_r": args.lora_r}
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    if args.lora_r:
-        settings = replace(settings, lora_alpha=2 * args.lora_r)
+    try:
+        settings = settings.overridden(**overrides_from_flags(args))
+    except ValueError as error:
+        return _fail(f"invalid training settings: {error}")
     try:
         train_text = Path(args.data).read_text(encoding="utf-8")
         eval_text = Path(args.eval).read_text(encoding="utf-8") if args.eval else None

@@ -138,13 +138,14 @@ def record_outcome(workspace, project: str, report: EvalReport) -> list[str]:
     """
     from assistant.outcomes import plan_checks, plan_held
 
-    data = workspace.load(project)
-    plan, results = data.get("plan") or {}, report.to_dict()["results"]
-    lines = plan_held(plan, results)
-    data["outcome"] = {"eval_id": report.eval_id, "lines": lines,
-                       "checks": [asdict(check) for check in plan_checks(plan, results)]}
-    workspace.save(project, data)
-    return lines
+    results = report.to_dict()["results"]
+
+    def with_outcome(data: dict) -> None:
+        plan = data.get("plan") or {}
+        data["outcome"] = {"eval_id": report.eval_id, "lines": plan_held(plan, results),
+                           "checks": [asdict(check) for check in plan_checks(plan, results)]}
+
+    return workspace.update(project, with_outcome)["outcome"]["lines"]
 
 
 def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCase], data_name: str,
@@ -160,9 +161,8 @@ def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCa
     report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
     structured = all(parse_json(c.reference) is not None for c in cases)
     finding = diagnose_gap(report.to_dict()["results"], structured)
-    data = advisor.workspace.load(project)
-    data["gap_check"] = {"gap": finding.gap, "text": finding.text, "cases": len(cases)}
-    advisor.workspace.save(project, data)
+    advisor.workspace.update(project, lambda data: data | {
+        "gap_check": {"gap": finding.gap, "text": finding.text, "cases": len(cases)}})
     if finding.gap and advisor.state(project).answers.get("gap") != finding.gap:
         advisor.edit(project, {"gap": finding.gap})
         return finding, advisor.plan(project)["decision"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from assistant.errors import TunewiseError
 
-class ExposureError(Exception):
+
+class ExposureError(TunewiseError):
     """The requested binding would expose the app without protection; the message says what to add."""
 
 

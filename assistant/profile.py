@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from assistant.errors import TunewiseError
+
 GAPS = ("knowledge", "behaviour", "both")
 CHANGE_RATES = ("weekly", "monthly", "rarely")
 
 
-class ProfileError(ValueError):
+class ProfileError(TunewiseError, ValueError):
     """A profile slot holds a value the rules cannot use; the message says which and why."""
 
 

@@ -15,18 +15,19 @@ from pathlib import Path
 
 from assistant.answering import attribute_citations, cited_messages, relevant_hits, sources_for
 from assistant.behaviour import Behaviour
+from assistant.errors import TunewiseError
 from assistant.models import same_model
 from assistant.runtime import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat
 
 
-class AdapterBaseMismatchError(ValueError):
+class AdapterBaseMismatchError(TunewiseError, ValueError):
     """An adapter was trained on another base model than the one loaded; its weights would be
     applied to layers they were not fitted to, so it is refused instead of giving wrong answers."""
 
     def __init__(self, adapter: str, trained_on: str, loaded: str):
         self.adapter, self.trained_on, self.loaded = adapter, trained_on, loaded
         super().__init__(f"the adapter {adapter!r} was trained on {trained_on!r}, not on the loaded base "
-                         f"{loaded!r}; load {trained_on!r} (--model or the model picker) to use it")
+                         f"{loaded!r}", f"Load {trained_on!r} (--model or the model picker) to use it.")
 
 
 @dataclass(frozen=True)

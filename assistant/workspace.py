@@ -9,24 +9,29 @@ the new one, never half of either.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from assistant.errors import TunewiseError
+from trainers.atomic_files import write_json_atomic
 
 DEFAULT_WORKSPACE = "tunewise-data"
 DEFAULT_PROJECT = "default"
 WORKSPACE_ENV = "TUNEWISE_WORKSPACE"
 PROJECT_FILE = "project.json"
+LOCK_FILE = ".project.lock"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(TunewiseError):
     """A project operation that cannot be done; the message says why, for a person."""
 
 
@@ -44,23 +49,8 @@ def check_project_name(name: Any) -> str:
     return name
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(path, data, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -100,6 +90,7 @@ class Workspace:
         self.machine_dir = Path(machine_dir) if machine_dir else self.root / "machine"
         self.projects_dir = self.root / "projects"
         self._locks: dict[str, threading.RLock] = {}
+        self._file_locks: dict[str, int] = {}
         self._locks_guard = threading.Lock()
         try:
             self.projects_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +150,43 @@ class Workspace:
             raise WorkspaceError(f"project {name!r} cannot be read ({error}); its file is "
                                  f"{project.file}") from error
 
-    def save(self, name: str, data: dict[str, Any]) -> None:
+    def update(self, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Read the project's record, let ``change`` edit it (in place, or by returning a new dict),
+        and write it back, all under the project's lock, so no concurrent update is lost: the one
+        way anything writes project.json. Returns the record as written."""
+        with self.locked(name):
+            data = self.load(name)
+            changed = change(data)
+            data = data if changed is None else changed
+            self._write(name, data)
+        return data
+
+    @contextlib.contextmanager
+    def locked(self, name: str):
+        """The project's lock across the threads of this process and across processes (the app and
+        a CLI command may update one project at the same time)."""
+        import fcntl
+
+        project = self.project(name)
+        with self.lock(name):  # re-entrant: the file lock is taken by the outermost holder only
+            if self._file_locks.get(name):
+                self._file_locks[name] += 1
+                try:
+                    yield
+                finally:
+                    self._file_locks[name] -= 1
+                return
+            project.path.mkdir(parents=True, exist_ok=True)
+            with open(project.path / LOCK_FILE, "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                self._file_locks[name] = 1
+                try:
+                    yield
+                finally:
+                    self._file_locks[name] = 0
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write(self, name: str, data: dict[str, Any]) -> None:
         project = self.project(name)
         try:
             atomic_write_json(project.file, data | {"name": name})

@@ -87,12 +87,14 @@ def write_examples(path: Path, count: int, words_per_example: int) -> None:
 
 
 def run_tunewise(method: str, model: Path, data: Path, work: Path, args) -> dict:
+    from trainers.config import JobSpec
+    from trainers.job_files import PROGRESS_FILE, STATE_FILE
     from trainers.jobs import JobStore  # noqa: F401 - the job folder layout is the store's
-    from trainers.sft import PROGRESS_FILE, STATE_FILE, SftJobConfig, train
+    from trainers.sft import train
 
     job_dir = work / f"job-{method}-{args.checkpointing}"
     job_dir.mkdir(parents=True, exist_ok=True)
-    config = SftJobConfig(model=str(model), train_file=str(data), method=method, lora_r=RANK, lora_alpha=ALPHA,
+    config = JobSpec.of(model=str(model), train_file=str(data), method=method, lora_r=RANK, lora_alpha=ALPHA,
                           lora_dropout=0.05, target_modules="all-linear", max_steps=args.warmup + args.steps,
                           batch_size=1, max_length=args.seq_len, logging_steps=1, save_steps=100_000,
                           device=args.device, liger_kernel=None if args.liger else False,

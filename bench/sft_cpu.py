@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.snips import snips_chat_jsonl  # noqa: E402
 from tests.tiny_model import build_tiny_model  # noqa: E402
+from trainers.config import JobSpec  # noqa: E402
 from trainers.evaluation import field_match_rate, score_answers  # noqa: E402
 from trainers.jobs import JobStore  # noqa: E402
-from trainers.sft import SftJobConfig  # noqa: E402
 
 
 def generate_all(model, tokenizer, records: list[dict], disable_adapter: bool, max_new_tokens: int) -> list[str]:
@@ -56,7 +56,7 @@ def run(args) -> dict:
     (work / "train.jsonl").write_text(snips_chat_jsonl("train", seed=0))
     (work / "eval.jsonl").write_text(snips_chat_jsonl("test", limit=args.eval_examples, seed=0))
     store = JobStore(work / "jobs")
-    config = SftJobConfig(model=str(model_dir), train_file=str(work / "train.jsonl"),
+    config = JobSpec.of(model=str(model_dir), train_file=str(work / "train.jsonl"),
                           eval_file=str(work / "eval.jsonl"), method="lora", lora_r=args.rank,
                           lora_alpha=2 * args.rank, modules_to_save=["lm_head"], learning_rate=args.lr,
                           max_steps=args.steps, batch_size=args.batch_size, max_length=160, eval_steps=200,

@@ -49,13 +49,13 @@ class AdapterRegistry:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def _check(self, name: str) -> str:
+    def check_name(self, name: str) -> str:
         if not isinstance(name, str) or not _NAME.match(name):
             raise AdapterError(f"{name!r} is not a valid adapter name: use 1-64 letters, digits, '.', '_' or '-'")
         return name
 
     def path(self, name: str) -> Path:
-        return self.root / self._check(name)
+        return self.root / self.check_name(name)
 
     def list(self) -> list[AdapterInfo]:
         return [read_info(p) for p in sorted(self.root.iterdir())

@@ -1,7 +1,8 @@
 """Training jobs on disk: create, start (one at a time, the rest queue), cancel, resume, status.
 
-Each job is a folder ``jobs/<id>/`` holding config.json, state.json, progress.jsonl, log.txt,
-checkpoints/ and, when done, adapter/. The state lives on disk, so an app restart shows every
+Each job is a folder ``jobs/<id>/`` laid out as trainers/job_files.py describes; the queue
+starts the job process (trainers/sft.py) by its module name and reads what it writes, never
+importing it. The state lives on disk, so an app restart shows every
 job as it is; a job whose process died without saying so is marked failed on the next look.
 
 One job trains at a time on the machine, whichever project (or user) it belongs to: two jobs on
@@ -21,12 +22,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainers.sft import BOARD_ENV, PROGRESS_FILE, STATE_FILE, SftJobConfig, set_state
+from trainers.config import JobSpec
+from trainers.job_files import ACTIVE, BOARD_ENV, LOG_FILE, PROGRESS_FILE, STATE_FILE, JobState, read_state, set_state
 
-ACTIVE = ("starting", "running")
+JOB_ENTRY_POINT = "trainers.sft"
+"""The module a job process runs (``python -m trainers.sft JOB_DIR``); named, not imported."""
 
 
 @dataclass
@@ -78,26 +82,40 @@ def visible_gpus() -> int:
 
 def launch_command(job_dir: Path, resume: bool, gpus: int) -> list[str]:
     """The same entry point on one device, or under `accelerate launch` (data parallel) on several."""
-    entry = ["-m", "trainers.sft", str(job_dir)] + (["--resume"] if resume else [])
+    entry = ["-m", JOB_ENTRY_POINT, str(job_dir)] + (["--resume"] if resume else [])
     if gpus > 1:
         return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
                 *entry]
     return [sys.executable, *entry]
 
 
+Launcher = Callable[[Path, bool, Path], subprocess.Popen]
+"""Starts a job's process: (job folder, resume?, the board's folder) -> the process."""
+
+
+def launch_process(job_dir: Path, resume: bool, board_folder: Path) -> subprocess.Popen:
+    """The default launcher: the job's entry point in a new session, its output in log.txt."""
+    command = launch_command(job_dir, resume, visible_gpus())
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", BOARD_ENV: str(board_folder)}
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+    with open(job_dir / LOG_FILE, "a") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
 def read_status(job_dir: Path, process: subprocess.Popen | None = None) -> JobStatus:
     """A job's status from its folder; a job whose process is gone without a word is marked failed."""
-    state = json.loads((job_dir / STATE_FILE).read_text())
+    state = read_state(job_dir)
     finished = process is not None and process.poll() is not None
     if state["status"] in ACTIVE and (finished or (process is None and not _alive(state.get("pid")))):
         # The process is gone but never said how it ended: it was killed or crashed.
-        state = json.loads((job_dir / STATE_FILE).read_text())  # it may have just written
+        state = read_state(job_dir)  # it may have just written
         if state["status"] in ACTIVE:
             code = process.returncode if process is not None else None
             how = f" (exit code {code})" if code is not None else ""
-            set_state(job_dir, "failed", reason=f"the training process ended unexpectedly{how}",
+            set_state(job_dir, JobState.FAILED, reason=f"the training process ended unexpectedly{how}",
                       advice="It was killed or crashed; see log.txt. Resume continues from the last checkpoint.")
-            state = json.loads((job_dir / STATE_FILE).read_text())
+            state = read_state(job_dir)
     return JobStatus(job_dir.name, state["status"], state.get("step", 0), state.get("max_steps", 0),
                      state.get("reason", ""), state.get("advice", ""), state.get("metrics", {}), job_dir,
                      state.get("device", ""), state.get("command", ""))
@@ -148,7 +166,7 @@ class JobBoard:
                 status = read_status(job_dir)
             except (OSError, ValueError, KeyError):
                 status = None
-            if status is None or status.status not in ("queued", *ACTIVE):
+            if status is None or status.status not in (JobState.QUEUED, *ACTIVE):
                 entry.unlink(missing_ok=True)
             else:
                 found.append(status)
@@ -162,12 +180,12 @@ class JobBoard:
         entries = self.entries()
         if any(j.status in ACTIVE for j in entries):
             return None
-        queued = next((j for j in entries if j.status == "queued"), None)
+        queued = next((j for j in entries if j.status == JobState.QUEUED), None)
         if queued is None:
             return None
         if store is None or queued.path.parent != store.root:
             store = JobStore(queued.path.parent, self)
-        store._launch(queued.job_id)
+        store.launch(queued.job_id)
         return queued.job_id
 
     def start_next(self) -> str | None:
@@ -183,8 +201,9 @@ class JobStore:
     one, the store keeps a line of its own.
     """
 
-    def __init__(self, jobs_dir: str | Path, board: JobBoard | None = None):
+    def __init__(self, jobs_dir: str | Path, board: JobBoard | None = None, launcher: Launcher | None = None):
         self.root = Path(jobs_dir)
+        self.launcher = launcher or launch_process
         self.root.mkdir(parents=True, exist_ok=True)
         self.board = board or JobBoard(self.root / ".board")
         self._processes: dict[str, subprocess.Popen] = {}
@@ -195,12 +214,12 @@ class JobStore:
             raise ValueError(f"not a job id: {job_id!r}")
         return self.root / job_id
 
-    def create(self, config: SftJobConfig, job_id: str | None = None) -> str:
+    def create(self, config: JobSpec, job_id: str | None = None) -> str:
         job_id = job_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         job_dir = self.path(job_id)
         job_dir.mkdir(parents=True)
         config.save(job_dir)
-        set_state(job_dir, "queued", created_at=time.time())
+        set_state(job_dir, JobState.QUEUED, created_at=time.time())
         return job_id
 
     def jobs(self) -> list[JobStatus]:
@@ -233,11 +252,11 @@ class JobStore:
             current = self.status(job_id)
             if current.status in ACTIVE:
                 return current
-            set_state(job_dir, "queued", resume=resume, reason="", advice="")
+            set_state(job_dir, JobState.QUEUED, resume=resume, reason="", advice="")
             self.board.add(job_dir)
             self.board.advance_locked(self)
-            if self.status(job_id).status == "queued":
-                set_state(job_dir, "queued", reason=f"waiting for {self._waiting_for()} to finish")
+            if self.status(job_id).status == JobState.QUEUED:
+                set_state(job_dir, JobState.QUEUED, reason=f"waiting for {self._waiting_for()} to finish")
             return self.status(job_id)
 
     def _waiting_for(self) -> str:
@@ -252,31 +271,25 @@ class JobStore:
         with self._lock, self.board.locked():
             return self.board.advance_locked(self)
 
-    def _launch(self, job_id: str) -> None:
+    def launch(self, job_id: str) -> None:
+        """Start the job's process now (the board calls this for the job whose turn it is)."""
         job_dir = self.path(job_id)
-        resume = bool(json.loads((job_dir / STATE_FILE).read_text()).get("resume"))
-        command = launch_command(job_dir, resume, visible_gpus())
-        log = open(job_dir / "log.txt", "a")  # noqa: SIM115 - handed to the child
-        env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
-                            BOARD_ENV: str(self.board.folder.resolve())}
-        root = Path(__file__).resolve().parents[1]
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        log.close()
+        resume = bool(read_state(job_dir).get("resume"))
+        process = self.launcher(job_dir, resume, self.board.folder.resolve())
         self._processes[job_id] = process
         # "starting" and the pid in one write, so no reader sees an active job without its process;
         # a child quick enough to have written "running" or "failed" already keeps its word.
-        current = json.loads((job_dir / STATE_FILE).read_text())["status"]
-        set_state(job_dir, "starting" if current == "queued" else current, pid=process.pid,
-                  command=" ".join(command))
+        current = read_state(job_dir)["status"]
+        set_state(job_dir, JobState.STARTING if current == JobState.QUEUED else current, pid=process.pid,
+                  command=" ".join(map(str, process.args)) if isinstance(process.args, list) else str(process.args))
 
     def cancel(self, job_id: str) -> JobStatus:
         """Ask the job to save a checkpoint and stop; a queued job is cancelled at once."""
         with self._lock:
             job_dir = self.path(job_id)
-            state = json.loads((job_dir / STATE_FILE).read_text())
-            if state["status"] == "queued":
-                set_state(job_dir, "cancelled", reason="cancelled before it started")
+            state = read_state(job_dir)
+            if state["status"] == JobState.QUEUED:
+                set_state(job_dir, JobState.CANCELLED, reason="cancelled before it started")
             elif state["status"] in ACTIVE and state.get("pid"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(state["pid"], signal.SIGTERM)

@@ -1,10 +1,11 @@
 """One supervised fine-tuning run, top to bottom: TRL's SFTTrainer with a PEFT LoRA adapter.
 
-    python -m trainers.sft JOB_DIR            # reads JOB_DIR/config.json
+    python -m trainers.sft JOB_DIR            # reads JOB_DIR/config.json (a JobSpec)
     python -m trainers.sft JOB_DIR --resume   # continues from the last checkpoint
 
-Runs in its own process (see trainers/jobs.py). It reports progress as JSON lines in
-``progress.jsonl`` and its state in ``state.json``; SIGTERM saves a checkpoint and stops
+Runs in its own process, started by trainers/jobs.py; the two speak through the job folder
+(trainers/job_files.py). It reports progress as JSON lines in ``progress.jsonl`` and its state in
+``state.json``; SIGTERM saves a checkpoint and stops
 ("cancelled"); any error marks the job "failed" with the reason and advice. With CUDA: QLoRA
 (NF4, double quantisation, bf16 compute where supported, else fp16) or LoRA on a 16-bit base.
 Without CUDA: LoRA in fp32 (slow), or QLoRA through bitsandbytes' CPU kernels for tests.
@@ -19,84 +20,20 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CONFIG_FILE, PROGRESS_FILE, STATE_FILE = "config.json", "progress.jsonl", "state.json"
-BOARD_ENV = "TUNEWISE_JOB_BOARD"
-"""Set by trainers.jobs for the job process: the folder of the line it queued in."""
-CHECKPOINTS, ADAPTER = "checkpoints", "adapter"
-METHODS = ("lora", "qlora")
-
-
-@dataclass
-class SftJobConfig:
-    """Everything one run needs; written to config.json by whoever starts the job."""
-
-    model: str
-    """The base model's name as people and adapters know it: a hub id, a folder, or the bundled model."""
-    train_file: str
-    """JSONL of {"messages": [...]} records."""
-    eval_file: str | None = None
-    method: str = "lora"
-    """lora (16-bit base; fp32 on CPU) or qlora (4-bit NF4 base)."""
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    target_modules: list[str] | str = "all-linear"
-    modules_to_save: list[str] | None = None
-    learning_rate: float = 2e-4
-    epochs: float = 3.0
-    max_steps: int = -1
-    """Stop after this many optimiser steps (-1: run the epochs)."""
-    batch_size: int = 8
-    gradient_accumulation: int = 1
-    max_length: int = 512
-    packing: bool = False
-    logging_steps: int = 5
-    eval_steps: int = 50
-    save_steps: int = 50
-    seed: int = 0
-    trust_remote_code: bool = False
-    device: str | None = None
-    """"cpu" to force the CPU; None to use CUDA when present."""
-    dataset_fingerprint: str = ""
-    model_path: str | None = None
-    """Where to load ``model`` from, when the name is not itself loadable (the bundled model's converted
-    folder); None loads ``model``."""
-    gradient_checkpointing: bool | None = None
-    """None: on CUDA, recompute activations only when keeping them all would not fit the free GPU
-    memory (about a third faster when they fit); never on CPU."""
-    liger_kernel: bool | None = None
-    """Liger's fused layer kernels (RMSNorm, RoPE, SwiGLU): None uses them on CUDA when liger-kernel is
-    installed, False never."""
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
-        if self.lora_r < 1 or self.batch_size < 1 or self.max_length < 16:
-            raise ValueError("lora_r and batch_size must be positive and max_length at least 16")
-
-    @classmethod
-    def load(cls, job_dir: Path) -> SftJobConfig:
-        return cls(**json.loads((job_dir / CONFIG_FILE).read_text()))
-
-    def save(self, job_dir: Path) -> None:
-        write_json(job_dir / CONFIG_FILE, asdict(self))
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
-def set_state(job_dir: Path, status: str, **fields) -> None:
-    path = job_dir / STATE_FILE
-    current = json.loads(path.read_text()) if path.exists() else {}
-    write_json(path, current | fields | {"status": status, "updated_at": time.time()})
-
+from trainers.config import JobSpec
+from trainers.job_files import (
+    ADAPTER,
+    BOARD_ENV,
+    CHECKPOINTS,
+    LOG_FILE,
+    PROGRESS_FILE,
+    TRAINING_CARD,
+    JobState,
+    set_state,
+    write_json,
+)
 
 SMALLER_STEPS = ("a smaller batch size (raise gradient accumulation to keep the effective batch), or a shorter "
                  "max length")
@@ -160,13 +97,14 @@ def to_dataset(records: list[dict], assistant_markers: bool):
     return Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in records])
 
 
-def load_for_training(config: SftJobConfig, device: str):
+def load_for_training(spec: JobSpec, device: str):
     """The base model (4-bit for QLoRA) wrapped in a fresh LoRA adapter, and its tokenizer."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    source = config.model_path or config.model
+    config = spec.training
+    source = spec.load_from
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -186,12 +124,12 @@ def load_for_training(config: SftJobConfig, device: str):
     else:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=compute, **kwargs).to(device)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=config.target_modules, modules_to_save=config.modules_to_save,
+                      target_modules=config.peft_target_modules, modules_to_save=config.modules_to_save,
                       task_type="CAUSAL_LM")
     return get_peft_model(model, lora), tokenizer
 
 
-def use_liger(config: SftJobConfig, device: str) -> bool:
+def use_liger(config, device: str) -> bool:
     """Liger's kernels run on CUDA only; use them there when installed unless the config says no."""
     import importlib.util
 
@@ -200,7 +138,7 @@ def use_liger(config: SftJobConfig, device: str) -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def use_checkpointing(config: SftJobConfig, model, device: str) -> bool:
+def use_checkpointing(config, model, device: str) -> bool:
     """Checkpointing trades a second forward pass for memory: worth it only when the activations of
     a whole batch would not fit in what the loaded model leaves free (with a fifth to spare)."""
     if config.gradient_checkpointing is not None:
@@ -248,7 +186,7 @@ def make_progress_callback(job_dir: Path, stop_requested):
                 torch.cuda.reset_peak_memory_stats()  # the peak of training, not of loading
             self.first_step = state.global_step
             self.started = time.time()
-            set_state(job_dir, "running", max_steps=state.max_steps, step=state.global_step)
+            set_state(job_dir, JobState.RUNNING, max_steps=state.max_steps, step=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -267,7 +205,7 @@ def make_progress_callback(job_dir: Path, stop_requested):
             if rate > 0:
                 record["eta_s"] = round((state.max_steps - state.global_step) / rate, 1)
             self._write(record)
-            set_state(job_dir, "running", step=state.global_step, max_steps=state.max_steps)
+            set_state(job_dir, JobState.RUNNING, step=state.global_step, max_steps=state.max_steps)
 
         def on_step_end(self, args, state, control, **kwargs):
             if stop_requested():
@@ -277,27 +215,28 @@ def make_progress_callback(job_dir: Path, stop_requested):
     return ProgressCallback()
 
 
-def train(job_dir: Path, resume: bool = False) -> str:
-    """Run the job in ``job_dir``; returns the final status."""
+def train(job_dir: Path, resume: bool = False) -> JobState:
+    """Run the job in ``job_dir``; returns the final state."""
     import torch
     from trl import SFTConfig, SFTTrainer
 
-    config = SftJobConfig.load(job_dir)
+    spec = JobSpec.load(job_dir)
+    config = spec.training
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cpu = device == "cpu"
-    set_state(job_dir, "running", pid=os.getpid(), device=device, method=config.method, resumed=resume)
+    set_state(job_dir, JobState.RUNNING, pid=os.getpid(), device=device, method=config.method, resumed=resume)
     torch.manual_seed(config.seed)
 
-    model, tokenizer = load_for_training(config, device)
+    model, tokenizer = load_for_training(spec, device)
     markers = has_generation_markers(tokenizer)
-    train_data = to_dataset(load_records(config.train_file), markers)
-    eval_data = to_dataset(load_records(config.eval_file), markers) if config.eval_file else None
+    train_data = to_dataset(load_records(spec.train_file), markers)
+    eval_data = to_dataset(load_records(spec.eval_file), markers) if spec.eval_file else None
     bf16 = not cpu and torch.cuda.is_bf16_supported()
     liger = use_liger(config, device)
     checkpointing = use_checkpointing(config, model, device)
-    set_state(job_dir, "running", liger_kernel=liger, gradient_checkpointing=checkpointing)
+    set_state(job_dir, JobState.RUNNING, liger_kernel=liger, gradient_checkpointing=checkpointing)
     args = SFTConfig(
         output_dir=str(job_dir / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
@@ -319,19 +258,19 @@ def train(job_dir: Path, resume: bool = False) -> str:
     checkpoint = resume and any((job_dir / CHECKPOINTS).glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if stop["requested"]:
-        set_state(job_dir, "cancelled", step=trainer.state.global_step, reason="cancelled by the user")
-        return "cancelled"
+        set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user")
+        return JobState.CANCELLED
     metrics = dict(result.metrics) | gpu_memory_gb()
     if eval_data is not None:
         metrics.update(trainer.evaluate())
     adapter_dir = job_dir / ADAPTER
     trainer.model.save_pretrained(adapter_dir, safe_serialization=True)
     tokenizer.save_pretrained(adapter_dir)
-    write_json(adapter_dir / "training.json", {"config": asdict(config), "metrics": metrics, "device": device,
+    write_json(adapter_dir / TRAINING_CARD, {"config": spec.to_dict(), "metrics": metrics, "device": device,
                                                "assistant_only_loss": markers,
                                                "steps": trainer.state.global_step})
-    set_state(job_dir, "completed", step=trainer.state.global_step, metrics=metrics)
-    return "completed"
+    set_state(job_dir, JobState.COMPLETED, step=trainer.state.global_step, metrics=metrics)
+    return JobState.COMPLETED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,12 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = train(job_dir, args.resume)
     except BaseException as error:  # the job's state must say why it ended
-        (job_dir / "log.txt").open("a").write(traceback.format_exc())
+        with open(job_dir / LOG_FILE, "a") as log:
+            log.write(traceback.format_exc())
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        set_state(job_dir, "failed", reason=reason, advice=failure_advice(error))
-        status = "failed"
+        set_state(job_dir, JobState.FAILED, reason=reason, advice=failure_advice(error))
+        status = JobState.FAILED
     hand_over(job_dir)
-    return 0 if status in ("completed", "cancelled") else 1
+    return 0 if status in (JobState.COMPLETED, JobState.CANCELLED) else 1
 
 
 def hand_over(job_dir: Path) -> None:
@@ -362,7 +302,7 @@ def hand_over(job_dir: Path) -> None:
         started = JobBoard(board).start_next()
     except Exception as error:  # noqa: BLE001 - the queue moves on the next look; this job's result stands
         started = f"none ({type(error).__name__}: {error})"
-    with open(job_dir / "log.txt", "a") as log:
+    with open(job_dir / LOG_FILE, "a") as log:
         log.write(f"\nnext job in line: {started}\n")
 
 

@@ -12,17 +12,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, settings_from_plan
+from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
 from assistant.example_data import EXAMPLE_EVAL, EXAMPLE_TRAINING
 from assistant.hardware import detect_hardware
-from assistant.models import BUNDLED_MODEL
 from assistant.tenants import Tenant, Tenants
 from assistant.workspace import WorkspaceError
+from trainers.config import FORM_FIELDS, TrainingConfig
 
 FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]
-SETTING_FIELDS = ("model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate",
-                  "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length", "packing")
-"""The TrainingSettings fields the form shows, in the order of its inputs (the rest keep their defaults)."""
+SETTING_FIELDS = FORM_FIELDS
+"""The TrainingConfig fields the form shows, in the order of its inputs (the rest keep their defaults)."""
+SETTING_LABELS = {"model": "Base model (hub id or local folder)", "lora_r": "LoRA r", "lora_alpha": "LoRA alpha",
+                  "lora_dropout": "LoRA dropout", "target_modules": "LoRA target modules",
+                  "max_steps": "Max steps (-1: all epochs)", "max_length": "Max length (tokens)"}
+SETTINGS_PER_ROW = 4
 PROBLEM_COLUMNS = ["file", "lines", "count", "kind", "problem", "what to do"]
 SHOWN_LINES = 5
 """Line numbers listed per problem row; the count says how many more."""
@@ -103,13 +106,30 @@ def problems_rows(report: dict) -> list[list]:
     return rows[:500]
 
 
-def settings_from(values) -> TrainingSettings:
-    """The form's values (in SETTING_FIELDS order) as the TrainingSettings the CLI would build."""
+def settings_from(values) -> TrainingConfig:
+    """The form's values (in SETTING_FIELDS order) as the TrainingConfig the CLI would build."""
     data = dict(zip(SETTING_FIELDS, values, strict=True))
-    ints = {f.name for f in fields(TrainingSettings) if f.type in ("int", int)}
+    ints = {f.name for f in fields(TrainingConfig) if f.type in ("int", int)}
     data = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
-    data["target_modules"] = (data["target_modules"] or "").strip() or TrainingSettings.target_modules
-    return TrainingSettings(**data)
+    data["target_modules"] = (data["target_modules"] or "").strip() or TrainingConfig.target_modules
+    return TrainingConfig(**data)
+
+
+def setting_input(setting):
+    """The form's input for one TrainingConfig field: its kind from the field's default, its label
+    and help from the field (so a new setting appears in the form without touching this tab)."""
+    label = SETTING_LABELS.get(setting.name, setting.name.replace("_", " ").capitalize())
+    info = setting.metadata["help"]
+    elem_id = "bh-targets" if setting.name == "target_modules" else f"bh-{setting.name.replace('_', '-')}"
+    if setting.metadata.get("choices"):
+        return gr.Radio(list(setting.metadata["choices"]), value=setting.default, label=label, info=info,
+                        elem_id=elem_id)
+    if isinstance(setting.default, bool):
+        return gr.Checkbox(value=setting.default, label=label, info=info, elem_id=elem_id)
+    if isinstance(setting.default, (int, float)):
+        return gr.Number(value=setting.default, precision=0 if isinstance(setting.default, int) else None,
+                         label=label, info=info, elem_id=elem_id)
+    return gr.Textbox(value=setting.default, label=label, info=info, elem_id=elem_id)
 
 
 def estimate_markdown(estimate) -> str:
@@ -153,29 +173,13 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     preview = gr.Code(label="First examples, as the model will see them", language="json", interactive=False)
     problems = gr.Dataframe(headers=PROBLEM_COLUMNS, label="Problems", interactive=False, elem_id="bh-problems")
     with gr.Accordion("Training settings (from the plan)", open=True):
-        with gr.Row():
-            # The bundled model until the page loads and the plan's choice (settings_from_plan) fills it in.
-            model = gr.Textbox(value=BUNDLED_MODEL, label="Base model (hub id or local folder)")
-            method = gr.Radio(["lora", "qlora"], value="lora", label="Method")
-        with gr.Row():
-            lora_r = gr.Number(value=8, precision=0, label="LoRA r")
-            lora_alpha = gr.Number(value=16, precision=0, label="LoRA alpha")
-            lora_dropout = gr.Number(value=0.05, label="LoRA dropout")
-            learning_rate = gr.Number(value=2e-4, label="Learning rate")
-        with gr.Row():
-            target_modules = gr.Textbox(value=TrainingSettings.target_modules, label="LoRA target modules",
-                                        placeholder="all-linear, or comma-separated names: q_proj,v_proj",
-                                        elem_id="bh-targets")
-        with gr.Row():
-            epochs = gr.Number(value=3, label="Epochs")
-            max_steps = gr.Number(value=-1, precision=0, label="Max steps (-1: all epochs)")
-            batch_size = gr.Number(value=8, precision=0, label="Batch size")
-            accumulation = gr.Number(value=1, precision=0, label="Gradient accumulation")
-            max_length = gr.Number(value=1024, precision=0, label="Max length (tokens)")
-            packing = gr.Checkbox(value=False, label="Packing")
+        # The defaults until the page loads and the plan's choice (settings_from_plan) fills them in.
+        by_name = {f.name: f for f in fields(TrainingConfig)}
+        setting_inputs = []
+        for row in range(0, len(SETTING_FIELDS), SETTINGS_PER_ROW):
+            with gr.Row():
+                setting_inputs += [setting_input(by_name[name]) for name in SETTING_FIELDS[row:row + SETTINGS_PER_ROW]]
         reasons_md = gr.Markdown(elem_id="bh-reasons")
-    setting_inputs = [model, method, lora_r, lora_alpha, lora_dropout, target_modules, learning_rate, epochs,
-                      max_steps, batch_size, accumulation, max_length, packing]
     estimate_md = gr.Markdown(elem_id="bh-estimate")
     with gr.Row():
         adapter_name = gr.Textbox(label="Adapter name", placeholder="my-adapter", elem_id="bh-adapter-name")

@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from assistant.behaviour import Behaviour, DatasetError, TrainingSettings, estimate_training, settings_from_plan
+from assistant.behaviour import Behaviour, DatasetError, estimate_training, settings_from_plan
 from assistant.catalog import MODEL_CATALOG
 from assistant.hardware import Hardware
 from assistant.profile import TaskProfile
 from assistant.rules import decide
 from assistant.workspace import Workspace
 from tests.snips import snips_chat_jsonl
+from trainers.config import TrainingConfig
 
 GPU16 = Hardware("cuda", "Tesla T4", 1, 16.0, False)
 CPU = Hardware("cpu")
@@ -28,11 +29,11 @@ def test_settings_come_from_the_plan_with_reasons():
 
 def test_estimate_refuses_what_cannot_fit_and_offers_alternatives():
     shape = MODEL_CATALOG["Llama-3.1-8B"]
-    lora = estimate_training(TrainingSettings(method="lora", batch_size=2, max_length=1024), 1000, 300_000,
+    lora = estimate_training(TrainingConfig(method="lora", batch_size=2, max_length=1024), 1000, 300_000,
                              GPU16, shape)
     assert not lora.fits and lora.memory_gb > 16
     assert any(a.startswith("QLoRA") and "(fits)" in a for a in lora.alternatives)
-    qlora = estimate_training(TrainingSettings(method="qlora", batch_size=1, max_length=1024), 1000, 300_000,
+    qlora = estimate_training(TrainingConfig(method="qlora", batch_size=1, max_length=1024), 1000, 300_000,
                               GPU16, shape)
     assert qlora.fits and qlora.steps == 3000 and qlora.seconds > 0
 
@@ -42,7 +43,7 @@ def test_a_training_that_cannot_fit_is_refused_before_any_job_exists(tmp_path):
 
     behaviour = Behaviour(Workspace(tmp_path), "p")
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
-    settings = TrainingSettings(model="meta-llama/Llama-3.1-8B-Instruct", method="lora", batch_size=8, max_length=1024)
+    settings = TrainingConfig(model="meta-llama/Llama-3.1-8B-Instruct", method="lora", batch_size=8, max_length=1024)
     estimate = behaviour.estimate(prepared, settings, GPU16)
     with pytest.raises(TrainingDoesNotFitError, match="does not fit") as caught:
         behaviour.start(prepared, settings, "too-big", estimate=estimate)
@@ -51,7 +52,7 @@ def test_a_training_that_cannot_fit_is_refused_before_any_job_exists(tmp_path):
 
 
 def test_estimate_counts_steps_and_tokens():
-    estimate = estimate_training(TrainingSettings(batch_size=8, gradient_accumulation=2, epochs=2), 100, 5000, CPU)
+    estimate = estimate_training(TrainingConfig(batch_size=8, gradient_accumulation=2, epochs=2), 100, 5000, CPU)
     assert estimate.steps == 14 and estimate.tokens == 10_000
     assert estimate.memory_gb is None and any("CPU" in n for n in estimate.notes)
 
@@ -59,7 +60,7 @@ def test_estimate_counts_steps_and_tokens():
 def test_prepare_splits_reports_and_keeps_the_files(tmp_path):
     behaviour = Behaviour(Workspace(tmp_path), "p")
     text = snips_chat_jsonl("train", limit=200, seed=0) + "not json\n"
-    prepared = behaviour.prepare("snips.jsonl", text, settings=TrainingSettings(eval_fraction=0.1))
+    prepared = behaviour.prepare("snips.jsonl", text, settings=TrainingConfig(eval_fraction=0.1))
     assert prepared.train_count + prepared.eval_count == 200 and 18 <= prepared.eval_count <= 22
     assert prepared.report["errors"][0]["kind"] == "invalid_json" and prepared.report["errors"][0]["line"] == 201
     assert prepared.train_file.read_text().count("\n") == prepared.train_count
@@ -78,16 +79,16 @@ def test_a_file_whose_prompts_fill_the_max_length_is_refused_before_training(tmp
     long_prompts = "".join(json.dumps({"prompt": f"{i} " + "word " * 400, "completion": "ok"}) + "\n"
                            for i in range(20))
     with pytest.raises(DatasetError, match="none of the answers") as caught:
-        behaviour.prepare("long.jsonl", long_prompts, settings=TrainingSettings(max_length=128))
+        behaviour.prepare("long.jsonl", long_prompts, settings=TrainingConfig(max_length=128))
     assert caught.value.report["tokens"]["answer_cut_off"] == 20
-    prepared = behaviour.prepare("long.jsonl", long_prompts, settings=TrainingSettings(max_length=1024))
+    prepared = behaviour.prepare("long.jsonl", long_prompts, settings=TrainingConfig(max_length=1024))
     assert prepared.report["tokens"]["answer_cut_off"] == 0
 
 
 def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):
     behaviour = Behaviour(Workspace(tmp_path), "p")
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
-    settings = TrainingSettings(model=str(tiny_model_path), max_steps=3, batch_size=4, max_length=96)
+    settings = TrainingConfig(model=str(tiny_model_path), max_steps=3, batch_size=4, max_length=96)
     job_id = behaviour.start(prepared, settings, "snips-v1", device="cpu")
     assert behaviour.jobs.wait(job_id, timeout=300).status == "completed"
     behaviour.refresh()
@@ -96,7 +97,7 @@ def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):
 
 
 def test_on_cpu_an_estimate_above_the_ram_warns_but_does_not_refuse():
-    settings = TrainingSettings(method="lora", batch_size=8, max_length=1024)
+    settings = TrainingConfig(method="lora", batch_size=8, max_length=1024)
     cpu = Hardware("cpu", ram_gb=8.0)
     estimate = estimate_training(settings, 300, 60_000, cpu, MODEL_CATALOG["Qwen2.5-0.5B"])
     assert estimate.memory_gb == pytest.approx(13.1, abs=0.1) and estimate.fits
@@ -106,10 +107,10 @@ def test_on_cpu_an_estimate_above_the_ram_warns_but_does_not_refuse():
 
 
 @pytest.mark.parametrize("hardware, settings", [
-    (Hardware("cpu", ram_gb=64.0), TrainingSettings(method="lora", batch_size=8, max_length=1024)),
-    (Hardware("cpu", ram_gb=23.0), TrainingSettings(method="lora", batch_size=1, max_length=512)),
-    (Hardware("cpu"), TrainingSettings(method="lora", batch_size=8, max_length=1024)),  # RAM unknown
-    (Hardware("cuda", "A100", 1, 80.0, True, ram_gb=8.0), TrainingSettings(method="lora", batch_size=8)),
+    (Hardware("cpu", ram_gb=64.0), TrainingConfig(method="lora", batch_size=8, max_length=1024)),
+    (Hardware("cpu", ram_gb=23.0), TrainingConfig(method="lora", batch_size=1, max_length=512)),
+    (Hardware("cpu"), TrainingConfig(method="lora", batch_size=8, max_length=1024)),  # RAM unknown
+    (Hardware("cuda", "A100", 1, 80.0, True, ram_gb=8.0), TrainingConfig(method="lora", batch_size=8)),
 ])
 def test_no_ram_warning_when_it_fits_the_ram_is_unknown_or_a_gpu_trains(hardware, settings):
     estimate = estimate_training(settings, 300, 60_000, hardware, MODEL_CATALOG["Qwen2.5-0.5B"])
@@ -128,3 +129,26 @@ def test_the_machine_ram_is_detected_and_agrees_with_proc_meminfo():
         assert total_ram_gb() == pytest.approx(meminfo_total_gb(meminfo.read_text()), rel=0.02)
     assert total_ram_gb() > 0.1
     assert detect_hardware().ram_gb == total_ram_gb()
+
+
+def test_every_setting_the_plan_chose_arrives_in_the_started_jobs_saved_config(tmp_path, tiny_model_path):
+    import shutil
+    import subprocess
+
+    from trainers.config import JobSpec
+
+    plan = decide(TaskProfile(gap="behaviour", examples=500, vram_gb=16)).to_dict()
+    plan |= {"learning_rate": 1e-4, "epochs": 2.0}
+    plan["lora"] |= {"r": 32, "alpha": 64, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
+    local = shutil.copytree(tiny_model_path, tmp_path / "models" / f"{plan['model']}-Instruct")
+    settings, _ = settings_from_plan(plan, GPU16, available=[str(local)])
+    behaviour = Behaviour(Workspace(tmp_path / "ws"), "p")
+    behaviour.jobs.launcher = lambda job_dir, resume, board: subprocess.Popen(["true"])  # the saved config is the point
+    prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
+    job_id = behaviour.start(prepared, settings, "planned")
+
+    saved = JobSpec.load(behaviour.jobs.path(job_id)).training
+    assert saved.model == str(local) and saved.method == plan["finetune"] == "qlora"
+    assert (saved.lora_r, saved.lora_alpha, saved.lora_dropout) == (32, 64, 0.1)
+    assert saved.peft_target_modules == ["q_proj", "v_proj"]
+    assert (saved.learning_rate, saved.epochs) == (1e-4, 2.0)

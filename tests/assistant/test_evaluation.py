@@ -81,7 +81,7 @@ def test_record_outcome_saves_the_sentences_and_the_checks_behind_them(tmp_path)
 
     workspace = Workspace(tmp_path / "ws")
     workspace.ensure("p")
-    workspace.save("p", {"plan": {"retrieval": True, "finetune": "none"}})
+    workspace.update("p", lambda data: {"plan": {"retrieval": True, "finetune": "none"}})
     lines = record_outcome(workspace, "p", _report())
     outcome = workspace.load("p")["outcome"]
     assert lines == outcome["lines"] == ["Retrieval: held (n=100): contains-reference 0.10 [0.06, 0.17] -> "

@@ -5,8 +5,8 @@ import pytest
 from assistant.runtime import GenerationSettings, ModelSettings, chat, load_model
 from assistant.variants import Variant, VariantModel
 from retrieval.search import ChunkHit
+from trainers.config import JobSpec
 from trainers.jobs import JobStore
-from trainers.sft import SftJobConfig
 
 PROMPT = [{"role": "user", "content": "Book a table for two tonight"}]
 SETTINGS = GenerationSettings(max_new_tokens=12)
@@ -21,7 +21,7 @@ def two_adapters(tiny_model_path, tmp_path_factory):
     store = JobStore(root / "jobs")
     paths = {}
     for name, lr in (("json", 5e-3), ("other", 1e-2)):
-        job = store.create(SftJobConfig(model=str(tiny_model_path), train_file=str(root / "train.jsonl"), max_steps=6,
+        job = store.create(JobSpec.of(model=str(tiny_model_path), train_file=str(root / "train.jsonl"), max_steps=6,
                                         batch_size=4, max_length=96, learning_rate=lr, save_steps=100, device="cpu"))
         store.start(job)
         status = store.wait(job, timeout=300)

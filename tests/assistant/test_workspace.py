@@ -114,3 +114,42 @@ def test_a_profile_form_applies_only_changed_fields(tmp_path):
     form = advisor.state("p").profile().to_dict() | {"vram_gb": "RTX 3060", "examples": 400.0}
     state = advisor.edit("p", form)
     assert state.answers == {"task": "Classify tickets", "vram_gb": 12.0, "examples": 400}
+
+
+def _add_marks(root, project: str, writer: int, count: int) -> None:
+    """One writer process: ``count`` read-change-write updates, each adding one mark."""
+    from assistant.workspace import Workspace
+
+    workspace = Workspace(root)
+    for i in range(count):
+        workspace.update(project, lambda data: data | {"marks": data.get("marks", []) + [f"{writer}-{i}"]})
+
+
+def test_concurrent_updates_from_threads_and_processes_lose_nothing(tmp_path):
+    import multiprocessing
+    import threading
+
+    from assistant.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    workspace.create("p")
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_add_marks, args=(tmp_path, "p", w, 25)) for w in range(3)]
+    threads = [threading.Thread(target=_add_marks, args=(tmp_path, "p", w, 25)) for w in range(3, 6)]
+    for worker in processes + threads:
+        worker.start()
+    for worker in processes + threads:
+        worker.join(timeout=120)
+    marks = workspace.load("p")["marks"]
+    assert len(marks) == len(set(marks)) == 6 * 25
+
+
+def test_update_is_the_one_writer_and_nests_inside_the_project_lock(tmp_path):
+    from assistant.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    workspace.create("p")
+    with workspace.locked("p"):  # a service holding the lock may update without deadlocking itself
+        workspace.update("p", lambda data: data | {"plan": {"finetune": "lora"}})
+    assert workspace.load("p") == {"name": "p", "plan": {"finetune": "lora"}}
+    assert not hasattr(workspace, "save")

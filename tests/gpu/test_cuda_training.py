@@ -20,15 +20,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "assistant" / "example_data"
 
 
 def run_job(tmp_path, model_path, **overrides):
+    from trainers.config import JobSpec
     from trainers.jobs import JobStore
-    from trainers.sft import SftJobConfig
 
     settings = dict(model=str(model_path), train_file=str(EXAMPLES / "snips_train.jsonl"),
                     eval_file=str(EXAMPLES / "snips_eval.jsonl"), max_steps=60, batch_size=8, max_length=192,
                     learning_rate=2e-3, logging_steps=5, eval_steps=30, save_steps=1000,
                     modules_to_save=["lm_head"]) | overrides
     store = JobStore(tmp_path / "jobs")
-    job = store.create(SftJobConfig(**settings))
+    job = store.create(JobSpec.of(**settings))
     store.start(job)
     status = store.wait(job, timeout=600)
     assert status.status == "completed", (status.path / "log.txt").read_text()[-3000:]
@@ -40,9 +40,10 @@ def test_a_qlora_job_trains_a_4bit_base_on_the_gpu_and_its_adapter_reloads(tiny_
     import bitsandbytes as bnb
     from peft import PeftModel
 
-    from trainers.sft import SftJobConfig, load_for_training
+    from trainers.config import JobSpec
+    from trainers.sft import load_for_training
 
-    model, _ = load_for_training(SftJobConfig(model=str(tiny_model_path), train_file="-", method="qlora"), "cuda")
+    model, _ = load_for_training(JobSpec.of(model=str(tiny_model_path), train_file="-", method="qlora"), "cuda")
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
     del model
 

@@ -141,11 +141,11 @@ def run_job(model, train: Path, jobs: Path, batch_size: int, max_length: int = 1
     import resource
     import subprocess
 
+    from trainers.config import JobSpec
     from trainers.jobs import JobStore, launch_command
-    from trainers.sft import SftJobConfig
 
     store = JobStore(jobs)
-    job = store.create(SftJobConfig(model=str(model), train_file=str(train), method="lora", max_steps=1,
+    job = store.create(JobSpec.of(model=str(model), train_file=str(train), method="lora", max_steps=1,
                                     batch_size=batch_size, max_length=max_length, device="cpu"))
 
     def cap_memory():

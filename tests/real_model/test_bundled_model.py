@@ -29,13 +29,13 @@ def bundled():
 @pytest.fixture(scope="module")
 def trained_adapter(tmp_path_factory):
     """A LoRA adapter from a few real steps of Tunewise's training job on the bundled model."""
+    from trainers.config import JobSpec
     from trainers.jobs import JobStore
-    from trainers.sft import SftJobConfig
 
     folder = tmp_path_factory.mktemp("real-lora")
     (folder / "train.jsonl").write_text(snips_chat_jsonl("train", limit=32, seed=0))
     store = JobStore(folder / "jobs")
-    job = store.create(SftJobConfig(model=BUNDLED_MODEL, model_path=resolve_model(BUNDLED_MODEL),
+    job = store.create(JobSpec.of(model=BUNDLED_MODEL, model_path=resolve_model(BUNDLED_MODEL),
                                     train_file=str(folder / "train.jsonl"), learning_rate=1e-3, max_steps=8,
                                     batch_size=4, max_length=128, logging_steps=1, save_steps=1000, device="cpu"))
     store.start(job)

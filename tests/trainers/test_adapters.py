@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from trainers.adapters import AdapterError, AdapterRegistry
+from trainers.config import JobSpec
 from trainers.jobs import JobStore
-from trainers.sft import SftJobConfig
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def trained_adapter(tiny_model_path, tmp_path_factory):
     train = root / "train.jsonl"
     train.write_text(snips_chat_jsonl("train", limit=64, seed=0))
     store = JobStore(root / "jobs")
-    job = store.create(SftJobConfig(model=str(tiny_model_path), train_file=str(train), max_steps=6, batch_size=4,
+    job = store.create(JobSpec.of(model=str(tiny_model_path), train_file=str(train), max_steps=6, batch_size=4,
                                     max_length=96, learning_rate=5e-3, save_steps=100, device="cpu",
                                     dataset_fingerprint="abc123"))
     store.start(job)

@@ -7,15 +7,15 @@ import time
 
 import pytest
 
+from trainers.config import JobSpec
 from trainers.jobs import JobBoard, JobStore
-from trainers.sft import SftJobConfig
 
 
-def config(model, train, evaluation=None, **overrides) -> SftJobConfig:
+def config(model, train, evaluation=None, **overrides) -> JobSpec:
     base = dict(model=str(model), train_file=str(train), eval_file=str(evaluation) if evaluation else None,
                 method="lora", max_steps=30, batch_size=4, max_length=96, learning_rate=2e-3,
                 logging_steps=2, eval_steps=10, save_steps=10, lora_r=8, lora_alpha=16, device="cpu")
-    return SftJobConfig(**(base | overrides))
+    return JobSpec.of(**(base | overrides))
 
 
 def wait_for_step(store, job_id, step, timeout=300):
@@ -138,7 +138,7 @@ def test_a_crash_fails_the_job_with_the_reason(snips_files, tmp_path):
 
 def test_bad_settings_are_refused_before_a_job_exists():
     with pytest.raises(ValueError, match="method"):
-        SftJobConfig(model="m", train_file="t", method="dora")
+        JobSpec.of(model="m", train_file="t", method="dora")
 
 
 def test_several_gpus_run_the_same_entry_point_under_accelerate(tmp_path):

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from tests.snips import snips_chat_jsonl
+from trainers.config import JobSpec
 from trainers.evaluation import field_match_rate, score_answers
 from trainers.jobs import JobStore
-from trainers.sft import SftJobConfig
 
 
 @pytest.mark.timeout(1200)  # about 150 s on an idle 2-core machine
@@ -26,7 +26,7 @@ def test_lora_learns_snips_json_on_cpu(tmp_path):
     (tmp_path / "train.jsonl").write_text(snips_chat_jsonl("train", seed=0))
     (tmp_path / "eval.jsonl").write_text(snips_chat_jsonl("test", limit=40, seed=0))
     store = JobStore(tmp_path / "jobs")
-    job = store.create(SftJobConfig(model=str(model_dir), train_file=str(tmp_path / "train.jsonl"), lora_r=64,
+    job = store.create(JobSpec.of(model=str(model_dir), train_file=str(tmp_path / "train.jsonl"), lora_r=64,
                                     lora_alpha=128, modules_to_save=["lm_head"], learning_rate=3e-3,
                                     max_steps=1000, batch_size=8, max_length=160, save_steps=10_000,
                                     logging_steps=50, device="cpu"))

@@ -8,7 +8,8 @@ any CPU: after an evaluation forward, a training step still moves the adapter.
 import pytest
 import torch
 
-from trainers.sft import SftJobConfig, guard_bnb_cpu_repack, load_for_training
+from trainers.config import JobSpec
+from trainers.sft import guard_bnb_cpu_repack, load_for_training
 
 bnb = pytest.importorskip("bitsandbytes")
 
@@ -18,7 +19,7 @@ def lora_weights(model):
 
 
 def test_qlora_model_loads_in_4bit_with_the_guard_on(tiny_model_path, snips_files):
-    model, _ = load_for_training(SftJobConfig(model=str(tiny_model_path), train_file="-", method="qlora"), "cpu")
+    model, _ = load_for_training(JobSpec.of(model=str(tiny_model_path), train_file="-", method="qlora"), "cpu")
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and all(m.support_avx512bf16_for_cpu is False for m in layers)
     assert guard_bnb_cpu_repack(model) == len(layers)
@@ -26,7 +27,7 @@ def test_qlora_model_loads_in_4bit_with_the_guard_on(tiny_model_path, snips_file
 
 def test_evaluate_then_train_still_learns(tiny_model_path):
     model, tokenizer = load_for_training(
-        SftJobConfig(model=str(tiny_model_path), train_file="-", method="qlora", lora_r=8), "cpu")
+        JobSpec.of(model=str(tiny_model_path), train_file="-", method="qlora", lora_r=8), "cpu")
     batch = tokenizer(["The state of the union is strong."], return_tensors="pt")
     model.eval()
     with torch.no_grad():  # what evaluation or generation does before training resumes
@@ -47,7 +48,7 @@ def test_a_qlora_job_with_periodic_evaluation_trains_on_cpu(tiny_model_path, sni
     from trainers.jobs import JobStore
 
     store = JobStore(tmp_path / "jobs")
-    job = store.create(SftJobConfig(model=str(tiny_model_path), train_file=str(snips_files[0]),
+    job = store.create(JobSpec.of(model=str(tiny_model_path), train_file=str(snips_files[0]),
                                     eval_file=str(snips_files[1]), method="qlora", max_steps=16, batch_size=4,
                                     max_length=96, learning_rate=2e-3, logging_steps=2, eval_steps=4,
                                     save_steps=100, device="cpu"))

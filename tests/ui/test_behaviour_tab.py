@@ -27,7 +27,7 @@ def test_the_form_gives_back_every_setting_the_plan_chose(tmp_path, plan):
 
     workspace = Workspace(tmp_path / "ws")
     workspace.ensure("default")
-    workspace.save("default", {**workspace.load("default"), "plan": plan})
+    workspace.update("default", lambda data: data | {"plan": plan})
     app = build_app(workspace)
     *values, reasons = handler(app, "on_prefill")("default", REQUEST)
     planned, why = settings_from_plan(plan, detect_hardware())

@@ -1,0 +1,207 @@
+"""The one training config: what a fine-tuning run does, and the job that runs it.
+
+:class:`TrainingConfig` is the single owner of every training setting and its default. The plan
+proposes one (:meth:`TrainingConfig.from_plan`), the Behaviour form and ``tunewise train``'s flags
+override it (both are derived from the fields here: :data:`FORM_FIELDS`, :func:`add_flags`), it is
+validated once (``__post_init__``), written into the job folder and saved beside the adapter it
+produced. :class:`JobSpec` adds what one job needs besides the settings: its files and device.
+
+No torch here: the interview, the form and ``--help`` import this without the ML stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"
+"""The bundled model (assistant/runtime/models.py resolves the name to a local folder)."""
+METHODS = ("lora", "qlora")
+
+
+def _option(help: str, form: bool = True, **extra) -> dict:
+    """Field metadata: the help text the form and the flags show; ``form``: the form has an input."""
+    return {"help": help, "form": form, **extra}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every setting of one supervised fine-tuning run (LoRA or QLoRA through TRL's SFTTrainer)."""
+
+    model: str = field(default=DEFAULT_MODEL, metadata=_option(
+        "base model: the bundled SmolLM2-135M-Instruct, a hub id or a local folder"))
+    method: str = field(default="lora", metadata=_option(
+        "lora (16-bit base; fp32 on CPU) or qlora (4-bit NF4 base, needs CUDA)", choices=METHODS))
+    lora_r: int = field(default=8, metadata=_option("LoRA rank r"))
+    lora_alpha: int = field(default=16, metadata=_option("LoRA alpha (default with --lora-r: 2 x r)"))
+    lora_dropout: float = field(default=0.05, metadata=_option("LoRA dropout"))
+    target_modules: str = field(default="all-linear", metadata=_option(
+        "comma-separated projection names (q_proj,v_proj,...), or all-linear"))
+    learning_rate: float = field(default=2e-4, metadata=_option("peak learning rate (cosine schedule)"))
+    epochs: float = field(default=3.0, metadata=_option("passes over the training examples"))
+    max_steps: int = field(default=-1, metadata=_option("stop after this many optimiser steps (-1: run the epochs)"))
+    batch_size: int = field(default=8, metadata=_option("examples per device step"))
+    gradient_accumulation: int = field(default=1, metadata=_option("steps per optimiser update"))
+    max_length: int = field(default=1024, metadata=_option("tokens per example; longer ones are cut"))
+    packing: bool = field(default=False, metadata=_option("pack several examples into each sequence"))
+    eval_fraction: float = field(default=0.1, metadata=_option(
+        "share held out for evaluation when no evaluation file is given", form=False))
+    general_fraction: float = field(default=0.1, metadata=_option(
+        "share of general instruction data mixed in, when given", form=False))
+    seed: int = field(default=0, metadata=_option("seed of the split and the training", form=False))
+    modules_to_save: list[str] | None = field(default=None, metadata=_option(
+        "modules trained in full beside the adapter (e.g. lm_head)", form=False, flag=False))
+    logging_steps: int = field(default=5, metadata=_option("steps between progress lines", form=False))
+    eval_steps: int = field(default=50, metadata=_option("steps between evaluations", form=False))
+    save_steps: int = field(default=50, metadata=_option("steps between checkpoints", form=False))
+    gradient_checkpointing: bool | None = field(default=None, metadata=_option(
+        "recompute activations in backward; default: on CUDA only when they would not fit the free memory",
+        form=False))
+    liger_kernel: bool | None = field(default=None, metadata=_option(
+        "Liger's fused kernels; default: on CUDA when liger-kernel is installed", form=False))
+    trust_remote_code: bool = field(default=False, metadata=_option(
+        "run code shipped with the model (only for models you trust)", form=False, flag=False))
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.method not in METHODS:
+            problems.append(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        if min(self.lora_r, self.batch_size, self.gradient_accumulation) < 1:
+            problems.append("LoRA rank, batch size and gradient accumulation must be at least 1")
+        if self.max_length < 16:
+            problems.append("max length must be at least 16 tokens")
+        if self.learning_rate <= 0:
+            problems.append("learning rate must be positive")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            problems.append("give a positive number of epochs or of max steps")
+        if not 0 <= self.eval_fraction < 1 or not 0 <= self.general_fraction < 1:
+            problems.append("the eval and general fractions must lie in [0, 1)")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append("LoRA dropout must lie in [0, 1)")
+        if not str(self.target_modules).strip():
+            problems.append("name the LoRA target modules, or all-linear")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def peft_target_modules(self) -> list[str] | str:
+        """The targets as PEFT takes them ("all-linear" stays a string)."""
+        names = [part.strip() for part in str(self.target_modules).split(",") if part.strip()]
+        return "all-linear" if not names or names == ["all-linear"] else names
+
+    def overridden(self, **values: Any) -> TrainingConfig:
+        """This config with every value that is not None put in (the form's or the flags')."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> TrainingConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_plan(cls, plan: Mapping | None, model: str = DEFAULT_MODEL) -> TrainingConfig:
+        """The settings a plan (its dict form, as saved in project.json) proposes, on ``model``.
+
+        Nothing the plan chose is dropped: method, LoRA rank/alpha/dropout/targets, learning rate
+        and epochs. A plan without a fine-tune (prompting, retrieval) leaves LoRA's defaults.
+        """
+        if not plan:
+            return cls(model=model)
+        lora = plan.get("lora") or {}
+        targets = lora.get("target_modules") or "all-linear"
+        return cls(model=model, method=plan.get("finetune") if plan.get("finetune") in METHODS else "lora",
+                   lora_r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
+                   lora_dropout=float(lora.get("dropout", 0.05)),
+                   target_modules=targets if isinstance(targets, str) else ",".join(targets),
+                   learning_rate=float(plan.get("learning_rate", 2e-4)), epochs=float(plan.get("epochs", 3)))
+
+
+FORM_FIELDS = tuple(f.name for f in fields(TrainingConfig) if f.metadata.get("form"))
+"""The fields the Behaviour form shows, in this order."""
+
+
+def field_help(name: str) -> str:
+    return next(f.metadata["help"] for f in fields(TrainingConfig) if f.name == name)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per setting, typed from its default; every default is None ("the plan's")."""
+    for f in fields(TrainingConfig):
+        if not f.metadata.get("flag", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default) if f.default is not None else bool
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"),
+                                metavar=None if f.metadata.get("choices") else f.name.upper(),
+                                help=f.metadata["help"])
+
+
+def overrides_from_flags(args: argparse.Namespace) -> dict:
+    """The settings given on the command line (None for those left to the plan); ``--lora-r`` alone
+    also sets alpha to 2 x r, the usual pairing."""
+    values = {f.name: getattr(args, f.name, None) for f in fields(TrainingConfig) if f.metadata.get("flag", True)}
+    if values.get("lora_r") is not None and values.get("lora_alpha") is None:
+        values["lora_alpha"] = 2 * values["lora_r"]
+    return values
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One training job: the settings, the example files and where it runs.
+
+    Written to the job folder's config.json (flat: the settings beside the job's own fields) by
+    whoever starts the job; the job process reads it back.
+    """
+
+    training: TrainingConfig
+    train_file: str
+    eval_file: str | None = None
+    device: str | None = None
+    """"cpu" to force the CPU; None to use CUDA when present."""
+    model_path: str | None = None
+    """Where to load the model from when its name is not itself loadable (the bundled model's
+    converted folder); None loads ``training.model``."""
+    dataset_fingerprint: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, train_file: str, eval_file: str | None = None, device: str | None = None,
+           model_path: str | None = None, dataset_fingerprint: str = "", extra: dict | None = None,
+           **settings: Any) -> JobSpec:
+        """A job whose settings are ``settings`` over the defaults."""
+        return cls(TrainingConfig(**settings), str(train_file), eval_file, device, model_path, dataset_fingerprint,
+                   extra or {})
+
+    @property
+    def load_from(self) -> str:
+        return self.model_path or self.training.model
+
+    def to_dict(self) -> dict:
+        own = asdict(self)
+        return own.pop("training") | own
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> JobSpec:
+        own = {f.name for f in fields(cls)} - {"training"}
+        return cls(TrainingConfig.from_dict(data), **{k: v for k, v in data.items() if k in own})
+
+    def save(self, job_dir: Path) -> None:
+        from trainers.job_files import CONFIG_FILE, write_json
+
+        write_json(job_dir / CONFIG_FILE, self.to_dict())
+
+    @classmethod
+    def load(cls, job_dir: Path) -> JobSpec:
+        from trainers.job_files import CONFIG_FILE
+
+        return cls.from_dict(json.loads((job_dir / CONFIG_FILE).read_text()))

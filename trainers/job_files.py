@@ -1,0 +1,57 @@
+"""The job protocol: what a training job's folder holds and the states it moves through.
+
+The queue (trainers/jobs.py) and the job process (trainers/sft.py) speak only through this folder,
+so neither imports the other:
+
+    jobs/<id>/config.json      the JobSpec (trainers/config.py), written before the job starts
+              state.json       {"status": JobState, "step", "max_steps", "reason", "advice", ...}
+              progress.jsonl   one JSON line per log step (loss, eval loss, tokens/s, ETA, GPU peak)
+              log.txt          the process's output and, on failure, the traceback
+              checkpoints/     the trainer's checkpoints (resume starts from the last)
+              adapter/         the trained adapter, its tokenizer and training.json
+
+Every JSON file is written whole (trainers/atomic_files.py), so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from trainers.atomic_files import write_json_atomic
+
+CONFIG_FILE, STATE_FILE, PROGRESS_FILE, LOG_FILE = "config.json", "state.json", "progress.jsonl", "log.txt"
+CHECKPOINTS, ADAPTER, TRAINING_CARD = "checkpoints", "adapter", "training.json"
+BOARD_ENV = "TUNEWISE_JOB_BOARD"
+"""Set for the job process: the folder of the line it queued in, so it can start the next job as it ends."""
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+ACTIVE = (JobState.STARTING, JobState.RUNNING)
+ENDED = (JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_json_atomic(path, data)
+
+
+def read_state(job_dir: Path) -> dict:
+    return json.loads((job_dir / STATE_FILE).read_text())
+
+
+def set_state(job_dir: Path, status: JobState | str, **fields: Any) -> None:
+    """Merge ``fields`` into state.json with the new status (only the writer of a state changes it)."""
+    path = job_dir / STATE_FILE
+    current = json.loads(path.read_text()) if path.exists() else {}
+    write_json(path, current | fields | {"status": str(JobState(status)), "updated_at": time.time()})

@@ -1,0 +1,103 @@
+"""Errors as a person reads them, in one place for both faces.
+
+:func:`explain` turns any error Tunewise raises for people (the :class:`TunewiseError` family, and
+the few exception classes of trainers/ and retrieval/, which sit below that family) into one
+sentence; anything else is a bug, which :func:`report_unexpected` logs with its traceback and
+describes in one line. The web app wraps every event handler with :func:`shows_errors` (see
+:func:`guard_handlers`); the CLI's ``main`` has one ``except`` that calls :func:`explain`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+
+from assistant.core.errors import TunewiseError
+
+log = logging.getLogger("tunewise")
+
+
+def _lower_errors() -> tuple[type[Exception], ...]:
+    """trainers/ and retrieval/ errors whose messages are written for people."""
+    from retrieval.documents import DocumentError
+    from retrieval.embeddings import EmbeddingModelError
+    from retrieval.index import IndexUnavailableError
+    from trainers.adapters import AdapterError
+
+    return DocumentError, EmbeddingModelError, IndexUnavailableError, AdapterError
+
+
+def explain(error: BaseException) -> str | None:
+    """The sentence to show for an error meant for people; None for anything else (a bug)."""
+    if isinstance(error, TunewiseError):
+        return error.user_text()
+    if isinstance(error, _lower_errors()):
+        text = str(error)
+        return text[:1].upper() + text[1:]
+    return None
+
+
+def report_unexpected(error: BaseException) -> str:
+    """Log ``error`` with its traceback; the short line a person sees instead of the traceback."""
+    log.error("unexpected error", exc_info=error)
+    return (f"Something went wrong ({type(error).__name__}: {str(error)[:200]}). This is a bug in Tunewise; "
+            "the details are in the server log.")
+
+
+def _as_gradio_error(error: Exception):
+    import gradio as gr
+
+    if isinstance(error, gr.Error):
+        return error
+    return gr.Error(explain(error) or report_unexpected(error))
+
+
+def shows_errors(fn: Callable) -> Callable:
+    """Wrap a Gradio event handler so that any error reaches the page as a clear message (a
+    ``gr.Error``), never as a bare "Error" or a traceback. Keeps the handler's kind (function,
+    generator, coroutine) and signature, which Gradio reads to pass requests and stream."""
+    if getattr(fn, "shows_errors", False):
+        return fn
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def wrapped(*args, **kwargs):
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except Exception as error:
+                raise _as_gradio_error(error) from error
+    elif inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def wrapped(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as error:
+                raise _as_gradio_error(error) from error
+    elif inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:
+                raise _as_gradio_error(error) from error
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                raise _as_gradio_error(error) from error
+    wrapped.shows_errors = True
+    return wrapped
+
+
+def guard_handlers(blocks) -> int:
+    """Wrap every event handler registered on ``blocks`` with :func:`shows_errors`; returns how many."""
+    wrapped = 0
+    for block_fn in blocks.fns.values():
+        if block_fn.fn is not None and not getattr(block_fn.fn, "shows_errors", False):
+            block_fn.fn = shows_errors(block_fn.fn)
+            wrapped += 1
+    return wrapped
