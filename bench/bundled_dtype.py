@@ -51,7 +51,7 @@ def measure(folder: Path) -> dict:
 
 
 def main() -> int:
-    from assistant.models import bundled_gguf, convert_gguf
+    from assistant.runtime.models import bundled_gguf, convert_gguf
 
     gguf = bundled_gguf()
     results = {}

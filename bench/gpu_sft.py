@@ -17,7 +17,7 @@ Each case runs in its own process so that its peak memory is its own:
 
 Both use LoRA r=16, alpha 32, on every linear layer. Peak memory is torch's own accounting
 (``max_memory_allocated`` and ``max_memory_reserved``) from the start of training; the estimator's
-prediction (assistant/memory.py) is printed beside it. Steps after ``--warmup`` are timed.
+prediction (assistant/core/memory.py) is printed beside it. Steps after ``--warmup`` are timed.
 """
 
 from __future__ import annotations
@@ -176,9 +176,9 @@ def run_case(case: str, args) -> dict:
 
 
 def predictions(model_dir: Path, seq_len: int) -> dict:
-    """What assistant/memory.py predicts for this model and batch, with and without the fused loss."""
-    from assistant.memory import RUNTIME_OVERHEAD_GB, TrainingShape, estimate_memory
-    from assistant.model_shapes import shape_from_pretrained
+    """What assistant/core/memory.py predicts for this model and batch, with and without the fused loss."""
+    from assistant.core.memory import RUNTIME_OVERHEAD_GB, TrainingShape, estimate_memory
+    from assistant.runtime.model_shapes import shape_from_pretrained
 
     shape = shape_from_pretrained(str(model_dir))
     out = {"runtime_overhead_gb": RUNTIME_OVERHEAD_GB}

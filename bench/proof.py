@@ -48,14 +48,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from assistant.advisor import Advisor  # noqa: E402
-from assistant.behaviour import Behaviour, settings_from_plan  # noqa: E402
-from assistant.evaluation import EvalCase, gap_check, generation_for, record_outcome, run_evaluation  # noqa: E402
-from assistant.hardware import detect_hardware  # noqa: E402
-from assistant.knowledge import KnowledgeBase  # noqa: E402
-from assistant.runtime import DEFAULT_MODEL, ModelSettings, load_model  # noqa: E402
-from assistant.variants import Variant, VariantModel  # noqa: E402
-from assistant.workspace import Workspace  # noqa: E402
+from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model  # noqa: E402
+from assistant.runtime.hardware import detect_hardware  # noqa: E402
+from assistant.runtime.variants import Variant, VariantModel  # noqa: E402
+from assistant.services.advisor import Advisor  # noqa: E402
+from assistant.services.behaviour import Behaviour, settings_from_plan  # noqa: E402
+from assistant.services.evaluation import EvalCase, gap_check, generation_for, record_outcome, run_evaluation  # noqa: E402
+from assistant.services.knowledge import KnowledgeBase  # noqa: E402
+from assistant.services.workspace import Workspace  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -139,7 +139,7 @@ def summarise(report) -> list[dict]:
 
 def repetition_ablation(model, adapter_key, cases, name, search, generation, limit: int) -> dict:
     """The same answers without the repetition penalty: its effect on the task's numbers."""
-    from assistant.evaluation import run_evaluation as evaluate_variants
+    from assistant.services.evaluation import run_evaluation as evaluate_variants
 
     subset = cases[:limit]
     out = {}

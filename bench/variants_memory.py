@@ -4,7 +4,7 @@
 
 A Qwen2.5-0.5B-shaped model (catalog shape, random bf16 weights, nothing downloaded) is
 loaded once; three LoRA adapters (r=8, all linear layers, as the plan proposes for small
-models) are saved and then attached the way the Compare tab does (assistant.variants). We count
+models) are saved and then attached the way the Compare tab does (assistant.runtime.variants). We count
 the bytes of every parameter and buffer, and the process's resident memory.
 """
 
@@ -36,8 +36,8 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    from assistant.runtime import LoadedModel
-    from assistant.variants import VariantModel
+    from assistant.runtime.generation import LoadedModel
+    from assistant.runtime.variants import VariantModel
 
     config = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                          num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True)

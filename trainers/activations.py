@@ -1,5 +1,5 @@
 """How many bytes a decoder layer keeps for backward, per token: the one formula both the plan's
-memory estimate (assistant/memory.py) and the training job's checkpointing choice use.
+memory estimate (assistant/core/memory.py) and the training job's checkpointing choice use.
 
 Saved tensors of a Llama-style layer, 16-bit: the residual and normed inputs of attention and MLP
 (4h), q and k before and after rotary embedding and v (about 3h + 3kv), the attention output (h),

@@ -21,12 +21,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from assistant.knowledge import KnowledgeSettings  # noqa: E402
-from assistant.runtime import ModelSettings, SharedModel  # noqa: E402
-from assistant.tenants import Tenant, Tenants  # noqa: E402
-from assistant.workspace import DEFAULT_PROJECT, Workspace, WorkspaceError  # noqa: E402
+from assistant.runtime.generation import ModelSettings, SharedModel  # noqa: E402
+from assistant.services.knowledge import KnowledgeSettings  # noqa: E402
+from assistant.services.tenants import Tenant, Tenants  # noqa: E402
+from assistant.services.workspace import DEFAULT_PROJECT, Workspace, WorkspaceError  # noqa: E402
 from ui.behaviour_tab import build_behaviour_tab  # noqa: E402
 from ui.compare_tab import build_compare_tab  # noqa: E402
+from ui.errors import guard_handlers  # noqa: E402
 from ui.interview_tab import build_interview_tab, load_view  # noqa: E402
 from ui.knowledge_tab import build_knowledge_tab  # noqa: E402
 from ui.model_picker import build_model_picker  # noqa: E402
@@ -47,7 +48,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
 
     ``knowledge`` sets the Chroma server and embedding model; ``model`` the chat model used for
     answers (loaded on first use). When the app is launched with ``auth``, each signed-in user
-    works in their own workspace under ``<workspace>/users/`` (see assistant/tenants.py).
+    works in their own workspace under ``<workspace>/users/`` (see assistant/services/tenants.py).
     """
     if not isinstance(workspace, Workspace):
         workspace = Workspace(workspace)
@@ -168,6 +169,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         gr.api(interview, api_name="interview")
         gr.api(plan, api_name="plan")
         gr.api(search, api_name="search")
+    guard_handlers(app)  # every handler's errors reach the page as clear messages (ui/errors.py)
     # The translations travel with the app: mount_gradio_app keeps this, and launch(), which would reset
     # it, gets it as its default.
     app.i18n_instance = TRANSLATIONS

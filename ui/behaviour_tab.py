@@ -1,6 +1,6 @@
 """The Behaviour tab: upload examples, read the report, adjust the plan's settings, train, watch.
 
-Wiring only: assistant.behaviour does the work; this module turns its results into components.
+Wiring only: assistant.services.behaviour does the work; this module turns its results into components.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
 from assistant.example_data import EXAMPLE_EVAL, EXAMPLE_TRAINING
-from assistant.hardware import detect_hardware
-from assistant.tenants import Tenant, Tenants
-from assistant.workspace import WorkspaceError
+from assistant.runtime.hardware import detect_hardware
+from assistant.services.behaviour import Behaviour, DatasetError, settings_from_plan
+from assistant.services.tenants import Tenant, Tenants
+from assistant.services.workspace import WorkspaceError
 from trainers.config import FORM_FIELDS, TrainingConfig
 
 FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]

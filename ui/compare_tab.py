@@ -1,7 +1,7 @@
 """The Compare tab: variants side by side, blind A/B votes, the leaderboard, and evaluations.
 
-Wiring only: assistant.variants answers, assistant.arena keeps votes and scores,
-assistant.evaluation runs held-out sets. Chat histories live in per-session gr.State, so no
+Wiring only: assistant.runtime.variants answers, assistant.services.arena keeps votes and scores,
+assistant.services.evaluation runs held-out sets. Chat histories live in per-session gr.State, so no
 user ever sees another's conversation; the model lock queues generations on the one device.
 """
 
@@ -16,12 +16,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.arena import Vote, VoteStore, draw_pair, leaderboard
-from assistant.evaluation import cases_from_file, gap_check, generation_for, record_outcome, run_evaluation, save_report
-from assistant.runtime import GenerationSettings, ModelUnavailableError
-from assistant.tenants import Tenant, Tenants
-from assistant.variants import ProjectVariants, Variant
-from assistant.workspace import Workspace
+from assistant.runtime.generation import GenerationSettings, ModelUnavailableError
+from assistant.runtime.variants import Variant
+from assistant.services.arena import Vote, VoteStore, draw_pair, leaderboard
+from assistant.services.evaluation import (
+    cases_from_file,
+    gap_check,
+    generation_for,
+    record_outcome,
+    run_evaluation,
+    save_report,
+)
+from assistant.services.project_variants import ProjectVariants
+from assistant.services.tenants import Tenant, Tenants
+from assistant.services.workspace import Workspace
 
 MAX_COLUMNS = 4
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)

@@ -12,7 +12,12 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from assistant.core.errors import TunewiseError
 
@@ -39,11 +44,24 @@ def explain(error: BaseException) -> str | None:
     return None
 
 
+def error_log() -> Path:
+    """Where unexpected errors' tracebacks go ($TUNEWISE_ERROR_LOG, else the temp folder)."""
+    return Path(os.environ.get("TUNEWISE_ERROR_LOG") or Path(tempfile.gettempdir()) / "tunewise-errors.log")
+
+
 def report_unexpected(error: BaseException) -> str:
-    """Log ``error`` with its traceback; the short line a person sees instead of the traceback."""
-    log.error("unexpected error", exc_info=error)
+    """Append ``error``'s traceback to the error log; the short line a person sees instead."""
+    path = error_log()
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            out.write("".join(traceback.format_exception(error)))
+        where = str(path)
+    except OSError:
+        where = "the server's output"
+        log.error("unexpected error", exc_info=error)
     return (f"Something went wrong ({type(error).__name__}: {str(error)[:200]}). This is a bug in Tunewise; "
-            "the details are in the server log.")
+            f"the details are in {where}.")
 
 
 def _as_gradio_error(error: Exception):

@@ -1,6 +1,6 @@
 """The Interview tab: the chat, the editable profile card and the plan card.
 
-Only wiring: every event calls :class:`assistant.advisor.Advisor` and turns what it
+Only wiring: every event calls :class:`assistant.services.advisor.Advisor` and turns what it
 returns into component values.
 """
 
@@ -11,12 +11,12 @@ from typing import Any
 
 import gradio as gr
 
-from assistant.advisor import Advisor
-from assistant.interview import InterviewState, QuickReply
-from assistant.plan_report import plan_markdown
-from assistant.profile import CHANGE_RATES, GAPS, ProfileError
-from assistant.tenants import Tenants
-from assistant.workspace import WorkspaceError
+from assistant.core.interview import InterviewState, QuickReply
+from assistant.core.plan_report import plan_markdown
+from assistant.core.profile import CHANGE_RATES, GAPS, ProfileError
+from assistant.services.advisor import Advisor
+from assistant.services.tenants import Tenants
+from assistant.services.workspace import WorkspaceError
 
 PROFILE_FIELDS = ("task", "gap", "documents", "examples", "can_measure", "changes", "vram_gb",
                   "model_size_b", "latency_sensitive", "tasks")

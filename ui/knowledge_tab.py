@@ -1,6 +1,6 @@
 """The Knowledge tab: upload documents, see what is indexed, search, and ask with sources.
 
-Wiring only: the work is done by assistant.knowledge (index) and assistant.answering (answers).
+Wiring only: the work is done by assistant.services.knowledge (index) and assistant.runtime.answering (answers).
 Every piece of document text and every model answer is escaped before display.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from assistant.answering import stream_cited_answer
 from assistant.example_data import EXAMPLE_DOCUMENTS, EXAMPLE_QUESTIONS
-from assistant.knowledge import KnowledgeBases
-from assistant.runtime import ModelUnavailableError
-from assistant.tenants import Tenants
+from assistant.runtime.answering import stream_cited_answer
+from assistant.runtime.generation import ModelUnavailableError
+from assistant.services.knowledge import KnowledgeBases
+from assistant.services.tenants import Tenants
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.search import DEFAULT_SEARCH_MODE, SEARCH_MODES
 
@@ -27,7 +27,7 @@ def shown_as_errors(handler):
     import functools
     import inspect
 
-    from assistant.workspace import WorkspaceError
+    from assistant.services.workspace import WorkspaceError
     from retrieval.embeddings import EmbeddingModelError
     from retrieval.index import IndexUnavailableError
 

@@ -1,7 +1,7 @@
 """The model picker: which chat model answers in Knowledge, Compare and evaluations.
 
-Wiring only: assistant.models lists the models this machine can load offline, and
-assistant.runtime.SharedModel switches. The model is the app's one shared base (adapters attach
+Wiring only: assistant.runtime.models lists the models this machine can load offline, and
+assistant.runtime.generation.SharedModel switches. The model is the app's one shared base (adapters attach
 to it), so a switch changes it for everyone using the app. A switch loads the new model at once,
 so a folder that exists but holds no usable model is found out here, and the previous model is
 put back, instead of failing on someone's next question.
@@ -13,9 +13,9 @@ import html
 
 import gradio as gr
 
-from assistant.models import BUNDLED_MODEL, local_model_choices
-from assistant.runtime import ModelUnavailableError
-from assistant.tenants import Tenant, Tenants
+from assistant.runtime.generation import ModelUnavailableError
+from assistant.runtime.models import BUNDLED_MODEL, local_model_choices
+from assistant.services.tenants import Tenant, Tenants
 
 
 def model_choices(tenant: Tenant, project: str, current: str) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.answers import SLOT_PARSERS, parse_answer
+from assistant.core.interview_answers import SLOT_PARSERS, parse_answer
 
 READ = [
     ("examples", "about 2.5k", 2500), ("examples", "a few hundred", 300), ("examples", "1,000", 1000),

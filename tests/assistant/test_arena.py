@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from assistant.arena import Vote, VoteStore, bradley_terry, draw_pair, leaderboard
+from assistant.services.arena import Vote, VoteStore, bradley_terry, draw_pair, leaderboard
 
 
 def votes(*spec):

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from assistant.behaviour import Behaviour, DatasetError, estimate_training, settings_from_plan
-from assistant.catalog import MODEL_CATALOG
-from assistant.hardware import Hardware
-from assistant.profile import TaskProfile
-from assistant.rules import decide
-from assistant.workspace import Workspace
+from assistant.core.catalog import MODEL_CATALOG
+from assistant.core.profile import TaskProfile
+from assistant.core.rules import decide
+from assistant.runtime.hardware import Hardware
+from assistant.services.behaviour import Behaviour, DatasetError, estimate_training, settings_from_plan
+from assistant.services.workspace import Workspace
 from tests.snips import snips_chat_jsonl
 from trainers.config import TrainingConfig
 
@@ -39,7 +39,7 @@ def test_estimate_refuses_what_cannot_fit_and_offers_alternatives():
 
 
 def test_a_training_that_cannot_fit_is_refused_before_any_job_exists(tmp_path):
-    from assistant.behaviour import TrainingDoesNotFitError
+    from assistant.services.behaviour import TrainingDoesNotFitError
 
     behaviour = Behaviour(Workspace(tmp_path), "p")
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
@@ -120,7 +120,7 @@ def test_no_ram_warning_when_it_fits_the_ram_is_unknown_or_a_gpu_trains(hardware
 def test_the_machine_ram_is_detected_and_agrees_with_proc_meminfo():
     from pathlib import Path
 
-    from assistant.hardware import detect_hardware, meminfo_total_gb, total_ram_gb
+    from assistant.runtime.hardware import detect_hardware, meminfo_total_gb, total_ram_gb
 
     assert meminfo_total_gb("MemTotal:       24684096 kB\nMemFree: 1 kB\n") == pytest.approx(25.2765, abs=1e-4)
     assert meminfo_total_gb("MemFree: 1 kB\n") == 0.0

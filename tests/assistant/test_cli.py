@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from assistant.cli import main
-from assistant.profile import TaskProfile
-from assistant.rules import decide
+from assistant.core.profile import TaskProfile
+from assistant.core.rules import decide
+from ui.cli import main
 
 PROFILE = {"task": "JSON tickets", "gap": "behaviour", "examples": 2500, "documents": False,
            "vram_gb": 24, "model_size_b": 8, "changes": "rarely", "can_measure": True,
@@ -76,7 +76,7 @@ def test_projects_commands(tmp_path, capsys):
 def test_the_decision_path_imports_no_heavy_library(tmp_path):
     """`tunewise advise` must start fast: no torch, transformers, gradio or chromadb on its path."""
     code = (
-        "import sys; from assistant.cli import main; "
+        "import sys; from ui.cli import main; "
         f"main(['advise', '--profile', {write(tmp_path, PROFILE)!r}, '--json']); "
         "heavy = [m for m in ('torch', 'transformers', 'gradio', 'chromadb', 'trl', 'peft') "
         "if m in sys.modules]; print(heavy, file=sys.stderr)"

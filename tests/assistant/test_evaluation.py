@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from assistant.cli import main
 from tests.snips import snips_chat_jsonl
+from ui.cli import main
 
 
 def test_eval_compares_base_and_adapter_and_writes_the_report(tiny_model_path, tmp_path, capsys):
@@ -35,8 +35,8 @@ def test_eval_names_missing_adapters(tmp_path, capsys):
 
 def test_gap_check_measures_the_base_and_updates_the_plan(tiny_model_path, tmp_path, capsys):
     ws = ["--workspace", str(tmp_path / "ws"), "--project", "g"]
-    from assistant.advisor import Advisor
-    from assistant.workspace import Workspace
+    from assistant.services.advisor import Advisor
+    from assistant.services.workspace import Workspace
 
     advisor = Advisor(Workspace(tmp_path / "ws"))
     for answer in ["Snips to JSON", "knowledge", "no", "500", "yes", "rarely", "24 GB", "1B", "no", "1"]:
@@ -54,7 +54,7 @@ def test_gap_check_measures_the_base_and_updates_the_plan(tiny_model_path, tmp_p
 
 
 def _report(cases=100):
-    from assistant.evaluation import EvalReport, VariantResult
+    from assistant.services.evaluation import EvalReport, VariantResult
 
     shares = {"examples": cases, "exact_match": 0.0, "json_valid": 0.0, "field_accuracy": 0.0}
     return EvalReport("e1", "held-out.jsonl", cases, [
@@ -76,8 +76,8 @@ def test_the_markdown_report_shows_n_and_95_intervals_rounded_to_two_decimals():
 
 
 def test_record_outcome_saves_the_sentences_and_the_checks_behind_them(tmp_path):
-    from assistant.evaluation import record_outcome
-    from assistant.workspace import Workspace
+    from assistant.services.evaluation import record_outcome
+    from assistant.services.workspace import Workspace
 
     workspace = Workspace(tmp_path / "ws")
     workspace.ensure("p")

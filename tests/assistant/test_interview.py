@@ -2,10 +2,10 @@
 
 import pytest
 
-from assistant import interview
-from assistant.interview import SLOTS
-from assistant.profile import ProfileError
-from assistant.rules import decide
+from assistant.core import interview
+from assistant.core.interview import SLOTS
+from assistant.core.profile import ProfileError
+from assistant.core.rules import decide
 
 SCRIPT = ["Turn support emails into JSON tickets", "behaviour", "no", "about 2.5k", "yes",
           "rarely", "an RTX 4090", "no preference", "no", "just one"]

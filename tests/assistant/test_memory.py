@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.catalog import MODEL_CATALOG, LinearGroup, decoder_shape, find_gpu, gpu_memory_gb
-from assistant.memory import (
+from assistant.core.catalog import MODEL_CATALOG, LinearGroup, decoder_shape, find_gpu, gpu_memory_gb
+from assistant.core.memory import (
     ALL_LINEAR,
     TrainingShape,
     estimate_memory,
@@ -99,7 +99,7 @@ def test_unknown_gpu_and_stray_letters_are_not_guessed():
 def test_meta_device_shape_matches_the_catalog_formula(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from assistant.model_shapes import shape_from_pretrained
+    from assistant.runtime.model_shapes import shape_from_pretrained
 
     config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
@@ -113,14 +113,14 @@ def test_meta_device_shape_matches_the_catalog_formula(tmp_path):
 
 
 def test_missing_config_gives_a_clear_error(tmp_path):
-    from assistant.model_shapes import ModelConfigError, shape_from_pretrained
+    from assistant.runtime.model_shapes import ModelConfigError, shape_from_pretrained
 
     with pytest.raises(ModelConfigError, match="config.json"):
         shape_from_pretrained(str(tmp_path / "nowhere"))
 
 
 def test_hub_ids_of_catalog_models_need_no_network():
-    from assistant.model_shapes import shape_for_model
+    from assistant.runtime.model_shapes import shape_for_model
 
     assert shape_for_model("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B"
     assert shape_for_model("meta-llama/Llama-3.1-8B-Instruct").name == "Llama-3.1-8B"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant import models
-from assistant.models import (
+from assistant.runtime import models
+from assistant.runtime.models import (
     BUNDLED_MODEL,
     MARKER,
     ModelUnavailableError,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.outcomes import (
+from assistant.core.outcomes import (
     HELD,
     MIN_CASES,
     NOT_HELD,

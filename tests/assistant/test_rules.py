@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.profile import ProfileError, TaskProfile
-from assistant.rules import FLAGS, decide, lora_rank_for
+from assistant.core.profile import ProfileError, TaskProfile
+from assistant.core.rules import FLAGS, decide, lora_rank_for
 
 
 def profile(**overrides) -> TaskProfile:

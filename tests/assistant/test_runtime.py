@@ -2,8 +2,15 @@
 
 import pytest
 
-from assistant.answering import NOTHING_FOUND, cited_messages, relevant_hits, stream_cited_answer
-from assistant.runtime import GenerationSettings, ModelSettings, ModelUnavailableError, chat, load_model, stream_chat
+from assistant.runtime.answering import NOTHING_FOUND, cited_messages, relevant_hits, stream_cited_answer
+from assistant.runtime.generation import (
+    GenerationSettings,
+    ModelSettings,
+    ModelUnavailableError,
+    chat,
+    load_model,
+    stream_chat,
+)
 from retrieval.search import ChunkHit
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.runtime import GenerationSettings, ModelSettings, chat, load_model
-from assistant.variants import Variant, VariantModel
+from assistant.runtime.generation import GenerationSettings, ModelSettings, chat, load_model
+from assistant.runtime.variants import Variant, VariantModel
 from retrieval.search import ChunkHit
 from trainers.config import JobSpec
 from trainers.jobs import JobStore
@@ -70,7 +70,7 @@ def test_adapters_share_one_base(tiny_model_path, two_adapters):
 
 
 def test_adapter_keys_are_unique_across_projects_and_users_and_valid_peft_names(tmp_path):
-    from assistant.variants import adapter_key
+    from assistant.runtime.variants import adapter_key
 
     folders = [tmp_path / "users" / user / "projects" / project for user in ("ana", "bo") for project in ("a", "b")]
     keys = {adapter_key(folder, adapter) for folder in folders for adapter in ("v1", "v2")}

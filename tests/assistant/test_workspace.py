@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from assistant.advisor import Advisor
-from assistant.workspace import Workspace, WorkspaceError, atomic_write_json, resolve_workspace
+from assistant.services.advisor import Advisor
+from assistant.services.workspace import Workspace, WorkspaceError, atomic_write_json, resolve_workspace
 
 
 def test_workspace_location_flag_then_env_then_default(tmp_path, monkeypatch):
@@ -118,18 +118,18 @@ def test_a_profile_form_applies_only_changed_fields(tmp_path):
 
 def _add_marks(root, project: str, writer: int, count: int) -> None:
     """One writer process: ``count`` read-change-write updates, each adding one mark."""
-    from assistant.workspace import Workspace
+    from assistant.services.workspace import Workspace
 
     workspace = Workspace(root)
     for i in range(count):
-        workspace.update(project, lambda data: data | {"marks": data.get("marks", []) + [f"{writer}-{i}"]})
+        workspace.update(project, lambda data, i=i: data | {"marks": data.get("marks", []) + [f"{writer}-{i}"]})
 
 
 def test_concurrent_updates_from_threads_and_processes_lose_nothing(tmp_path):
     import multiprocessing
     import threading
 
-    from assistant.workspace import Workspace
+    from assistant.services.workspace import Workspace
 
     workspace = Workspace(tmp_path)
     workspace.create("p")
@@ -145,7 +145,7 @@ def test_concurrent_updates_from_threads_and_processes_lose_nothing(tmp_path):
 
 
 def test_update_is_the_one_writer_and_nests_inside_the_project_lock(tmp_path):
-    from assistant.workspace import Workspace
+    from assistant.services.workspace import Workspace
 
     workspace = Workspace(tmp_path)
     workspace.create("p")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.cli import main
-from assistant.exposure import ExposureError, check_exposure, is_loopback, parse_auth
+from ui.cli import main
+from ui.exposure import ExposureError, check_exposure, is_loopback, parse_auth
 
 
 @pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.advisor import Advisor
-from assistant.cli import main
-from assistant.workspace import Workspace, WorkspaceError
+from assistant.services.advisor import Advisor
+from assistant.services.workspace import Workspace, WorkspaceError
+from ui.cli import main
 
 needs_non_root = pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 
@@ -23,7 +23,7 @@ def test_a_read_only_workspace_is_a_clear_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("assistant.workspace.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("assistant.services.workspace.tempfile.mkstemp", refuse)
     with pytest.raises(WorkspaceError, match="Read-only file system"):
         advisor.turn("p", "behaviour")
     monkeypatch.undo()
@@ -39,10 +39,10 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypat
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("assistant.workspace.os.fsync", full)
+    monkeypatch.setattr("assistant.services.workspace.os.fsync", full)
     with pytest.raises(WorkspaceError, match="No space left"):
         advisor.turn("p", "behaviour")
-    monkeypatch.setattr("assistant.workspace.os.fsync", real_fsync)
+    monkeypatch.setattr("assistant.services.workspace.os.fsync", real_fsync)
     assert advisor.state("p").answers == {"task": "Classify tickets"}
     assert [p.name for p in (tmp_path / "projects" / "p").iterdir()] == ["project.json"]
 

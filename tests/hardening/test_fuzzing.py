@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant import interview
+from assistant.core import interview
 from retrieval.documents import DocumentError
 from retrieval.loaders import SUPPORTED_SUFFIXES, iter_zip, load_bytes
 from trainers.formats import FORMATS, parse_examples

@@ -5,9 +5,9 @@ import re
 import pytest
 from gradio_client import Client, handle_file
 
-from assistant.cli import main as cli_main
-from assistant.workspace import Workspace, user_folder
+from assistant.services.workspace import Workspace, user_folder
 from tests.ui.serving import launched
+from ui.cli import main as cli_main
 
 USERS = [("ana", "pw-ana"), ("bo", "pw-bo")]
 

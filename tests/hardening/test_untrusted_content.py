@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.answering import sources_for
-from assistant.runtime import ModelSettings, ModelUnavailableError, load_model
+from assistant.runtime.answering import sources_for
+from assistant.runtime.generation import ModelSettings, ModelUnavailableError, load_model
 from retrieval.ingest import safe_source_name
 from retrieval.search import ChunkHit
 from ui.knowledge_tab import hits_html, sources_html

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from assistant.example_data import EXAMPLE_DOCUMENTS
-from assistant.models import BUNDLED_MODEL, resolve_model
+from assistant.runtime.models import BUNDLED_MODEL, resolve_model
 from tests.snips import snips_chat_jsonl
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ QUESTION = "How many people can no longer be denied health insurance because of 
 
 @pytest.fixture(scope="module")
 def bundled():
-    from assistant.runtime import ModelSettings, load_model
+    from assistant.runtime.generation import ModelSettings, load_model
 
     return load_model(ModelSettings(device="cpu"))
 
@@ -45,7 +45,7 @@ def trained_adapter(tmp_path_factory):
 
 
 def chat_json(capsys, *args) -> dict:
-    from assistant.cli import main
+    from ui.cli import main
 
     assert main(["chat", *args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -61,7 +61,7 @@ def test_the_default_model_answers_offline_and_stops_at_the_end_of_its_turn(tmp_
 
 @pytest.mark.timeout(300)
 def test_retrieval_answers_from_the_right_document_what_the_bare_model_cannot(tmp_path, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     other = tmp_path / "leave_policy.md"
     other.write_text("# Leave\n\nStaff get 25 days of paid leave each year, and 30 after five years.\n")
@@ -86,9 +86,9 @@ def test_a_few_lora_steps_lower_the_loss_on_real_weights(trained_adapter):
 
 @pytest.mark.timeout(600)
 def test_the_adapter_switches_on_one_base_and_is_refused_on_another(bundled, trained_adapter, tiny_model_path):
-    from assistant.runtime import GenerationSettings, LoadedModel, load_model
-    from assistant.runtime import ModelSettings as Settings
-    from assistant.variants import AdapterBaseMismatchError, Variant, VariantModel
+    from assistant.runtime.generation import GenerationSettings, LoadedModel, load_model
+    from assistant.runtime.generation import ModelSettings as Settings
+    from assistant.runtime.variants import AdapterBaseMismatchError, Variant, VariantModel
 
     adapter_dir, _ = trained_adapter
     loaded = LoadedModel(bundled.model, bundled.tokenizer, bundled.device, bundled.name)

@@ -129,7 +129,7 @@ def test_general_data_is_mixed_at_about_ten_percent():
 
 
 def test_validate_cli_prints_the_report_as_json(tmp_path, capsys):
-    from assistant.cli import main
+    from ui.cli import main
 
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text(snips_chat_jsonl("train") + "{broken\n")

@@ -1,7 +1,7 @@
 """`tunewise train`, `jobs` and `adapters` from the command line, on the tiny model."""
 
-from assistant.cli import main
 from tests.snips import snips_chat_jsonl
+from ui.cli import main
 
 
 def test_train_follows_the_job_and_registers_the_adapter(tiny_model_path, tmp_path, capsys):

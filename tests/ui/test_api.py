@@ -5,7 +5,7 @@ import json
 import pytest
 from gradio_client import Client
 
-from assistant.cli import main as cli_main
+from ui.cli import main as cli_main
 
 ANSWERS = ["Extract order fields from emails as JSON", "behaviour", "no", "a few hundred", "yes",
            "monthly", "a T4", "8B", "no", "one"]

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from assistant.behaviour import settings_from_plan
-from assistant.hardware import detect_hardware
-from assistant.profile import TaskProfile
-from assistant.rules import decide
+from assistant.core.profile import TaskProfile
+from assistant.core.rules import decide
+from assistant.runtime.hardware import detect_hardware
+from assistant.services.behaviour import settings_from_plan
 from tests.ui.handlers import REQUEST, handler
 from ui.behaviour_tab import SETTING_FIELDS, settings_from
 
@@ -22,7 +22,7 @@ PLANS = {
 
 @pytest.mark.parametrize("plan", PLANS.values(), ids=PLANS.keys())
 def test_the_form_gives_back_every_setting_the_plan_chose(tmp_path, plan):
-    from assistant.workspace import Workspace
+    from assistant.services.workspace import Workspace
     from ui.app import build_app
 
     workspace = Workspace(tmp_path / "ws")

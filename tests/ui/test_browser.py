@@ -32,7 +32,7 @@ def open_browser(playwright, profile: Path):
 @pytest.fixture
 def app_url(tmp_path, monkeypatch, tiny_model_path):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
-    from assistant.runtime import GenerationSettings, ModelSettings
+    from assistant.runtime.generation import GenerationSettings, ModelSettings
     from ui import compare_tab
     from ui.app import build_app
 
@@ -149,7 +149,7 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
 def test_a_signed_in_user_sees_only_their_own_projects(tmp_path, monkeypatch):
     from playwright.sync_api import expect, sync_playwright
 
-    from assistant.workspace import Workspace
+    from assistant.services.workspace import Workspace
     from ui.app import build_app
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))

@@ -10,8 +10,8 @@ from tests.ui.serving import launched
 
 def workspace_with_one_document(tmp_path):
     """A workspace whose default project has one short HR document indexed."""
-    from assistant.knowledge import KnowledgeBase
-    from assistant.workspace import Workspace
+    from assistant.services.knowledge import KnowledgeBase
+    from assistant.services.workspace import Workspace
 
     workspace = Workspace(tmp_path / "ws")
     docs = tmp_path / "hr.md"
@@ -25,7 +25,7 @@ def workspace_with_one_document(tmp_path):
 @pytest.fixture
 def compare_app(tmp_path, monkeypatch, tiny_model_path):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
-    from assistant.runtime import ModelSettings
+    from assistant.runtime.generation import ModelSettings
     from ui.app import build_app
 
     workspace = workspace_with_one_document(tmp_path)
@@ -111,7 +111,7 @@ def test_the_variants_shown_side_by_side(names, adapters, current, known, expect
 def compare_app_offline(tmp_path, monkeypatch, tiny_model_path):
     """The app over a project with one document and the tiny model, not launched."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
-    from assistant.runtime import GenerationSettings, ModelSettings
+    from assistant.runtime.generation import GenerationSettings, ModelSettings
     from ui import compare_tab
     from ui.app import build_app
 
@@ -136,7 +136,7 @@ def test_identical_answers_are_recorded_as_a_tie_without_a_vote(compare_app_offl
     assert pair == [] and "**tie** without a vote" in reveal, reveal
     assert sorted(row[0] for row in board) == ["base", "base + retrieval"]
     assert all(row[6] == 1 and row[7] == 1 for row in board), board  # one tie, one game each
-    from assistant.arena import VoteStore
+    from assistant.services.arena import VoteStore
 
     store = VoteStore(workspace.project("default").path / "tunewise.sqlite")
     assert [v.outcome for v in store.votes()] == ["tie"]

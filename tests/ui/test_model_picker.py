@@ -1,6 +1,6 @@
 """The model picker: a model that cannot be had is refused with a reason and the current one stays."""
 
-from assistant.models import BUNDLED_MODEL
+from assistant.runtime.models import BUNDLED_MODEL
 from tests.ui.handlers import REQUEST, handler
 
 

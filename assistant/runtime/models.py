@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.errors import TunewiseError
+from assistant.core.errors import TunewiseError
 from trainers.config import DEFAULT_MODEL
 
 BUNDLED_MODEL = DEFAULT_MODEL

@@ -26,11 +26,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant.workspace import DEFAULT_PROJECT, WORKSPACE_ENV, WorkspaceError
+from assistant.services.workspace import DEFAULT_PROJECT, WORKSPACE_ENV
 from trainers.config import add_flags, overrides_from_flags
 
-MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.models.MODEL_CACHE_ENV, without importing it at start-up
-BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.models.BUNDLED_MODEL, likewise
+MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.runtime.models.MODEL_CACHE_ENV, without importing it at start-up
+BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.runtime.models.BUNDLED_MODEL, likewise
 MODEL_HELP = f"hub id or local folder (default: the bundled {BUNDLED}, offline)"
 
 
@@ -163,14 +163,14 @@ def _print_plan(plan: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(plan, indent=2))
     else:
-        from assistant.plan_report import plan_markdown
+        from assistant.core.plan_report import plan_markdown
 
         print(plan_markdown(plan))
 
 
 def run_advise(args: argparse.Namespace) -> int:
-    from assistant.profile import ProfileError, TaskProfile
-    from assistant.rules import decide
+    from assistant.core.profile import ProfileError, TaskProfile
+    from assistant.core.rules import decide
 
     if args.profile:
         try:
@@ -188,7 +188,7 @@ def run_advise(args: argparse.Namespace) -> int:
 
 
 def run_terminal_interview(args: argparse.Namespace) -> int:
-    from assistant import interview
+    from assistant.core import interview
 
     state = interview.start()
     print(state.transcript[0]["content"])
@@ -210,7 +210,7 @@ def run_terminal_interview(args: argparse.Namespace) -> int:
 
 def _workspace(args: argparse.Namespace):
     """The workspace the command works in: the folder's own, or a signed-in user's (``--user``)."""
-    from assistant.workspace import Workspace
+    from assistant.services.workspace import Workspace
 
     return Workspace(args.workspace).for_user(args.user)
 
@@ -234,7 +234,7 @@ def run_projects(args: argparse.Namespace) -> int:
 
 
 def _knowledge_base(args: argparse.Namespace):
-    from assistant.knowledge import KnowledgeBase, KnowledgeSettings
+    from assistant.services.knowledge import KnowledgeBase, KnowledgeSettings
 
     settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
     return KnowledgeBase(_workspace(args), args.project, settings)
@@ -323,7 +323,7 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.tokenizer:
         from transformers import AutoTokenizer
 
-        from assistant.models import resolve_model
+        from assistant.runtime.models import resolve_model
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.tokenizer))
 
@@ -390,8 +390,8 @@ def _follow(behaviour, job_id: str) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from assistant.behaviour import Behaviour, DatasetError, settings_from_plan
-    from assistant.hardware import detect_hardware
+    from assistant.runtime.hardware import detect_hardware
+    from assistant.services.behaviour import Behaviour, DatasetError, settings_from_plan
 
     behaviour = Behaviour(_workspace(args), args.project)
     hardware = detect_hardware()
@@ -434,7 +434,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     import time
 
-    from assistant.behaviour import TrainingDoesNotFitError
+    from assistant.services.behaviour import TrainingDoesNotFitError
 
     name = args.name or time.strftime("adapter-%Y%m%d-%H%M%S")
     try:
@@ -448,7 +448,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_jobs(args: argparse.Namespace) -> int:
-    from assistant.behaviour import Behaviour
+    from assistant.services.behaviour import Behaviour
 
     behaviour = Behaviour(_workspace(args), args.project)
     if args.action == "list":
@@ -469,7 +469,7 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def run_adapters(args: argparse.Namespace) -> int:
-    from assistant.behaviour import Behaviour
+    from assistant.services.behaviour import Behaviour
     from trainers.adapters import AdapterError
 
     registry = Behaviour(_workspace(args), args.project).adapters
@@ -486,7 +486,7 @@ def run_adapters(args: argparse.Namespace) -> int:
         elif args.action == "delete":
             registry.delete(args.names[0])
         else:
-            from assistant.models import resolve_model
+            from assistant.runtime.models import resolve_model
 
             base = registry.get(args.names[0]).base_model
             print(registry.merge_and_export(*args.names, base_model=resolve_model(base)))
@@ -496,11 +496,11 @@ def run_adapters(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from assistant.behaviour import Behaviour
-    from assistant.evaluation import cases_from_file, generation_for, run_evaluation, save_report
-    from assistant.models import same_model
-    from assistant.runtime import DEFAULT_MODEL, ModelSettings, load_model
-    from assistant.variants import AdapterBaseMismatchError, VariantModel
+    from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
+    from assistant.runtime.models import same_model
+    from assistant.runtime.variants import AdapterBaseMismatchError, VariantModel
+    from assistant.services.behaviour import Behaviour
+    from assistant.services.evaluation import cases_from_file, generation_for, run_evaluation, save_report
 
     workspace = _workspace(args)
     behaviour = Behaviour(workspace, args.project)
@@ -537,7 +537,7 @@ def run_eval(args: argparse.Namespace) -> int:
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
     report = run_evaluation(model, variants, cases, Path(args.data).name, generation, search, progress)
     folder = save_report(report, workspace.project(args.project).path / "evals")
-    from assistant.evaluation import record_outcome
+    from assistant.services.evaluation import record_outcome
 
     held = record_outcome(workspace, args.project, report)
     if args.json:
@@ -551,10 +551,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_gap_check(args: argparse.Namespace) -> int:
-    from assistant.advisor import Advisor
-    from assistant.evaluation import cases_from_file, gap_check, generation_for
-    from assistant.runtime import DEFAULT_MODEL, ModelSettings, load_model
-    from assistant.variants import VariantModel
+    from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
+    from assistant.runtime.variants import VariantModel
+    from assistant.services.advisor import Advisor
+    from assistant.services.evaluation import cases_from_file, gap_check, generation_for
 
     try:
         cases = cases_from_file(args.data, args.limit)
@@ -574,9 +574,9 @@ def run_gap_check(args: argparse.Namespace) -> int:
 def run_chat(args: argparse.Namespace) -> int:
     import time
 
-    from assistant.behaviour import Behaviour
-    from assistant.runtime import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
-    from assistant.variants import Variant, VariantModel
+    from assistant.runtime.generation import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
+    from assistant.runtime.variants import Variant, VariantModel
+    from assistant.services.behaviour import Behaviour
     from trainers.adapters import AdapterError
 
     adapter = None
@@ -621,9 +621,9 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from assistant.exposure import ExposureError, check_exposure, parse_auth
-    from assistant.knowledge import KnowledgeSettings
-    from assistant.runtime import DEFAULT_MODEL, ModelSettings
+    from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings
+    from assistant.services.knowledge import KnowledgeSettings
+    from ui.exposure import ExposureError, check_exposure, parse_auth
 
     if args.user:
         return _fail("serve takes --auth; each signed-in user then works in their own projects")
@@ -657,15 +657,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[MODEL_CACHE_ENV] = args.model_cache
     try:
         return handlers[args.command](args)
-    except WorkspaceError as error:
-        return _fail(str(error))
-    except Exception as error:  # errors meant for people from the services below
-        if type(error).__name__ in ("IndexUnavailableError", "EmbeddingModelError", "ModelConfigError",
-                                    "AdapterError", "ModelUnavailableError", "AdapterBaseMismatchError"):
-            return _fail(str(error))
-        raise
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # the one place the CLI turns an error into words
+        from ui.errors import explain, report_unexpected
+
+        return _fail(explain(error) or report_unexpected(error))
 
 
 if __name__ == "__main__":

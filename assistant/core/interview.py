@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assistant.answers import parse_answer
-from assistant.profile import TaskProfile, validate_slots
-from assistant.rules import Plan, decide
+from assistant.core.interview_answers import parse_answer
+from assistant.core.profile import TaskProfile, validate_slots
+from assistant.core.rules import Plan, decide
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def edit_answers(state: InterviewState, values: dict[str, Any]) -> InterviewStat
     """Set slots directly (the editable profile card). Raises ProfileError naming bad slots."""
     unknown = sorted(set(values) - set(SLOTS))
     if unknown:
-        from assistant.profile import ProfileError
+        from assistant.core.profile import ProfileError
 
         raise ProfileError(f"unknown slots {unknown}")
     merged = dict(state.answers) | values

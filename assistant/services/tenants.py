@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from assistant.advisor import Advisor
-from assistant.behaviour import Behaviour
-from assistant.knowledge import KnowledgeBases, KnowledgeSettings
-from assistant.runtime import SharedModel
-from assistant.variants import ProjectVariants, SharedVariantModel
-from assistant.workspace import DEFAULT_PROJECT, Workspace
+from assistant.runtime.generation import SharedModel
+from assistant.runtime.variants import SharedVariantModel
+from assistant.services.advisor import Advisor
+from assistant.services.behaviour import Behaviour
+from assistant.services.knowledge import KnowledgeBases, KnowledgeSettings
+from assistant.services.project_variants import ProjectVariants
+from assistant.services.workspace import DEFAULT_PROJECT, Workspace
 
 
 @dataclass

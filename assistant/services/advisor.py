@@ -1,7 +1,7 @@
 """The interview and plan of one project, kept on disk: what the UI, the API and the CLI call.
 
 Each call loads the project's saved interview, applies one change through the pure
-functions of :mod:`assistant.interview`, saves the result with its profile and plan,
+functions of :mod:`assistant.core.interview`, saves the result with its profile and plan,
 and returns what the caller shows. The project lock makes concurrent requests safe.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from assistant import interview
-from assistant.interview import InterviewState, QuickReply
-from assistant.workspace import Workspace
+from assistant.core import interview
+from assistant.core.interview import InterviewState, QuickReply
+from assistant.services.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ def form_edits(state: InterviewState, form: dict[str, Any]) -> dict[str, Any]:
     rest of the interview. Text fields (the GPU) go through the
     interview's own parser. Raises ProfileError with a readable message on a bad value.
     """
-    from assistant.answers import parse_answer
-    from assistant.profile import ProfileError
+    from assistant.core.interview_answers import parse_answer
+    from assistant.core.profile import ProfileError
 
     current = state.profile().to_dict()
     edits: dict[str, Any] = {}

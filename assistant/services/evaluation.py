@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from assistant.outcomes import share_with_interval
-from assistant.runtime import GenerationSettings
-from assistant.variants import Variant, VariantModel
+from assistant.core.outcomes import share_with_interval
+from assistant.runtime.generation import GenerationSettings
+from assistant.runtime.variants import Variant, VariantModel
 from trainers.evaluation import score_answers
 from trainers.metrics import cites_a_source
 
@@ -136,7 +136,7 @@ def record_outcome(workspace, project: str, report: EvalReport) -> list[str]:
     The project's "outcome" keeps the sentences (what the CLI and the app show) and the checks
     behind them (verdict, metric, n, both shares and their 95% intervals) as plain dicts.
     """
-    from assistant.outcomes import plan_checks, plan_held
+    from assistant.core.outcomes import plan_checks, plan_held
 
     results = report.to_dict()["results"]
 
@@ -154,7 +154,7 @@ def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCa
     """Measure the base (and base + retrieval when ``search`` is given) before any training, save the
     finding in the project, and move the plan's gap to the measured one. Returns (finding, the new
     decision or None when the gap did not change)."""
-    from assistant.outcomes import diagnose_gap
+    from assistant.core.outcomes import diagnose_gap
     from trainers.metrics import parse_json
 
     variants = [Variant()] + ([Variant(None, True)] if search is not None else [])

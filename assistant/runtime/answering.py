@@ -171,7 +171,7 @@ def attribute_citations(answer: str, hits: Sequence) -> str:
 
 def stream_cited_answer(loaded, question: str, hits: Sequence, generation=None) -> Iterator[CitedAnswer]:
     """Stream a cited answer; says so without calling the model when nothing is relevant."""
-    from assistant.runtime import stream_chat
+    from assistant.runtime.generation import stream_chat
 
     useful = relevant_hits(hits)
     if not useful:

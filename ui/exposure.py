@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from assistant.errors import TunewiseError
+from assistant.core.errors import TunewiseError
 
 
 class ExposureError(TunewiseError):

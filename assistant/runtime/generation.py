@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from assistant.models import BUNDLED_MODEL, ModelUnavailableError, resolve_model
+from assistant.runtime.models import BUNDLED_MODEL, ModelUnavailableError, resolve_model
 
 DEFAULT_MODEL = BUNDLED_MODEL
 __all__ = ["DEFAULT_MODEL", "ModelUnavailableError"]
@@ -28,7 +28,7 @@ class ModelSettings:
     device: str | None = None
     """"cuda", "cpu", or None to pick CUDA when available."""
     model_cache: str | None = None
-    """Where the bundled model is converted to (default: see assistant.models.model_cache_dir)."""
+    """Where the bundled model is converted to (default: see assistant.runtime.models.model_cache_dir)."""
 
 
 @dataclass(frozen=True)

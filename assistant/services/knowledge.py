@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.workspace import Workspace
+from assistant.services.workspace import Workspace
 
 
 @dataclass(frozen=True)

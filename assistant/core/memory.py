@@ -1,6 +1,6 @@
 """Training-memory estimates for full fine-tuning, LoRA and QLoRA.
 
-Pure arithmetic over a :class:`~assistant.catalog.ModelShape`; nothing is loaded.
+Pure arithmetic over a :class:`~assistant.core.catalog.ModelShape`; nothing is loaded.
 All sizes are in GB of 10^9 bytes, the unit GPU vendors print on the box.
 
 Where the bytes go, per parameter:
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from assistant.catalog import ModelShape
+from assistant.core.catalog import ModelShape
 from trainers.activations import layer_bytes_per_token
 
 GB = 1e9

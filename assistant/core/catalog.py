@@ -3,7 +3,7 @@
 The memory estimator needs only a model's shape (how many weights sit in which
 linear layers), never its weights, so the catalog is plain data. Shapes are
 copied from each model's published ``config.json``; a model that is not listed
-can be read from any config with :func:`assistant.model_shapes.shape_from_pretrained`.
+can be read from any config with :func:`assistant.runtime.model_shapes.shape_from_pretrained`.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import TunewiseError
-from assistant.hardware import Hardware
-from assistant.workspace import Workspace, atomic_write_json
+from assistant.core.errors import TunewiseError
+from assistant.runtime.hardware import Hardware
+from assistant.services.workspace import Workspace, atomic_write_json
 from trainers.config import JobSpec, TrainingConfig
 
 
@@ -36,8 +36,8 @@ def model_for_plan(plan: dict | None, hardware: Hardware | None = None,
     this machine (in the Hugging Face cache) is taken; otherwise, and always without a GPU, the
     bundled model, saying so. ``available``: local model names (default: the Hugging Face cache).
     """
-    from assistant.model_shapes import catalog_shape_for
-    from assistant.models import BUNDLED_MODEL
+    from assistant.runtime.model_shapes import catalog_shape_for
+    from assistant.runtime.models import BUNDLED_MODEL
 
     wanted = (plan or {}).get("model")
     if not wanted:
@@ -46,7 +46,7 @@ def model_for_plan(plan: dict | None, hardware: Hardware | None = None,
         return BUNDLED_MODEL, (f"No CUDA GPU on this machine: the bundled SmolLM2-135M-Instruct, which trains on "
                                f"the CPU in minutes (the plan's {wanted} model wants a GPU, or hours of CPU time).")
     if available is None:
-        from assistant.models import local_model_choices
+        from assistant.runtime.models import local_model_choices
 
         available = [c.name for c in local_model_choices() if c.name != BUNDLED_MODEL]
     for name in available:
@@ -137,7 +137,7 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
                       shape=None) -> TrainingEstimate:
     """Tokens, steps, memory against the GPU (or the RAM, on CPU) and a rough time; alternatives when
     it cannot fit on the GPU, a note when it may not fit in the RAM (never a refusal on CPU)."""
-    from assistant.memory import TrainingShape, estimate_memory, fits_in
+    from assistant.core.memory import TrainingShape, estimate_memory, fits_in
 
     per_step = settings.batch_size * settings.gradient_accumulation
     steps_per_epoch = max(1, math.ceil(train_count / per_step))
@@ -258,7 +258,7 @@ class Behaviour:
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
     def estimate(self, prepared: PreparedDataset, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
-        from assistant.model_shapes import ModelConfigError, shape_for_model
+        from assistant.runtime.model_shapes import ModelConfigError, shape_for_model
 
         try:
             shape = shape_for_model(settings.model)
@@ -275,7 +275,7 @@ class Behaviour:
         Given the ``estimate`` (see :meth:`estimate`), a training that cannot fit in the GPU is
         refused with :class:`TrainingDoesNotFitError` before any job exists.
         """
-        from assistant.models import resolve_model
+        from assistant.runtime.models import resolve_model
         from trainers.adapters import AdapterError
 
         if estimate is not None and not estimate.fits:

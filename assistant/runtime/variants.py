@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.answering import attribute_citations, cited_messages, relevant_hits, sources_for
-from assistant.behaviour import Behaviour
-from assistant.errors import TunewiseError
-from assistant.models import same_model
-from assistant.runtime import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat
+from assistant.core.errors import TunewiseError
+from assistant.runtime.answering import attribute_citations, cited_messages, relevant_hits, sources_for
+from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat
+from assistant.runtime.models import same_model
 
 
 class AdapterBaseMismatchError(TunewiseError, ValueError):
@@ -65,8 +64,8 @@ class VariantModel:
 
     def __init__(self, loaded: LoadedModel, prompt_style: str | None = None, focus_sentences: int | None = -1):
         """``focus_sentences``: sentences of the retrieved chunks shown to the model; None for whole
-        chunks; -1 (the default) picks by the model's size (assistant.answering.focus_sentences_for)."""
-        from assistant.answering import DEFAULT_PROMPT_STYLE, focus_sentences_for
+        chunks; -1 (the default) picks by the model's size (assistant.runtime.answering.focus_sentences_for)."""
+        from assistant.runtime.answering import DEFAULT_PROMPT_STYLE, focus_sentences_for
 
         self.loaded = loaded
         self.adapters: list[str] = []
@@ -176,63 +175,3 @@ class SharedVariantModel:
                 self._variant_model = VariantModel(self.model.get())
                 self._generation = current
             return self._variant_model
-
-
-class ProjectVariants:
-    """The variants of one workspace's projects, their adapters attached on first use."""
-
-    def __init__(self, workspace, shared: SharedVariantModel, kbs):
-        """``workspace``: the Workspace; ``shared``: the app's SharedVariantModel; ``kbs``: the
-        workspace's KnowledgeBases."""
-        self.workspace, self.shared, self.kbs = workspace, shared, kbs
-        self._lock = threading.Lock()
-
-    def _key(self, project: str, adapter: str) -> str:
-        return adapter_key(self.workspace.project(project).path, adapter)
-
-    def _split(self, project: str) -> tuple[list, list]:
-        """This project's adapters: those trained on the loaded base, and the others."""
-        base = self.shared.model.name
-        adapters = Behaviour(self.workspace, project).adapters.list()
-        return ([a for a in adapters if same_model(a.base_model, base)],
-                [a for a in adapters if not same_model(a.base_model, base)])
-
-    def for_project(self, project: str) -> VariantModel:
-        variant_model = self.shared.get()
-        matching, _ = self._split(project)
-        with self._lock:
-            for adapter in matching:
-                variant_model.add_adapter(self._key(project, adapter.name), adapter.path, adapter.base_model,
-                                          adapter.name)
-        return variant_model
-
-    def unavailable(self, project: str) -> list[tuple[str, str]]:
-        """Adapters that cannot be variants of the loaded base: (name, reason)."""
-        _, others = self._split(project)
-        return [(a.name, f"trained on {a.base_model}, not on the loaded {self.shared.model.name}") for a in others]
-
-    def variants(self, project: str) -> list[Variant]:
-        """This project's variants: the base and the adapters trained on it, each also with retrieval
-        if it has documents. Adapters of other bases are left out (see :meth:`unavailable`)."""
-        self.for_project(project)
-        adapters = [a.name for a in self._split(project)[0]]
-        cores = [Variant()] + [Variant(self._key(project, name), label=name) for name in adapters]
-        with_retrieval = bool(self.kbs.get(project).documents())
-        return [Variant(c.adapter, r, c.label) for c in cores for r in ((False, True) if with_retrieval else (False,))]
-
-    def names(self, project: str) -> list[str]:
-        return [v.name for v in self.variants(project)]
-
-    def resolve(self, project: str, name: str) -> Variant:
-        found = next((v for v in self.variants(project) if v.name == name), None)
-        core = Variant.parse(name).adapter
-        mismatched = next((a for a in self._split(project)[1] if a.name == core), None)
-        if found is None and mismatched is not None:
-            raise AdapterBaseMismatchError(mismatched.name, mismatched.base_model, self.shared.model.name)
-        if found is None:
-            raise ValueError(f"Unknown variant {name!r}; available: {self.names(project)}")
-        return found
-
-    def search(self, project: str):
-        kb = self.kbs.get(project)
-        return lambda question: kb.search(question, 5, with_similarity=True)

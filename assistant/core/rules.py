@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from assistant.catalog import ModelShape, ladder_shapes
-from assistant.memory import ALL_LINEAR, MemoryEstimate, TrainingShape, estimate_memory, needed_vram_gb
-from assistant.profile import TaskProfile
+from assistant.core.catalog import ModelShape, ladder_shapes
+from assistant.core.memory import ALL_LINEAR, MemoryEstimate, TrainingShape, estimate_memory, needed_vram_gb
+from assistant.core.profile import TaskProfile
 
 FINETUNE_METHODS = ("none", "lora", "qlora", "full")
 METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from assistant.errors import TunewiseError
+from assistant.core.errors import TunewiseError
 
 GAPS = ("knowledge", "behaviour", "both")
 CHANGE_RATES = ("weekly", "monthly", "rarely")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.catalog import MODEL_CATALOG, find_gpu
+from assistant.core.catalog import MODEL_CATALOG, find_gpu
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import TunewiseError
+from assistant.core.errors import TunewiseError
 from trainers.atomic_files import write_json_atomic
 
 DEFAULT_WORKSPACE = "tunewise-data"

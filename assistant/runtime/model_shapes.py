@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from assistant.catalog import LinearGroup, ModelShape
-from assistant.errors import TunewiseError
+from assistant.core.catalog import LinearGroup, ModelShape
+from assistant.core.errors import TunewiseError
 
 
 class ModelConfigError(TunewiseError):
@@ -19,7 +19,7 @@ class ModelConfigError(TunewiseError):
 
 def catalog_shape_for(name_or_path: str) -> ModelShape | None:
     """The catalog entry a hub id names ("Qwen/Qwen2.5-0.5B-Instruct" -> Qwen2.5-0.5B), if any."""
-    from assistant.catalog import MODEL_CATALOG
+    from assistant.core.catalog import MODEL_CATALOG
 
     name = name_or_path.rsplit("/", 1)[-1].lower().removeprefix("bundled:")
     for suffix in ("-instruct", "-chat", "-it"):

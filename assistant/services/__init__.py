@@ -1,0 +1,1 @@
+"""Project-level operations the web app and the CLI share."""
