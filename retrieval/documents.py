@@ -60,3 +60,8 @@ class Document:
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def location(source: str, page: int | None = None, section: str | None = None) -> str:
+    """Where a passage is, as every face shows it: "report.pdf, page 3 · Results"."""
+    return source + (f", page {page}" if page else "") + (f" · {section}" if section else "")

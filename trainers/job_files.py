@@ -55,3 +55,18 @@ def set_state(job_dir: Path, status: JobState | str, **fields: Any) -> None:
     path = job_dir / STATE_FILE
     current = json.loads(path.read_text()) if path.exists() else {}
     write_json(path, current | fields | {"status": str(JobState(status)), "updated_at": time.time()})
+
+
+def progress_line(record: dict) -> str:
+    """One progress record as both faces print it: "step 10/90  loss 1.23  lr 0.0002  512 tok/s  ETA 40 s"."""
+    parts = [f"step {record.get('step', 0)}/{record.get('max_steps', 0)}"]
+    for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("learning_rate", "lr")):
+        if key in record:
+            parts.append(f"{label} {record[key]:.4g}")
+    if "tokens_per_s" in record:
+        parts.append(f"{record['tokens_per_s']:.0f} tok/s")
+    if "eta_s" in record:
+        parts.append(f"ETA {record['eta_s']:.0f} s")
+    if "gpu_peak_allocated_gb" in record:
+        parts.append(f"GPU peak {record['gpu_peak_allocated_gb']:.1f} GB")
+    return "  ".join(parts)

@@ -18,8 +18,10 @@ from assistant.services.behaviour import Behaviour, DatasetError, settings_from_
 from assistant.services.tenants import Tenant, Tenants
 from assistant.services.workspace import WorkspaceError
 from trainers.config import FORM_FIELDS, TrainingConfig
+from trainers.formats import FORMATS
+from trainers.job_files import progress_line
 
-FORMAT_CHOICES = ["auto", "openai", "alpaca", "sharegpt", "prompt_completion"]
+FORMAT_CHOICES = ["auto", *FORMATS]
 SETTING_FIELDS = FORM_FIELDS
 """The TrainingConfig fields the form shows, in the order of its inputs (the rest keep their defaults)."""
 SETTING_LABELS = {"model": "Base model (hub id or local folder)", "lora_r": "LoRA r", "lora_alpha": "LoRA alpha",
@@ -273,10 +275,9 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             records = service.jobs.progress(job_id)
             last = records[-1] if records else {}
             device = "CPU, slow" if status.device == "cpu" else (status.device or "starting")
-            text = (f"**Job {job_id}: {status.status}** ({device}) step {status.step} of {status.max_steps} "
-                    f"({done:.0%})" + (f", {last['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in last else "")
-                    + (f", ETA {last['eta_s']:.0f} s" if "eta_s" in last and status.status == "running" else "")
-                    + f"\n\n{bar}")
+            shown = last if status.status == "running" else {k: v for k, v in last.items() if k != "eta_s"}
+            text = (f"**Job {job_id}: {status.status}** ({device}, {done:.0%}) "
+                    f"{progress_line(shown | {'step': status.step, 'max_steps': status.max_steps})}\n\n{bar}")
             if status.command:
                 text += f"\n\n`{html.escape(status.command)}`"
             if status.reason:

@@ -27,7 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.services.workspace import DEFAULT_PROJECT, WORKSPACE_ENV
+from retrieval.documents import location
+from retrieval.search import SEARCH_MODES
 from trainers.config import add_flags, overrides_from_flags
+from trainers.formats import FORMATS
 
 MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.runtime.models.MODEL_CACHE_ENV, without importing it at start-up
 BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.runtime.models.BUNDLED_MODEL, likewise
@@ -78,7 +81,7 @@ def make_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=[knowledge], help="search the project's documents")
     search.add_argument("query")
     search.add_argument("--k", type=int, default=5, help="number of hits (default 5)")
-    search.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="default: bm25 (measured best)")
+    search.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
     search.add_argument("--source", action="append", help="only this file name (repeatable)")
     search.add_argument("--json", action="store_true", help="print hits as JSON")
 
@@ -87,13 +90,13 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("questions", metavar="QUESTIONS_FILE",
                           help="CSV (question, references, corpus_id) or JSONL (question, source, spans)")
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
-    evaluate.add_argument("--mode", choices=("dense", "bm25", "hybrid"), help="default: bm25 (measured best)")
+    evaluate.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
 
     validate = commands.add_parser("validate", help="check an example file before training")
     validate.add_argument("train", metavar="TRAIN")
     validate.add_argument("--eval", metavar="EVAL", help="evaluation file, checked for leakage")
-    validate.add_argument("--format", choices=("openai", "alpaca", "sharegpt", "prompt_completion"),
+    validate.add_argument("--format", choices=FORMATS,
                           help="override the detected format")
     validate.add_argument("--prompt-column", help="column holding the prompt (CSV, prompt/completion)")
     validate.add_argument("--completion-column", help="column holding the completion")
@@ -106,7 +109,7 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, metavar="FILE", help="training examples (any supported format)")
     train.add_argument("--eval", metavar="FILE", help="evaluation examples (default: a seeded split)")
     train.add_argument("--name", help="adapter name (default: adapter-<time>)")
-    train.add_argument("--format", choices=("openai", "alpaca", "sharegpt", "prompt_completion"))
+    train.add_argument("--format", choices=FORMATS)
     train.add_argument("--general", metavar="FILE", help="general instruction data to mix in (about 10%%)")
     settings = train.add_argument_group("training settings (each defaults to the plan's; see trainers/config.py)")
     add_flags(settings)
@@ -275,10 +278,8 @@ def run_search(args: argparse.Namespace) -> int:
                            "doc_id": h.doc_id} for h in hits], indent=2))
     else:
         for rank, hit in enumerate(hits, 1):
-            where = f"{hit.source}" + (f" p.{hit.page}" if hit.page else "") + (
-                f" § {hit.section}" if hit.section else "")
-            print(f"{rank}. [{hit.score:.3f}] {where} [{hit.start}:{hit.end}]\n   "
-                  f"{' '.join(hit.text.split())[:200]}")
+            where = location(hit.source, hit.page, hit.section)
+            print(f"{rank}. [{hit.score:.3f}] {where} [{hit.start}:{hit.end}]\n   {' '.join(hit.text.split())[:200]}")
     return 0
 
 
@@ -353,25 +354,19 @@ def _follow(behaviour, job_id: str) -> int:
     """Print the job's progress until it ends; Ctrl-C cancels it, keeping a checkpoint."""
     import time
 
+    from trainers.job_files import ACTIVE, JobState, progress_line
+
     seen, said = 0, ""
     try:
         while True:
             records = behaviour.jobs.progress(job_id)
             for record in records[seen:]:
-                parts = [f"step {record['step']}/{record['max_steps']}"]
-                for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("learning_rate", "lr")):
-                    if key in record:
-                        parts.append(f"{label} {record[key]:.4g}")
-                if "tokens_per_s" in record:
-                    parts.append(f"{record['tokens_per_s']:.0f} tok/s")
-                if "eta_s" in record:
-                    parts.append(f"ETA {record['eta_s']:.0f} s")
-                print("  ".join(parts), flush=True)
+                print(progress_line(record), flush=True)
             seen = len(records)
             status = behaviour.jobs.status(job_id)
-            if status.status not in ("queued", "starting", "running"):
+            if status.status not in (JobState.QUEUED, *ACTIVE):
                 break
-            if status.status == "queued":  # behind another job: say so once, and start it when its turn comes
+            if status.status == JobState.QUEUED:  # behind another job: say so once, and start it when its turn comes
                 if status.reason != said:
                     print(status.reason, flush=True)
                     said = status.reason
@@ -500,7 +495,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from assistant.runtime.models import same_model
     from assistant.runtime.variants import AdapterBaseMismatchError, VariantModel
     from assistant.services.behaviour import Behaviour
-    from assistant.services.evaluation import cases_from_file, generation_for, run_evaluation, save_report
+    from assistant.services.evaluation import cases_from_file, evaluate_project, generation_for
 
     workspace = _workspace(args)
     behaviour = Behaviour(workspace, args.project)
@@ -535,18 +530,15 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"[{fraction:4.0%}] {label}", file=sys.stderr, flush=True)
 
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
-    report = run_evaluation(model, variants, cases, Path(args.data).name, generation, search, progress)
-    folder = save_report(report, workspace.project(args.project).path / "evals")
-    from assistant.services.evaluation import record_outcome
-
-    held = record_outcome(workspace, args.project, report)
+    run = evaluate_project(workspace, args.project, model, variants, cases, Path(args.data).name, generation, search,
+                           progress)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(run.report.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print(report.markdown())
-        for line in held:
+        print(run.report.markdown())
+        for line in run.plan_held:
             print(line)
-        print(f"saved: {folder / 'report.json'} and {folder / 'report.md'}")
+        print(f"saved: {run.folder / 'report.json'} and {run.folder / 'report.md'}")
     return 0
 
 
@@ -611,8 +603,7 @@ def run_chat(args: argparse.Namespace) -> int:
         return 0
     print(final.text[len(shown):])
     for source in final.sources:
-        where = source.source + (f", page {source.page}" if source.page else "")
-        print(f"[{source.number}] {where}: {source.snippet[:120]}")
+        print(f"[{source.number}] {location(source.source, source.page, source.section)}: {source.snippet[:120]}")
     return 0
 
 

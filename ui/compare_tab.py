@@ -21,11 +21,9 @@ from assistant.runtime.variants import Variant
 from assistant.services.arena import Vote, VoteStore, draw_pair, leaderboard
 from assistant.services.evaluation import (
     cases_from_file,
+    evaluate_project,
     gap_check,
     generation_for,
-    record_outcome,
-    run_evaluation,
-    save_report,
 )
 from assistant.services.project_variants import ProjectVariants
 from assistant.services.tenants import Tenant, Tenants
@@ -330,15 +328,14 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             left = f", about {duration_text(elapsed / fraction * (1 - fraction))} left" if fraction > 0 else ""
             progress(fraction, desc=label + left)
 
-        report = run_evaluation(model_variants, chosen_variants, cases, Path(file).name, generation, search,
-                                report_progress)
+        run = evaluate_project(workspace, name, model_variants, chosen_variants, cases, Path(file).name, generation,
+                               search, report_progress)
+        report, folder, held = run.report, run.folder, run.plan_held
         latencies = [r.metrics["latency_p50_s"] for r in report.results if r.metrics.get("latency_p50_s")]
         if latencies:
             per_answer = statistics.median(latencies)
             answer_seconds[model_name] = (per_answer, f"{duration_text(per_answer)} per answer in the last evaluation "
                                                       "on this model")
-        folder = save_report(report, workspace.project(name).path / "evals")
-        held = record_outcome(workspace, name, report)
         table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],
                              columns=EVAL_COLUMNS)
         chart = pd.DataFrame([{"variant": r.variant, "metric": k, "value": float(r.metrics[k])}

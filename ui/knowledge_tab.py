@@ -17,6 +17,7 @@ from assistant.runtime.answering import stream_cited_answer
 from assistant.runtime.generation import ModelUnavailableError
 from assistant.services.knowledge import KnowledgeBases
 from assistant.services.tenants import Tenants
+from retrieval.documents import location
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.search import DEFAULT_SEARCH_MODE, SEARCH_MODES
 
@@ -75,8 +76,7 @@ def hits_html(hits, query: str) -> str:
         return "<p>No matching passages.</p>"
     items = []
     for rank, hit in enumerate(hits, 1):
-        where = html.escape(hit.source) + (f", page {hit.page}" if hit.page else "") + (
-            f" &middot; {html.escape(hit.section)}" if hit.section else "")
+        where = html.escape(location(hit.source, hit.page, hit.section))
         items.append(f"<div class='tw-hit'><b>{rank}. {where}</b> <small>score {hit.score:.3f}, "
                      f"characters {hit.start}-{hit.end}</small><p>{highlight(hit.text[:700], query)}</p></div>")
     return "\n".join(items)
@@ -87,8 +87,7 @@ def sources_html(sources) -> str:
         return ""
     rows = []
     for s in sources:
-        where = html.escape(s.source) + (f", page {s.page}" if s.page else "") + (
-            f" &middot; {html.escape(s.section)}" if s.section else "")
+        where = html.escape(location(s.source, s.page, s.section))
         rows.append(f"<li><b>[{s.number}] {where}</b><br><small>{html.escape(s.snippet)}</small></li>")
     return "<p><b>Sources</b></p><ol style='list-style:none;padding-left:0'>" + "".join(rows) + "</ol>"
 

@@ -167,3 +167,24 @@ def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCa
         advisor.edit(project, {"gap": finding.gap})
         return finding, advisor.plan(project)["decision"]
     return finding, None
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    """An evaluation of a project's variants, saved: the report, where it lies, whether the plan held."""
+
+    report: EvalReport
+    folder: Path
+    plan_held: list[str]
+
+
+def evaluate_project(workspace, project: str, model: VariantModel, variants: Sequence[Variant],
+                     cases: Sequence[EvalCase], data_name: str, generation: GenerationSettings | None = None,
+                     search: Callable | None = None,
+                     progress: Callable[[float, str], None] | None = None) -> EvaluationRun:
+    """The one evaluation of a project that both faces run (`tunewise eval` and the Compare tab):
+    the variants answer the held-out cases, the report is saved under the project's evals/, and
+    whether the plan held is recorded in the project."""
+    report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
+    folder = save_report(report, workspace.project(project).path / "evals")
+    return EvaluationRun(report, folder, record_outcome(workspace, project, report))
