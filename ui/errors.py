@@ -35,12 +35,10 @@ def _lower_errors() -> tuple[type[Exception], ...]:
 
 
 def explain(error: BaseException) -> str | None:
-    """The sentence to show for an error meant for people; None for anything else (a bug)."""
-    if isinstance(error, TunewiseError):
-        return error.user_text()
-    if isinstance(error, _lower_errors()):
-        text = str(error)
-        return text[:1].upper() + text[1:]
+    """What to tell a person about an error meant for people (message, then hint); None for
+    anything else (a bug)."""
+    if isinstance(error, (TunewiseError, *_lower_errors())):
+        return str(error)
     return None
 
 
@@ -69,7 +67,8 @@ def _as_gradio_error(error: Exception):
 
     if isinstance(error, gr.Error):
         return error
-    return gr.Error(explain(error) or report_unexpected(error))
+    text = explain(error) or report_unexpected(error)
+    return gr.Error(text[:1].upper() + text[1:])  # a sentence on the page; the CLI keeps "error: what"
 
 
 def shows_errors(fn: Callable) -> Callable:

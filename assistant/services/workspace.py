@@ -27,7 +27,7 @@ DEFAULT_WORKSPACE = "tunewise-data"
 DEFAULT_PROJECT = "default"
 WORKSPACE_ENV = "TUNEWISE_WORKSPACE"
 PROJECT_FILE = "project.json"
-LOCK_FILE = ".project.lock"
+LOCKS_DIR = ".locks"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -167,7 +167,7 @@ class Workspace:
         a CLI command may update one project at the same time)."""
         import fcntl
 
-        project = self.project(name)
+        check_project_name(name)  # the name becomes a lock file name
         with self.lock(name):  # re-entrant: the file lock is taken by the outermost holder only
             if self._file_locks.get(name):
                 self._file_locks[name] += 1
@@ -176,8 +176,9 @@ class Workspace:
                 finally:
                     self._file_locks[name] -= 1
                 return
-            project.path.mkdir(parents=True, exist_ok=True)
-            with open(project.path / LOCK_FILE, "a") as handle:
+            locks = self.projects_dir / LOCKS_DIR  # beside the projects: a rename or delete keeps it
+            locks.mkdir(exist_ok=True)
+            with open(locks / f"{name}.lock", "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 self._file_locks[name] = 1
                 try:

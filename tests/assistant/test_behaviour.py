@@ -85,6 +85,7 @@ def test_a_file_whose_prompts_fill_the_max_length_is_refused_before_training(tmp
     assert prepared.report["tokens"]["answer_cut_off"] == 0
 
 
+@pytest.mark.slow
 def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):
     behaviour = Behaviour(Workspace(tmp_path), "p")
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))

@@ -8,6 +8,7 @@ from tests.snips import snips_chat_jsonl
 from ui.cli import main
 
 
+@pytest.mark.slow
 def test_eval_compares_base_and_adapter_and_writes_the_report(tiny_model_path, tmp_path, capsys):
     ws = ["--workspace", str(tmp_path / "ws"), "--project", "snips"]
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"

@@ -34,6 +34,7 @@ def search(question):
     return [ChunkHit("c1", "d", "hr.md", "", None, "", 0, 30, "Tables for two are free tonight.", 1.0, 0.9)]
 
 
+@pytest.mark.slow
 def test_four_variants_answer_one_prompt_and_the_base_is_unchanged(tiny_model_path, two_adapters):
     loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
     before = chat(loaded, PROMPT, SETTINGS)

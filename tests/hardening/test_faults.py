@@ -23,7 +23,7 @@ def test_a_read_only_workspace_is_a_clear_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("assistant.services.workspace.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("trainers.atomic_files.tempfile.mkstemp", refuse)
     with pytest.raises(WorkspaceError, match="Read-only file system"):
         advisor.turn("p", "behaviour")
     monkeypatch.undo()
@@ -39,10 +39,10 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypat
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("assistant.services.workspace.os.fsync", full)
+    monkeypatch.setattr("trainers.atomic_files.os.fsync", full)
     with pytest.raises(WorkspaceError, match="No space left"):
         advisor.turn("p", "behaviour")
-    monkeypatch.setattr("assistant.services.workspace.os.fsync", real_fsync)
+    monkeypatch.setattr("trainers.atomic_files.os.fsync", real_fsync)
     assert advisor.state("p").answers == {"task": "Classify tickets"}
     assert [p.name for p in (tmp_path / "projects" / "p").iterdir()] == ["project.json"]
 
@@ -62,6 +62,7 @@ def test_a_corrupt_project_file_names_the_file(tmp_path):
         Advisor(workspace).state("p")
 
 
+@pytest.mark.slow
 def test_killing_the_app_mid_ingest_leaves_only_whole_documents(tmp_path):
     """A real SIGKILL while a folder is being ingested; the reopened index holds whole documents only."""
     import signal
@@ -170,6 +171,7 @@ def loaded_job_memory(model) -> int:
     return int(result.stdout.split()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA and /proc are Linux's")
 @pytest.mark.timeout(900)
 def test_a_training_job_out_of_memory_fails_with_advice(tiny_model_path, tmp_path):
@@ -187,6 +189,7 @@ def test_a_training_job_out_of_memory_fails_with_advice(tiny_model_path, tmp_pat
     assert run_job(tiny_model_path, train, tmp_path / "jobs", batch_size=2, memory_cap=cap).status == "completed"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_job_whose_answers_are_all_cut_off_says_so(tiny_model_path, tmp_path):
     train = long_examples(tmp_path / "long-prompts.jsonl", 8, prompt_first=True)

@@ -104,6 +104,7 @@ def _run_offline(command: list[str], tmp_path: Path) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_ingest_and_search_with_outbound_connections_refused(tmp_path):
     """Python-level: every socket connect and DNS lookup raises; the hub variables are unset."""
     line = _run_offline([sys.executable, "-c", OFFLINE_SCRIPT, str(tmp_path)], tmp_path)
@@ -112,6 +113,7 @@ def test_ingest_and_search_with_outbound_connections_refused(tmp_path):
 
 @pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
                     reason="needs root and unshare to make a network namespace")
+@pytest.mark.slow
 def test_ingest_and_search_inside_a_namespace_without_network(tmp_path):
     """Kernel-level: a fresh network namespace has no route anywhere, not even loopback."""
     probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)

@@ -25,6 +25,7 @@ def trained_adapter(tiny_model_path, tmp_path_factory):
     return status.adapter_dir
 
 
+@pytest.mark.slow
 def test_register_list_rename_delete(trained_adapter, tiny_model_path, tmp_path):
     registry = AdapterRegistry(tmp_path / "adapters")
     info = registry.add(trained_adapter, "json-v1")

@@ -28,6 +28,7 @@ def wait_for_step(store, job_id, step, timeout=300):
     raise TimeoutError
 
 
+@pytest.mark.slow
 def test_a_job_reports_progress_and_saves_an_adapter(tiny_model_path, snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
     job = store.create(config(tiny_model_path, *snips_files))
@@ -48,6 +49,7 @@ def test_a_job_reports_progress_and_saves_an_adapter(tiny_model_path, snips_file
     assert card["assistant_only_loss"] is True and card["steps"] == 30
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_checkpoint_and_resume_continues_from_it(tiny_model_path, snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
     job = store.create(config(tiny_model_path, *snips_files, max_steps=400, save_steps=10, eval_steps=1000))
@@ -68,6 +70,7 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues_from_it(tiny_model_path,
     assert resumed_steps and min(resumed_steps) >= cancelled.step
 
 
+@pytest.mark.slow
 def test_killing_the_process_marks_the_job_failed_with_a_reason(tiny_model_path, snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
     job = store.create(config(tiny_model_path, *snips_files, max_steps=2000))
@@ -81,6 +84,7 @@ def test_killing_the_process_marks_the_job_failed_with_a_reason(tiny_model_path,
     assert JobStore(tmp_path / "jobs").status(job).status == "failed"
 
 
+@pytest.mark.slow
 def test_one_job_at_a_time_the_next_one_queues(tiny_model_path, snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
     first = store.create(config(tiny_model_path, *snips_files, max_steps=2000))
@@ -103,6 +107,7 @@ def wait_until_started(store, job_id, timeout=120):
         time.sleep(0.3)
 
 
+@pytest.mark.slow
 def test_one_job_at_a_time_on_the_machine_across_projects_in_the_order_they_queued(tiny_model_path, snips_files,
                                                                                     tmp_path):
     board = JobBoard(tmp_path / "training-queue")
@@ -128,6 +133,7 @@ def test_one_job_at_a_time_on_the_machine_across_projects_in_the_order_they_queu
     assert board.entries() == []
 
 
+@pytest.mark.slow
 def test_a_crash_fails_the_job_with_the_reason(snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
     job = store.create(config(tmp_path / "no-such-model", *snips_files))

@@ -14,6 +14,7 @@ from trainers.evaluation import field_match_rate, score_answers
 from trainers.jobs import JobStore
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # about 150 s on an idle 2-core machine
 def test_lora_learns_snips_json_on_cpu(tmp_path):
     from peft import PeftModel

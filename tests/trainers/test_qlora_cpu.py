@@ -44,6 +44,7 @@ def test_evaluate_then_train_still_learns(tiny_model_path):
     assert any(not torch.equal(before[n], after[n]) for n in before)
 
 
+@pytest.mark.slow
 def test_a_qlora_job_with_periodic_evaluation_trains_on_cpu(tiny_model_path, snips_files, tmp_path):
     from trainers.jobs import JobStore
 

@@ -1,9 +1,12 @@
 """`tunewise train`, `jobs` and `adapters` from the command line, on the tiny model."""
 
+import pytest
+
 from tests.snips import snips_chat_jsonl
 from ui.cli import main
 
 
+@pytest.mark.slow
 def test_train_follows_the_job_and_registers_the_adapter(tiny_model_path, tmp_path, capsys):
     data = tmp_path / "train.jsonl"
     data.write_text(snips_chat_jsonl("train", limit=60, seed=3) + "{broken\n")

@@ -14,8 +14,9 @@ from tests.snips import snips_chat_jsonl
 from tests.ui.serving import launched
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed "
-                                "(.ci/run installs it with apt)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed "
+                                 "(.ci/run installs it with apt)")]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 INTERVIEW = ["Extract intents from requests as JSON", "both", "yes", "a few hundred", "yes", "rarely",
              "no GPU", "no preference", "no", "one"]

@@ -41,6 +41,7 @@ def text_of(content) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # about 110 s on an idle 2-core machine
 def test_ten_concurrent_sessions_keep_their_own_histories(compare_app):
     variants = ["base", "base + retrieval"]

@@ -11,12 +11,12 @@ from ui.errors import explain, guard_handlers, shows_errors
 
 def test_a_tunewise_error_reads_as_its_message_then_its_hint():
     error = TunewiseError("the adapter 'a' was trained on 'x'", "Load 'x' to use it.")
-    assert explain(error) == "The adapter 'a' was trained on 'x'. Load 'x' to use it."
-    assert explain(WorkspaceError("there is no project named 'p'")) == "There is no project named 'p'"
+    assert explain(error) == "the adapter 'a' was trained on 'x'. Load 'x' to use it."
+    assert explain(WorkspaceError("there is no project named 'p'")) == "there is no project named 'p'"
 
 
 def test_errors_of_the_machinery_below_are_explained_and_bugs_are_not():
-    assert explain(AdapterError("an adapter named 'a' already exists")) == "An adapter named 'a' already exists"
+    assert explain(AdapterError("an adapter named 'a' already exists")) == "an adapter named 'a' already exists"
     assert explain(KeyError("x")) is None
 
 
@@ -53,5 +53,5 @@ def test_the_cli_prints_one_clear_line_for_any_error(tmp_path, capsys):
 
     code = main(["projects", "--workspace", str(tmp_path), "delete", "missing"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("tunewise: error: There is no project named 'missing'")
+    assert code == 2 and err.startswith("tunewise: error: there is no project named 'missing'")
     assert "Traceback" not in err

@@ -1,5 +1,6 @@
 """Documents go in through the app's upload endpoint and come back through /search."""
 
+import pytest
 from gradio_client import Client, handle_file
 
 from tests.paths import RETRIEVAL_CORPORA
@@ -7,6 +8,7 @@ from tests.paths import RETRIEVAL_CORPORA
 CORPORA = sorted(p.name for p in RETRIEVAL_CORPORA.glob("*.md"))
 
 
+@pytest.mark.slow
 def test_the_five_corpora_upload_through_the_app_then_search(running_app, tmp_path):
     _, url, _ = running_app
     bad = tmp_path / "notes.txt"
