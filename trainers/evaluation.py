@@ -6,20 +6,24 @@ from collections.abc import Sequence
 
 from trainers.metrics import contains_reference, exact_match, field_accuracy, json_valid, parse_json
 
+CASE_METRICS = {
+    "exact_match": exact_match,
+    "contains_reference": contains_reference,
+    "json_valid": lambda answer, _reference: json_valid(answer),
+    "field_accuracy": field_accuracy,
+}
+"""Per-case scores in [0, 1] of an (answer, reference) pair, by name: the one list a new metric joins
+(the reports, the Compare tab's table and the plan check read their names from here)."""
+
 
 def score_answers(answers: Sequence[str], references: Sequence[str]) -> dict:
-    """Exact match, contains-reference, JSON validity and field accuracy, as shares of the set."""
+    """Each of :data:`CASE_METRICS` as a mean over the set (a share for the yes/no ones)."""
     if len(answers) != len(references):
         raise ValueError("one answer per reference")
     n = len(answers) or 1
     pairs = list(zip(answers, references, strict=True))
-    return {
-        "examples": len(answers),
-        "exact_match": sum(exact_match(a, r) for a, r in pairs) / n,
-        "contains_reference": sum(contains_reference(a, r) for a, r in pairs) / n,
-        "json_valid": sum(json_valid(a) for a, _ in pairs) / n,
-        "field_accuracy": sum(field_accuracy(a, r) for a, r in pairs) / n,
-    }
+    return {"examples": len(answers)} | {
+        name: sum(float(score(a, r)) for a, r in pairs) / n for name, score in CASE_METRICS.items()}
 
 
 def field_match_rate(answers: Sequence[str], references: Sequence[str], key: str) -> float:

@@ -20,6 +20,7 @@ from assistant.runtime.generation import GenerationSettings, ModelUnavailableErr
 from assistant.runtime.variants import Variant
 from assistant.services.arena import Vote, VoteStore, draw_pair, leaderboard
 from assistant.services.evaluation import (
+    SHARE_METRICS,
     cases_from_file,
     evaluate_project,
     gap_check,
@@ -32,7 +33,7 @@ from assistant.services.workspace import Workspace
 MAX_COLUMNS = 4
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
 """Side by side and blind rounds; an evaluation caps answers lower still, from its references."""
-METRICS = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate", "latency_p50_s"]
+METRICS = [*SHARE_METRICS, "latency_p50_s"]
 EVAL_COLUMNS = ["variant", *METRICS]
 BOARD_COLUMNS = ["variant", "score", "95% low", "95% high", "wins", "losses", "ties", "games", "win rate"]
 

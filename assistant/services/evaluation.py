@@ -13,10 +13,10 @@ from pathlib import Path
 from assistant.core.outcomes import share_with_interval
 from assistant.runtime.generation import GenerationSettings
 from assistant.runtime.variants import Variant, VariantModel
-from trainers.evaluation import score_answers
+from trainers.evaluation import CASE_METRICS, score_answers
 from trainers.metrics import cites_a_source
 
-SHARE_METRICS = ["exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate"]
+SHARE_METRICS = [*CASE_METRICS, "citation_rate"]
 """Metrics that are shares (or means of [0, 1] scores) over the evaluated cases."""
 LATENCY_METRICS = ["latency_p50_s", "first_token_p50_s"]
 
