@@ -134,14 +134,25 @@ def iter_zip(name: str, data: bytes, limits: UploadLimits | None = None) -> Iter
 
 # --- formats --------------------------------------------------------------------------------
 
+BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                    (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+"""Longest first: a UTF-32 little-endian mark starts with UTF-16's."""
+
+
 def _decode(source: str, data: bytes) -> str:
+    for mark, encoding in BYTE_ORDER_MARKS:  # a marked file says its encoding (UTF-16/32 hold NUL bytes)
+        if data.startswith(mark):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise DocumentError(source, f"starts with a {encoding} byte order mark but is not {encoding}",
+                                    "save it as UTF-8") from error
     if b"\x00" in data[:8192]:
         raise DocumentError(source, "looks like a binary file, not text", "upload the original document")
-    for encoding in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError as error:

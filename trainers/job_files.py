@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from trainers.atomic_files import write_json_atomic
+from trainers.atomic_files import write_json_atomic, write_text_atomic
 
 CONFIG_FILE, STATE_FILE, PROGRESS_FILE, LOG_FILE = "config.json", "state.json", "progress.jsonl", "log.txt"
 CHECKPOINTS, ADAPTER, TRAINING_CARD = "checkpoints", "adapter", "training.json"
@@ -70,3 +70,24 @@ def progress_line(record: dict) -> str:
     if "gpu_peak_allocated_gb" in record:
         parts.append(f"GPU peak {record['gpu_peak_allocated_gb']:.1f} GB")
     return "  ".join(parts)
+
+
+def trim_progress(job_dir: Path, last_step: int) -> int:
+    """Drop the progress lines after ``last_step`` (a resume trains those steps again and logs them
+    anew, so the chart never goes backwards); returns how many were dropped."""
+    path = job_dir / PROGRESS_FILE
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            step = json.loads(line).get("step", 0)
+        except json.JSONDecodeError:
+            dropped += 1  # a line the killed process was writing
+            continue
+        if step > last_step:
+            dropped += 1
+        else:
+            kept.append(line)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+    return dropped

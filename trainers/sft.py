@@ -32,6 +32,7 @@ from trainers.job_files import (
     TRAINING_CARD,
     JobState,
     set_state,
+    trim_progress,
     write_json,
 )
 
@@ -255,7 +256,11 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     if len(trainer.train_dataset) == 0:  # TRL drops examples whose answer was cut off entirely
         raise NoAnswerLeftError(f"no training example keeps any of its answer within the max length of "
                                 f"{config.max_length} tokens")
-    checkpoint = resume and any((job_dir / CHECKPOINTS).glob("checkpoint-*"))
+    steps_saved = [int(c.name.rpartition("-")[2]) for c in (job_dir / CHECKPOINTS).glob("checkpoint-*")
+                   if c.name.rpartition("-")[2].isdigit()]
+    checkpoint = resume and bool(steps_saved)
+    if checkpoint:  # the steps after the checkpoint are trained again: their old lines would repeat
+        trim_progress(job_dir, max(steps_saved))
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if stop["requested"]:
         set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user")

@@ -240,7 +240,7 @@ def _knowledge_base(args: argparse.Namespace):
     from assistant.services.knowledge import KnowledgeBase, KnowledgeSettings
 
     settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
-    return KnowledgeBase(_workspace(args), args.project, settings)
+    return KnowledgeBase(_workspace(args), args.project, settings, create=args.command == "ingest")
 
 
 def _document_search(args: argparse.Namespace):
@@ -347,6 +347,9 @@ def run_validate(args: argparse.Namespace) -> int:
               f"{t['over_max_length']} over {t['max_length']} ({t['answer_cut_off']} with no room for the answer)")
         for warning in report.get("warnings", []):
             print(f"warning: {warning['message']}")
+    if not report["valid"]:
+        what = "is empty" if not report["records"] else "has no valid examples"
+        return _fail(f"{args.train} {what}: there is nothing to train on")
     return 0
 
 
@@ -614,18 +617,19 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 def run_serve(args: argparse.Namespace) -> int:
     from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings
     from assistant.services.knowledge import KnowledgeSettings
-    from ui.exposure import ExposureError, check_exposure, parse_auth
+    from ui.exposure import ExposureError, bound_host, check_exposure, parse_auth
 
     if args.user:
         return _fail("serve takes --auth; each signed-in user then works in their own projects")
     try:
         auth = parse_auth(args.auth)
-        check_exposure(args.host, auth, args.insecure)
+        host = bound_host(args.host)
+        check_exposure(host, auth, args.insecure)
     except (ExposureError, OSError) as error:
         return _fail(str(error))
     from ui.app import serve
 
-    serve(host=args.host, port=args.port, workspace=args.workspace, project=args.project, auth=auth or None,
+    serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=auth or None,
           knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0

@@ -12,9 +12,26 @@ class ExposureError(TunewiseError):
     """The requested binding would expose the app without protection; the message says what to add."""
 
 
+GRADIO_HOST_ENV = "GRADIO_SERVER_NAME"
+
+
+def bound_host(host: str | None, environ: dict | None = None) -> str:
+    """The address the server will actually listen on: Gradio replaces an empty or missing host with
+    $GRADIO_SERVER_NAME (else 127.0.0.1), so the check must judge that address, and the app passes
+    it to Gradio explicitly. An empty string given to a socket means every interface."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    if host:
+        return host
+    return environ.get(GRADIO_HOST_ENV) or "127.0.0.1"
+
+
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+    if host == "localhost":
         return True
+    if not host:
+        return False  # "" binds every interface
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

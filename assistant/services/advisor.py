@@ -30,7 +30,7 @@ class Advisor:
         self.workspace = workspace
 
     def state(self, project: str) -> InterviewState:
-        self.workspace.ensure(project)
+        """The saved interview; a project that does not exist is an error, never created by a read."""
         return InterviewState.from_dict(self.workspace.load(project).get("interview"))
 
     def _save(self, project: str, state: InterviewState) -> None:
@@ -39,6 +39,7 @@ class Advisor:
 
     def turn(self, project: str, message: Any) -> AdvisorReply:
         """Answer the current question of ``project``'s interview with ``message``."""
+        self.workspace.ensure(project)  # a first answer starts the project
         with self.workspace.locked(project):
             result = interview.respond(self.state(project), message)
             self._save(project, result.state)
@@ -47,6 +48,7 @@ class Advisor:
     def edit(self, project: str, form: dict[str, Any]) -> InterviewState:
         """Apply a profile form (see :func:`form_edits`); raises ProfileError, saving nothing,
         if a value is invalid."""
+        self.workspace.ensure(project)
         with self.workspace.locked(project):
             state = self.state(project)
             state = interview.edit_answers(state, form_edits(state, form))
@@ -54,6 +56,7 @@ class Advisor:
         return state
 
     def restart(self, project: str) -> InterviewState:
+        self.workspace.ensure(project)
         with self.workspace.locked(project):
             state = interview.start()
             self._save(project, state)

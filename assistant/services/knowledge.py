@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.services.workspace import Workspace
+from assistant.services.workspace import Workspace, WorkspaceError
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,16 @@ class KnowledgeSettings:
 class KnowledgeBase:
     """Ingest, list, delete and search the documents of one project."""
 
-    def __init__(self, workspace: Workspace, project: str, settings: KnowledgeSettings | None = None):
+    def __init__(self, workspace: Workspace, project: str, settings: KnowledgeSettings | None = None,
+                 create: bool = True):
+        """``create``: make the project if it does not exist (ingest); False for reads, which get
+        "there is no project" instead of leaving an empty project behind."""
         from retrieval.embeddings import DEFAULT_EMBEDDING_MODEL, shared_embedder
         from retrieval.index import ChromaSettings, DocumentIndex, collection_name
 
         self.settings = settings or KnowledgeSettings()
+        if not create and not workspace.exists(project):
+            raise WorkspaceError(f"there is no project named {project!r}")
         project_dir = workspace.ensure(project).path
         index_dir = project_dir / "index"
         # On a shared Chroma server, a signed-in user's collections carry their folder's name.
@@ -88,7 +93,7 @@ class KnowledgeBases:
     def get(self, project: str) -> KnowledgeBase:
         with self._lock:
             if project not in self._open:
-                self._open[project] = KnowledgeBase(self.workspace, project, self.settings)
+                self._open[project] = KnowledgeBase(self.workspace, project, self.settings, create=False)
             return self._open[project]
 
     def forget(self, project: str) -> None:

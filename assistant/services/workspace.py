@@ -96,6 +96,7 @@ class Workspace:
             self.projects_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise WorkspaceError(f"cannot create the workspace at {self.root}: {error.strerror}") from error
+        self.clean_interrupted_deletes()
 
     def for_user(self, user: str | None) -> Workspace:
         """The workspace of one signed-in user, under ``<root>/users/``; this one for None.
@@ -213,5 +214,16 @@ class Workspace:
                 raise WorkspaceError(f"there is no project named {name!r}")
             # Rename first so a crash mid-delete never leaves a half-deleted project that lists.
             doomed = project.path.with_name(f".deleting-{name}")
-            project.path.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)  # what an earlier, interrupted delete left
+            try:
+                project.path.rename(doomed)
+            except OSError as error:
+                raise WorkspaceError(f"cannot delete project {name!r}: {error.strerror or error}") from error
             shutil.rmtree(doomed, ignore_errors=True)
+
+    def clean_interrupted_deletes(self) -> int:
+        """Remove what deletes cut short (``.deleting-*`` folders); returns how many."""
+        leftovers = list(self.projects_dir.glob(".deleting-*"))
+        for folder in leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(leftovers)

@@ -153,3 +153,18 @@ def test_update_is_the_one_writer_and_nests_inside_the_project_lock(tmp_path):
         workspace.update("p", lambda data: data | {"plan": {"finetune": "lora"}})
     assert workspace.load("p") == {"name": "p", "plan": {"finetune": "lora"}}
     assert not hasattr(workspace, "save")
+
+
+def test_a_delete_cut_short_leaves_nothing_that_blocks_the_next(tmp_path):
+    from assistant.services.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    workspace.create("p")
+    leftover = tmp_path / "projects" / ".deleting-p"
+    leftover.mkdir()
+    (leftover / "half.bin").write_text("x")
+    workspace.delete("p")  # the earlier leftover does not stand in the way
+    assert not leftover.exists() and workspace.list_projects() == []
+    (tmp_path / "projects" / ".deleting-q").mkdir()
+    Workspace(tmp_path)  # opening the workspace clears what interrupted deletes left
+    assert not (tmp_path / "projects" / ".deleting-q").exists()

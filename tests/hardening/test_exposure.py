@@ -34,3 +34,27 @@ def test_auth_from_a_value_or_a_file(tmp_path):
 def test_serve_refuses_to_expose_the_app_without_protection(capsys):
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "--auth" in capsys.readouterr().err
+
+
+def test_an_empty_host_is_judged_by_what_gradio_will_bind(monkeypatch, capsys):
+    from ui.exposure import bound_host
+
+    assert bound_host("", {"GRADIO_SERVER_NAME": "0.0.0.0"}) == "0.0.0.0"
+    assert bound_host("", {}) == "127.0.0.1" and bound_host("10.0.0.2", {"GRADIO_SERVER_NAME": "::1"}) == "10.0.0.2"
+    assert is_loopback("") is False  # a socket bound to "" listens on every interface
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    assert main(["serve", "--host", ""]) == 2  # the bypass: refused, no login, before anything listens
+    assert "--host 0.0.0.0" in capsys.readouterr().err
+
+
+def test_reads_never_create_projects(tmp_path):
+    from assistant.services.advisor import Advisor
+    from assistant.services.knowledge import KnowledgeBases
+    from assistant.services.workspace import Workspace, WorkspaceError
+
+    workspace = Workspace(tmp_path)
+    with pytest.raises(WorkspaceError, match="no project named 'ghost'"):
+        Advisor(workspace).plan("ghost")
+    with pytest.raises(WorkspaceError, match="no project named 'ghost'"):
+        KnowledgeBases(workspace).get("ghost")
+    assert workspace.list_projects() == [] and not (tmp_path / "projects" / "ghost").exists()

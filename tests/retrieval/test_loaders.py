@@ -98,3 +98,17 @@ def test_zip_entries_are_listed_and_limits_hold():
     refused = list(iter_zip("bomb.zip", bomb, UploadLimits(max_zip_total_bytes=1_000_000)))
     assert isinstance(refused[0][1], DocumentError)
     assert isinstance(list(iter_zip("x.zip", b"not a zip"))[0][1], DocumentError)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_text_with_a_byte_order_mark_is_text_in_any_unicode_encoding(encoding):
+    text = "Staff get 25 days of paid leave. Überstunden zählen."
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    assert load_bytes("notes.txt", data).text == text
+
+
+def test_nul_bytes_without_a_byte_order_mark_are_still_refused_as_binary():
+    with pytest.raises(DocumentError, match="binary"):
+        load_bytes("notes.txt", b"MZ\x00\x00\x90\x00" * 100)

@@ -196,3 +196,13 @@ def test_a_label_on_nearly_every_example_is_warned_about(answers, expected):
     assert len(report.warnings) == len(expected)
     for warning, start in zip(report.warnings, expected, strict=True):
         assert warning["message"].startswith(start) and warning["message"].endswith("add examples of the other labels")
+
+
+@pytest.mark.parametrize("content, words", [("", "is empty"), ("{broken\n", "has no valid examples")])
+def test_validate_says_when_there_is_nothing_to_train_on(tmp_path, capsys, content, words):
+    from ui.cli import main
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(content)
+    assert main(["validate", str(train)]) == 2
+    assert f"train.jsonl {words}: there is nothing to train on" in capsys.readouterr().err

@@ -155,3 +155,19 @@ def test_several_gpus_run_the_same_entry_point_under_accelerate(tmp_path):
     multi = launch_command(tmp_path, True, 4)
     assert multi[1:6] == ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "4"]
     assert multi[-4:] == ["-m", "trainers.sft", str(tmp_path), "--resume"]
+
+
+@pytest.mark.slow
+def test_after_a_kill_and_a_resume_the_progress_never_goes_backwards(tiny_model_path, snips_files, tmp_path):
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(config(tiny_model_path, *snips_files, max_steps=2000, save_steps=10, eval_steps=1000))
+    store.start(job)
+    status = wait_for_step(store, job, 24)  # a checkpoint at 10 and 20, progress lines past it
+    os.kill(json.loads((status.path / "state.json").read_text())["pid"], signal.SIGKILL)
+    assert store.wait(job, timeout=60).status == "failed"
+    store.start(job, resume=True)
+    wait_for_step(store, job, 34)
+    store.cancel(job)
+    store.wait(job, timeout=120)
+    steps = [r["step"] for r in store.progress(job) if "loss" in r]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)), steps
