@@ -61,6 +61,8 @@ def approximate_token_counter(texts: list[str]) -> list[int]:
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
 _WORD = re.compile(r"\s+")
+MAX_WORD_CHARS = 256
+"""Longer runs without a space (a base64 blob, a file of one long line) are cut every 256 characters."""
 
 
 def _pieces(text: str, start: int, end: int, pattern: re.Pattern) -> list[tuple[int, int]]:
@@ -98,7 +100,9 @@ def _units(text: str, start: int, end: int, count: TokenCounter, limit: int,
 
 def _word_windows(text: str, start: int, end: int, count: TokenCounter, limit: int) -> list[tuple[int, int, int]]:
     """A run-on sentence cut into word windows of at most ``limit`` tokens."""
-    words = _pieces(text, start, end, _WORD)
+    words = []
+    for s, e in _pieces(text, start, end, _WORD):  # a "word" of thousands of characters is cut up too
+        words.extend((a, min(a + MAX_WORD_CHARS, e)) for a in range(s, e, MAX_WORD_CHARS))
     sizes = count([text[s:e] for s, e in words])
     windows, first, total = [], 0, 0
     for i, size in enumerate(sizes):

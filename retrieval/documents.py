@@ -13,6 +13,9 @@ class DocumentError(Exception):
         self.source, self.problem, self.hint = source, problem, hint
         super().__init__(f"{source}: {problem}" + (f" ({hint})" if hint else ""))
 
+    def __reduce__(self):  # crosses the parsing worker's process boundary whole
+        return type(self), (self.source, self.problem, self.hint)
+
 
 @dataclass(frozen=True)
 class Span:

@@ -14,7 +14,8 @@ from retrieval.chunking import ChunkingConfig, chunk_document
 from retrieval.documents import DocumentError
 from retrieval.embeddings import Embedder
 from retrieval.index import DocumentIndex
-from retrieval.loaders import UploadLimits, iter_path, iter_zip, load_bytes
+from retrieval.loaders import UploadLimits, iter_path, iter_zip
+from retrieval.parsing import parse_upload
 
 Progress = Callable[[float, str], None]
 
@@ -65,7 +66,7 @@ def ingest_items(index: DocumentIndex, embedder: Embedder, items: Iterable[tuple
 def _ingest_one(index: DocumentIndex, embedder: Embedder, source: str, data: bytes,
                 config: ChunkingConfig | None, limits: UploadLimits | None) -> IngestResult:
     try:
-        document = load_bytes(source, data, limits)
+        document = parse_upload(source, data, limits)
     except DocumentError as error:
         return IngestResult(source, "failed", error=error.problem, hint=error.hint)
     if index.has_document(document.doc_id):

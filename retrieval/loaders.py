@@ -23,12 +23,25 @@ SUPPORTED_SUFFIXES = (".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".tx
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """Caps on what one upload may hold; zip bombs and runaway folders stop here."""
+    """Caps on what one upload may hold and cost, all in one place (docs/security.md lists them).
+
+    Sizes are checked before parsing where the format declares them (zip and DOCX directories,
+    PDF page counts); what no header tells (a PDF stream that inflates, a parser that loops) is
+    bounded by the parsing worker's CPU-time and memory limits (retrieval/parsing.py).
+    """
 
     max_file_bytes: int = 50 * 1024 * 1024
     max_files: int = 1000
     max_zip_entries: int = 2000
     max_zip_total_bytes: int = 500 * 1024 * 1024
+    max_docx_xml_bytes: int = 10 * 1024 * 1024
+    """Unpacked XML of a DOCX (a 300-page report holds about 5 MB); a 71 KB file can declare 24 MB."""
+    max_pdf_pages: int = 2000
+    max_text_chars: int = 5_000_000
+    """Extracted text of one document (about 2,500 pages); more takes an hour to embed on a CPU."""
+    parse_cpu_seconds: int = 60
+    parse_memory_bytes: int = 2 * 1024 ** 3
+    parse_wall_seconds: float = 120.0
 
 
 def load_bytes(source: str, data: bytes, limits: UploadLimits | None = None) -> Document:
@@ -45,7 +58,12 @@ def load_bytes(source: str, data: bytes, limits: UploadLimits | None = None) -> 
         raise DocumentError(source, "file is empty")
     loader = {".pdf": _load_pdf, ".docx": _load_docx, ".html": _load_html, ".htm": _load_html,
               ".md": _load_markdown, ".markdown": _load_markdown}.get(suffix, _load_text)
-    document = loader(source, data)
+    if suffix == ".docx":
+        _check_docx_size(source, data, limits)
+    document = loader(source, data, limits) if suffix == ".pdf" else loader(source, data)
+    if len(document.text) > limits.max_text_chars:
+        raise DocumentError(source, f"holds {len(document.text):,} characters of text, over the limit of "
+                                    f"{limits.max_text_chars:,}", "split it into parts")
     if not document.text.strip():
         raise DocumentError(source, "no text could be extracted",
                             "a scanned PDF needs OCR first" if suffix == ".pdf" else "")
@@ -230,6 +248,30 @@ def _load_html(source: str, data: bytes) -> Document:
                     sections=_heading_sections(headings, len(text)), content_hash=content_hash(data))
 
 
+def _check_docx_size(source: str, data: bytes, limits: UploadLimits) -> None:
+    """Refuse a DOCX whose XML would unpack past the limit, from its zip directory, before parsing
+    (python-docx's memory and time grow with the unpacked size: a DOCX bomb)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise DocumentError(source, "not a readable DOCX file", "re-save it from Word as .docx") from error
+    declared = sum(e.file_size for e in archive.infolist() if e.filename.lower().endswith((".xml", ".rels")))
+    if declared > limits.max_docx_xml_bytes:
+        raise DocumentError(source, f"unpacks to {declared / 1e6:.0f} MB of XML, over the limit of "
+                                    f"{limits.max_docx_xml_bytes / 1e6:.0f} MB", "split the document into parts")
+    # A header can lie: inflate the main part with a cap one byte past the limit.
+    try:
+        with archive.open("word/document.xml") as part:
+            if len(part.read(limits.max_docx_xml_bytes + 1)) > limits.max_docx_xml_bytes:
+                raise DocumentError(source, "unpacks to more XML than its header says, over the limit",
+                                    "split the document into parts")
+    except KeyError as error:
+        raise DocumentError(source, "not a readable DOCX file (no word/document.xml)",
+                            "re-save it from Word as .docx") from error
+    except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as error:
+        raise DocumentError(source, "not a readable DOCX file", "re-save it from Word as .docx") from error
+
+
 def _load_docx(source: str, data: bytes) -> Document:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
@@ -262,7 +304,7 @@ def _load_docx(source: str, data: bytes) -> Document:
                     sections=_heading_sections(headings, len(text)), content_hash=content_hash(data))
 
 
-def _load_pdf(source: str, data: bytes) -> Document:
+def _load_pdf(source: str, data: bytes, limits: UploadLimits) -> Document:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -270,7 +312,16 @@ def _load_pdf(source: str, data: bytes) -> Document:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(source, "the PDF is encrypted", "remove the password and upload it again")
-        pages_text = [page.extract_text() or "" for page in reader.pages]
+        if len(reader.pages) > limits.max_pdf_pages:
+            raise DocumentError(source, f"has {len(reader.pages):,} pages, over the limit of {limits.max_pdf_pages:,}",
+                                "split it into parts")
+        pages_text, length = [], 0
+        for page in reader.pages:  # stop as soon as the text is over the limit, not after every page
+            pages_text.append(page.extract_text() or "")
+            length += len(pages_text[-1])
+            if length > limits.max_text_chars:
+                raise DocumentError(source, f"holds more than {limits.max_text_chars:,} characters of text",
+                                    "split it into parts")
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError,

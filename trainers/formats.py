@@ -91,9 +91,16 @@ def _json_array_items(text: str) -> tuple[list[tuple[int, Any]], list[RecordProb
             problems.append(RecordProblem(line_of(error.pos), "invalid_json", f"invalid JSON: {error.msg}",
                                           "fix the syntax at this line; the records after it were not read"))
             break
+        except RecursionError:
+            problems.append(RecordProblem(line_of(position), "invalid_json", TOO_DEEP,
+                                          "a training record is a few levels deep; the records after it were not read"))
+            break
         items.append((line_of(position), value))
         position = end
     return items, problems
+
+
+TOO_DEEP = "JSON nested too deeply to read"
 
 
 def read_records(name: str, text: str) -> tuple[list[tuple[int, Any]], list[RecordProblem]]:
@@ -112,7 +119,7 @@ def read_records(name: str, text: str) -> tuple[list[tuple[int, Any]], list[Reco
             return _json_array_items(stripped)
         try:
             whole = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             whole = None
         if isinstance(whole, dict):
             for key in ("data", "examples", "records", "train"):
@@ -127,6 +134,8 @@ def read_records(name: str, text: str) -> tuple[list[tuple[int, Any]], list[Reco
         except json.JSONDecodeError as error:
             problems.append(RecordProblem(number, "invalid_json", f"invalid JSON: {error.msg} (column {error.colno})",
                                           "each line must be one complete JSON object"))
+        except RecursionError:
+            problems.append(RecordProblem(number, "invalid_json", TOO_DEEP, "each line must be one chat record"))
     return records, problems
 
 

@@ -206,3 +206,11 @@ def test_validate_says_when_there_is_nothing_to_train_on(tmp_path, capsys, conte
     train.write_text(content)
     assert main(["validate", str(train)]) == 2
     assert f"train.jsonl {words}: there is nothing to train on" in capsys.readouterr().err
+
+
+def test_a_line_nested_too_deeply_is_a_line_numbered_problem_not_a_crash():
+    deep = "[" * 100_000 + "]" * 100_000
+    parsed = parse_examples("train.jsonl", snips_chat_jsonl("train", limit=2) + deep + "\n")
+    assert len(parsed.examples) == 2
+    assert [(p.line, p.kind) for p in parsed.problems] == [(3, "invalid_json")]
+    assert "nested too deeply" in parsed.problems[0].message
