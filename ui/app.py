@@ -31,6 +31,7 @@ from ui.errors import guard_handlers  # noqa: E402
 from ui.interview_tab import build_interview_tab, load_view  # noqa: E402
 from ui.knowledge_tab import build_knowledge_tab  # noqa: E402
 from ui.model_picker import build_model_picker  # noqa: E402
+from ui.uploads import CACHE_SWEEP  # noqa: E402
 
 TRANSLATIONS = gr.I18n(en={"common": {"complete": "Done"}})
 """Gradio 6.31's status tracker announces a finished event to screen readers with the key
@@ -54,7 +55,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         workspace = Workspace(workspace)
     tenants = Tenants(workspace, knowledge, SharedModel(model), project)
 
-    with gr.Blocks(title=TITLE) as app:
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row(equal_height=True):
             # The choices are the signed-in user's, filled in when the page loads.

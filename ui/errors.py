@@ -39,6 +39,8 @@ def explain(error: BaseException) -> str | None:
     anything else (a bug)."""
     if isinstance(error, (TunewiseError, *_lower_errors())):
         return str(error)
+    if isinstance(error, ValueError):  # a value a person gave that the code refused (a setting, a mode)
+        return str(error)
     return None
 
 

@@ -20,36 +20,7 @@ from assistant.services.tenants import Tenants
 from retrieval.documents import location
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.search import DEFAULT_SEARCH_MODE, SEARCH_MODES
-
-
-def shown_as_errors(handler):
-    """Errors meant for people (a bad project name, the vector store down) appear as Gradio
-    error toasts with their message, instead of a generic "Error"."""
-    import functools
-    import inspect
-
-    from assistant.services.workspace import WorkspaceError
-    from retrieval.embeddings import EmbeddingModelError
-    from retrieval.index import IndexUnavailableError
-
-    people = (WorkspaceError, IndexUnavailableError, EmbeddingModelError, ValueError)
-    if inspect.isgeneratorfunction(handler):
-        @functools.wraps(handler)
-        def generator(*args, **kwargs):
-            try:
-                yield from handler(*args, **kwargs)
-            except people as error:
-                raise gr.Error(str(error)) from error
-        return generator
-
-    @functools.wraps(handler)
-    def wrapper(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except people as error:
-            raise gr.Error(str(error)) from error
-    return wrapper
-
+from ui.uploads import discard_upload
 
 DOCUMENT_COLUMNS = ["file", "title", "chunks", "characters"]
 RESULT_COLUMNS = ["file", "result", "chunks", "what to do"]
@@ -139,36 +110,33 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                 from retrieval.documents import DocumentError
 
                 items.append((Path(path).name, DocumentError(Path(path).name, f"cannot read ({error})")))
-        outcome = kbs.get(name).ingest_uploads(items, progress=lambda f, label: progress(f, desc=label))
+            finally:
+                discard_upload(path)  # the bytes are in hand; the index keeps only the extracted text
+        outcome = kbs.get(name, create=True).ingest_uploads(items, progress=lambda f, label: progress(f, desc=label))
         return [[r.source, r.status, r.chunks, (r.error + (f" ({r.hint})" if r.hint else "")) if not r.ok else ""]
                 for r in outcome]
 
-    @shown_as_errors
     def on_add(files, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
         kbs = tenants.for_request(request).knowledge
         if not files:
             return [["", "nothing uploaded", 0, "choose files first"]], *refresh(kbs, name)
         return ingest(kbs, name, files, progress), *refresh(kbs, name)
 
-    @shown_as_errors
     def on_try_documents(name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         """The example documents go in as an upload would; a question they answer waits in the Ask box."""
         kbs = tenants.for_request(request).knowledge
         return ingest(kbs, name, EXAMPLE_DOCUMENTS, progress), *refresh(kbs, name), EXAMPLE_QUESTIONS[0]
 
-    @shown_as_errors
     def on_delete(source: str | None, name: str, request: gr.Request):
         kbs = tenants.for_request(request).knowledge
         if source:
             kbs.get(name).delete(source)
         return refresh(kbs, name)
 
-    @shown_as_errors
     def on_search(text: str, count: int, search_mode: str, name: str, request: gr.Request) -> str:
         kb = tenants.for_request(request).knowledge.get(name)
         return hits_html(kb.search(text, int(count), search_mode), text)
 
-    @shown_as_errors
     def on_ask(text: str, name: str, request: gr.Request):
         if not text.strip():
             yield "Type a question first.", ""

@@ -90,10 +90,12 @@ class KnowledgeBases:
         self._open: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
 
-    def get(self, project: str) -> KnowledgeBase:
+    def get(self, project: str, create: bool = False) -> KnowledgeBase:
+        """The project's open knowledge base; ``create`` (an upload) makes a missing project, a read
+        gets "there is no project" instead."""
         with self._lock:
             if project not in self._open:
-                self._open[project] = KnowledgeBase(self.workspace, project, self.settings, create=False)
+                self._open[project] = KnowledgeBase(self.workspace, project, self.settings, create=create)
             return self._open[project]
 
     def forget(self, project: str) -> None:

@@ -17,6 +17,7 @@ def test_a_tunewise_error_reads_as_its_message_then_its_hint():
 
 def test_errors_of_the_machinery_below_are_explained_and_bugs_are_not():
     assert explain(AdapterError("an adapter named 'a' already exists")) == "an adapter named 'a' already exists"
+    assert explain(ValueError("mode must be one of dense, bm25, hybrid")) == "mode must be one of dense, bm25, hybrid"
     assert explain(KeyError("x")) is None
 
 

@@ -30,3 +30,16 @@ def test_the_five_corpora_upload_through_the_app_then_search(running_app, tmp_pa
     hits = client.predict("credit card late fees", 3, "hybrid", "kb", api_name="/search")
     assert hits[0]["source"] == "state_of_the_union.md" and "late fees" in hits[0]["text"]
     assert {"source", "text", "score", "page", "start", "end"} <= set(hits[0])
+
+
+def test_an_uploaded_document_is_gone_from_the_upload_cache_once_indexed(running_app, tmp_path):
+    _, url, _ = running_app
+    note = tmp_path / "leave-policy.md"
+    note.write_text("# Leave\n\nStaff get 25 days of paid leave each year.\n")
+    client = Client(url, verbose=False)
+    results, _, _ = client.predict([handle_file(str(note))], "kb", api_name="/ingest")
+    assert results["data"][0][1] == "added"
+    cache = tmp_path / "gradio-tmp"
+    assert not [p for p in cache.rglob("leave-policy.md")], "the upload is still in Gradio's cache"
+    hits = client.predict("paid leave", 1, "bm25", "kb", api_name="/search")
+    assert "25 days" in hits[0]["text"]  # what was indexed stays searchable
