@@ -184,7 +184,7 @@ MAX_UPLOAD = "200mb"
 
 def serve(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None,
           project: str = DEFAULT_PROJECT, knowledge: KnowledgeSettings | None = None,
-          model: ModelSettings | None = None, auth: list[tuple[str, str]] | None = None) -> None:
+          model: ModelSettings | None = None, auth=None) -> None:
     """Start the app and block until interrupted."""
     app = build_app(workspace, project, knowledge, model)
     print(f"Tunewise workspace: {Workspace(workspace).root}")

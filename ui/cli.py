@@ -159,7 +159,30 @@ def make_parser() -> argparse.ArgumentParser:
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
     projects.add_argument("names", nargs="*", help="NAME for create/delete; OLD NEW for rename")
+
+    users = commands.add_parser("users", help="add a sign-in to a users file for serve --auth FILE")
+    users.add_argument("action", choices=("add",))
+    users.add_argument("name")
+    users.add_argument("--file", default="tunewise-users.txt", help="the users file (default tunewise-users.txt)")
+    users.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     return parser
+
+
+def run_users(args: argparse.Namespace) -> int:
+    from ui.logins import add_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            return _fail("the two passwords differ")
+    add_user(args.file, args.name, password)
+    print(f"{args.name} can sign in: serve with --auth {args.file} (the file holds a salted scrypt hash, "
+          "not the password)")
+    return 0
 
 
 def _print_plan(plan: dict, as_json: bool) -> None:
@@ -628,8 +651,14 @@ def run_serve(args: argparse.Namespace) -> int:
     except (ExposureError, OSError) as error:
         return _fail(str(error))
     from ui.app import serve
+    from ui.logins import Logins
 
-    serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=auth or None,
+    logins = Logins.from_pairs(auth) if auth else None
+    if logins and logins.plain_users():
+        print(f"warning: plain-text passwords for {', '.join(logins.plain_users())}; store hashes instead with "
+              "'tunewise users add NAME --file FILE' and serve with --auth FILE", file=sys.stderr)
+
+    serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=logins,
           knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0
@@ -645,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
                 "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
-                "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat}
+                "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat, "users": run_users}
     if getattr(args, "model_cache", None):  # the training process and every loader read it from here
         import os
 
