@@ -29,6 +29,10 @@ EXAMPLE_NOTE = ("<small>Example data: the 2024 State of the Union address, a wor
 
 
 def documents_table(kbs: KnowledgeBases, project: str) -> list[list]:
+    """The project's documents; none for a project that does not exist yet (the table is not a
+    reason to create it)."""
+    if not kbs.workspace.exists(project):
+        return []
     return [[d.source, d.title, d.chunks, d.chars] for d in kbs.get(project).documents()]
 
 

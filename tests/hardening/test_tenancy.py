@@ -81,8 +81,10 @@ def test_signed_in_users_never_reach_each_others_projects(signed_in_app, tmp_pat
     assert results["data"][0][1] == "added"
     assert ana.predict("zanzibar rollout", 3, "bm25", "secret", api_name="/search")
 
-    # Bo asks for the same project name: he gets a project of his own, empty.
-    assert bo.predict("zanzibar rollout", 3, "bm25", "secret", api_name="/search") == []
+    # Bo asks for the same project name: he has no such project (a read creates none), and his own,
+    # once he uploads to it, is empty.
+    with pytest.raises(Exception, match="no project named 'secret'"):
+        bo.predict("zanzibar rollout", 3, "bm25", "secret", api_name="/search")
     _, bo_documents, _ = bo.predict([], "secret", api_name="/ingest")
     assert not [row for row in bo_documents["data"] if any(row)]
     bo.predict(message="Classify support tickets", project="secret", api_name="/interview")
