@@ -131,8 +131,11 @@ class SimulatedUser(threading.Thread):
             results, _, _ = self.client.predict([handle_file(str(path))], project, api_name="/ingest")
             if results["data"][0][1] in ("added", "unchanged"):
                 self.uploads_acknowledged.add(name)
-        elif action == "compare":
-            self.client.predict("How many days of leave do staff get?", ["base"], project, api_name="/compare")
+        elif action == "compare":  # base against base + retrieval, which needs a document first
+            if not self.uploads_acknowledged:
+                return self.act("ingest")
+            self.client.predict("How many days of leave do staff get?", ["base", "base + retrieval"], project,
+                                api_name="/compare")
 
     def run(self) -> None:
         actions, weights = zip(*ACTIONS, strict=True)
@@ -190,6 +193,18 @@ def train_kill_resume(workspace: Path, owner: str, log: Path) -> dict:
             "progress_never_goes_back": steps == sorted(steps)}
 
 
+def errors_by_kind(errors: dict[str, list], restart: dict) -> dict:
+    """Error counts per endpoint and kind, split into those within a minute of the restart and the rest."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    start = restart.get("at_s", -1e9)
+    end = start + restart.get("down_s", 0) + 60
+    for action, found in errors.items():
+        for error in found:
+            phase = "around the restart" if start <= error["t"] <= end else "otherwise"
+            counts[action][f"{phase}: {error['error'].split(':')[0]}"] += 1
+    return {action: dict(kinds) for action, kinds in counts.items()}
+
+
 def consistency(workspace: Path, users: list[SimulatedUser]) -> dict:
     from assistant.services.workspace import Workspace
 
@@ -205,7 +220,7 @@ def consistency(workspace: Path, users: list[SimulatedUser]) -> dict:
         index = user_ws.project("soak").path / "index"
         if (index / "chunks.sqlite").exists():
             with sqlite3.connect(index / "chunks.sqlite") as db:
-                sources = {row[0] for row in db.execute("SELECT source FROM documents WHERE state = 'ready'")}
+                sources = {row[0] for row in db.execute("SELECT source FROM documents WHERE status = 'ready'")}
                 chunk_rows = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             report["uploads_lost"] += len(user.uploads_acknowledged - sources)
             import chromadb
@@ -278,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "users": args.users, "minutes": args.minutes, "cpu_cores": os.cpu_count(),
         "endpoints": {a: {"calls": len(v), "errors": len(errors[a]), "p50_s": p(v, 50), "p95_s": p(v, 95)}
                       for a, v in sorted(calls.items())},
+        "errors_by_kind": errors_by_kind(errors, restart),
         "errors_sample": {a: e[:5] for a, e in errors.items()},
         "server_restart": restart, "training": training, "consistency": checks,
         "server_rss_mb": {"min": min(m["server_rss_mb"] for m in memory),
