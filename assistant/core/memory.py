@@ -46,6 +46,7 @@ def needed_vram_gb(total_gb: float) -> float:
     """The GPU memory to ask for: the tensors and the CUDA runtime with the allocator's reserve."""
     return total_gb + RUNTIME_OVERHEAD_GB
 
+
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 METHODS = ("full", "lora", "qlora")
 
@@ -57,6 +58,9 @@ class TrainingShape:
     seq_len: int = 2048
     batch_size: int = 1
     gradient_checkpointing: bool = True
+    precision_bytes: int = 2
+    """Bytes per element of the base weights and the activations: 2 for bf16/fp16 on a GPU, 4 for
+    the fp32 Tunewise trains in on a CPU."""
     fused_loss: bool = True
     """The loss is computed without materialising the logits. TRL 1.x's SFTTrainer always does this
     (a fused LM head that scores the labelled positions in tiles); False models a plain
@@ -143,6 +147,7 @@ def activations_bytes(shape: ModelShape, training: TrainingShape) -> float:
         kept = shape.num_layers * 2 * shape.hidden_size + per_layer
     else:
         kept = shape.num_layers * per_layer
+    kept *= training.precision_bytes / 2
     # 16-bit logits, their fp32 upcast for the loss and its gradient.
     logits = 0 if training.fused_loss else shape.vocab_size * (2 + 4 + 4)
     return training.tokens * (kept + logits)
@@ -178,7 +183,7 @@ def estimate_memory(
     adapter_grads = adapter * adapter_dtype_bytes / GB
     adapter_optimizer = adapter * ADAM_MOMENT_BYTES / GB
     lora = MethodMemory(
-        "lora", adapter, 2 * params / GB + adapter_weights, adapter_grads, adapter_optimizer,
+        "lora", adapter, training.precision_bytes * params / GB + adapter_weights, adapter_grads, adapter_optimizer,
         activations,
     )
     qlora = MethodMemory(
