@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CASES = ((256, 2), (256, 8), (512, 2), (512, 8))
+CASES = ((256, 2), (256, 8), (512, 2))  # 512 x 8 would need about 18 GB on CPU
 
 
 def rss_now_mb() -> float:
@@ -33,6 +33,20 @@ def rss_now_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def write_long_answers(path: Path, count: int) -> None:
+    """Short questions with answers longer than any case's sequence length, so every batch is full."""
+    import random
+
+    from tests.tiny_model import tokenizer_corpus
+
+    words, rng = tokenizer_corpus().split(), random.Random(0)
+    with path.open("w") as out:
+        for _ in range(count):
+            answer = " ".join(rng.choice(words) for _ in range(900))
+            out.write(json.dumps({"messages": [{"role": "user", "content": "Say something from the speech."},
+                                               {"role": "assistant", "content": answer}]}) + "\n")
 
 
 def child(seq_len: int, batch: int, work: Path) -> dict:
@@ -69,10 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from assistant.core.memory import TrainingShape, estimate_memory
     from assistant.runtime.model_shapes import shape_for_model
-    from bench.gpu_sft import write_examples
-
     work = Path(tempfile.mkdtemp(prefix="tunewise-memory-cpu-"))
-    write_examples(work / "train.jsonl", 40, words_per_example=700)
+    write_long_answers(work / "train.jsonl", 40)
     shape = shape_for_model("bundled:SmolLM2-135M-Instruct")
     rows = []
     for seq_len, batch in CASES:
@@ -80,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                               capture_output=True, text=True, cwd=ROOT)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         measured = json.loads(lines[-1][7:]) if lines else {"error": done.stderr[-2000:]}
-        training = TrainingShape(seq_len=seq_len, batch_size=batch, gradient_checkpointing=False, precision_bytes=4)
+        training = TrainingShape(seq_len=seq_len, batch_size=batch, gradient_checkpointing=False, on_cpu=True)
         predicted = estimate_memory(shape, training, lora_rank=8).lora
         row = {"seq_len": seq_len, "batch_size": batch, "predicted_gb": round(predicted.total_gb, 3),
                "predicted_activations_gb": round(predicted.activations_gb, 3)} | measured

@@ -39,8 +39,8 @@ class Advisor:
 
     def turn(self, project: str, message: Any) -> AdvisorReply:
         """Answer the current question of ``project``'s interview with ``message``."""
-        self.workspace.ensure(project)  # a first answer starts the project
         with self.workspace.locked(project):
+            self.workspace.ensure(project)  # a first answer starts the project
             result = interview.respond(self.state(project), message)
             self._save(project, result.state)
         return AdvisorReply(result.reply, result.quick_replies, result.state, result.understood)
@@ -48,16 +48,16 @@ class Advisor:
     def edit(self, project: str, form: dict[str, Any]) -> InterviewState:
         """Apply a profile form (see :func:`form_edits`); raises ProfileError, saving nothing,
         if a value is invalid."""
-        self.workspace.ensure(project)
         with self.workspace.locked(project):
+            self.workspace.ensure(project)
             state = self.state(project)
             state = interview.edit_answers(state, form_edits(state, form))
             self._save(project, state)
         return state
 
     def restart(self, project: str) -> InterviewState:
-        self.workspace.ensure(project)
         with self.workspace.locked(project):
+            self.workspace.ensure(project)
             state = interview.start()
             self._save(project, state)
         return state

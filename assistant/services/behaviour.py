@@ -149,8 +149,7 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
     cuda = hardware.device == "cuda"
     if shape is not None:
         def need(method: str, batch: int, length: int) -> float:
-            training = TrainingShape(seq_len=length, batch_size=batch, gradient_checkpointing=cuda,
-                                     precision_bytes=2 if cuda else 4)  # fp32 on a CPU (trainers/sft.py)
+            training = TrainingShape(seq_len=length, batch_size=batch, gradient_checkpointing=cuda, on_cpu=not cuda)
             return estimate_memory(shape, training, settings.lora_r).method(method).total_gb
 
         memory = need(settings.method, settings.batch_size, settings.max_length)
