@@ -70,6 +70,11 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def is_whole_number(value: Any, least: int) -> bool:
+    """An int (not a bool, which Python counts as one) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def validate_slots(values: dict[str, Any]) -> list[str]:
     """Problems with slot values, one readable sentence each; empty when all are usable."""
     problems = []
@@ -81,10 +86,9 @@ def validate_slots(values: dict[str, Any]) -> list[str]:
         problems.append("task must be text")
     if "gap" in values and values["gap"] not in GAPS:
         problems.append(f"gap must be one of {', '.join(GAPS)}, not {values['gap']!r}")
-    if "examples" in values:
-        v = values["examples"]
-        if not (isinstance(v, int) and not isinstance(v, bool)) or v < 0:
-            problems.append(f"examples must be a whole number of 0 or more, not {v!r}")
+    for name, least in (("examples", 0), ("tasks", 1)):
+        if name in values and not is_whole_number(values[name], least):
+            problems.append(f"{name} must be a whole number of {least} or more, not {values[name]!r}")
     for name in ("documents", "can_measure", "latency_sensitive"):
         if name in values and not isinstance(values[name], bool):
             problems.append(f"{name} must be true or false, not {values[name]!r}")
@@ -98,8 +102,4 @@ def validate_slots(values: dict[str, Any]) -> list[str]:
             problems.append(f"model_size_b must be billions of parameters (0.01 to 2000), not {v!r}")
     if "changes" in values and values["changes"] not in CHANGE_RATES:
         problems.append(f"changes must be one of {', '.join(CHANGE_RATES)}, not {values['changes']!r}")
-    if "tasks" in values:
-        v = values["tasks"]
-        if not (isinstance(v, int) and not isinstance(v, bool)) or v < 1:
-            problems.append(f"tasks must be a whole number of 1 or more, not {v!r}")
     return problems
