@@ -65,6 +65,9 @@ class TrainingConfig:
         "Liger's fused kernels; default: on CUDA when liger-kernel is installed", form=False))
     trust_remote_code: bool = field(default=False, metadata=_option(
         "run code shipped with the model (only for models you trust)", form=False, flag=False))
+    processes: int = field(default=0, metadata=_option(
+        "training processes, data parallel under accelerate launch (0: one per visible GPU, one on a CPU); "
+        "batch size is per process"))
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +85,8 @@ class TrainingConfig:
             problems.append("the eval and general fractions must lie in [0, 1)")
         if not 0 <= self.lora_dropout < 1:
             problems.append("LoRA dropout must lie in [0, 1)")
+        if self.processes < 0:
+            problems.append("processes must be 0 (one per GPU) or more")
         if not str(self.target_modules).strip():
             problems.append("name the LoRA target modules, or all-linear")
         if problems:

@@ -80,13 +80,27 @@ def visible_gpus() -> int:
     return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
 
 
-def launch_command(job_dir: Path, resume: bool, gpus: int) -> list[str]:
-    """The same entry point on one device, or under `accelerate launch` (data parallel) on several."""
+def process_count(processes: int, gpus: int, device: str | None) -> int:
+    """How many training processes a job runs: as asked, else one per visible GPU (one on a CPU)."""
+    if processes > 0:
+        return processes
+    return gpus if gpus > 1 and device != "cpu" else 1
+
+
+def launch_command(job_dir: Path, resume: bool, gpus: int, processes: int = 0, device: str | None = None) -> list[str]:
+    """The job's entry point alone, or under ``accelerate launch`` (data parallel) for several processes.
+
+    accelerate starts the processes through torch's elastic launcher, which sets RANK, WORLD_SIZE and
+    the rendezvous for the Trainer; on GPUs they talk over NCCL, on a CPU over gloo.
+    """
     entry = ["-m", JOB_ENTRY_POINT, str(job_dir)] + (["--resume"] if resume else [])
-    if gpus > 1:
-        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
-                *entry]
-    return [sys.executable, *entry]
+    count = process_count(processes, gpus, device)
+    if count == 1:
+        return [sys.executable, *entry]
+    # --multi_gpu is accelerate's name for "data parallel through torch's launcher"; on a CPU the job's
+    # own settings (use_cpu) make each process a gloo rank.
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(count),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *entry]
 
 
 Launcher = Callable[[Path, bool, Path], subprocess.Popen]
@@ -95,7 +109,8 @@ Launcher = Callable[[Path, bool, Path], subprocess.Popen]
 
 def launch_process(job_dir: Path, resume: bool, board_folder: Path) -> subprocess.Popen:
     """The default launcher: the job's entry point in a new session, its output in log.txt."""
-    command = launch_command(job_dir, resume, visible_gpus())
+    spec = JobSpec.load(job_dir)
+    command = launch_command(job_dir, resume, visible_gpus(), spec.training.processes, spec.device)
     env = os.environ | {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", BOARD_ENV: str(board_folder)}
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))

@@ -166,6 +166,19 @@ def gpu_memory_gb() -> dict:
             "gpu_peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 1e9, 3)}
 
 
+def stop_callback(stop_requested):
+    """A cancel for the processes other than rank 0: stop at the end of the step, as rank 0 does."""
+    from transformers import TrainerCallback
+
+    class StopCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop_requested():
+                control.should_save = True
+                control.should_training_stop = True
+
+    return StopCallback()
+
+
 def make_progress_callback(job_dir: Path, stop_requested):
     from transformers import TrainerCallback
 
@@ -216,18 +229,35 @@ def make_progress_callback(job_dir: Path, stop_requested):
     return ProgressCallback()
 
 
+def process_rank() -> tuple[int, int, int]:
+    """(rank, local rank, world size) under ``accelerate launch`` (its environment); (0, 0, 1) alone."""
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
+            int(os.environ.get("WORLD_SIZE", "1")))
+
+
 def train(job_dir: Path, resume: bool = False) -> JobState:
-    """Run the job in ``job_dir``; returns the final state."""
+    """Run the job in ``job_dir``; returns the final state.
+
+    Under ``accelerate launch`` every process runs this, each on its share of the batches (data
+    parallel); only rank 0 writes the job's files and the adapter, and the job's pid stays the
+    launcher's, which passes a cancel on to every process.
+    """
     import torch
     from trl import SFTConfig, SFTTrainer
 
     spec = JobSpec.load(job_dir)
     config = spec.training
+    rank, local_rank, world = process_rank()
+    main_process = rank == 0
     stop = {"requested": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
     device = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and world > 1:
+        device = f"cuda:{local_rank}"
     cpu = device == "cpu"
-    set_state(job_dir, JobState.RUNNING, pid=os.getpid(), device=device, method=config.method, resumed=resume)
+    if main_process:
+        alone = {"pid": os.getpid()} if world == 1 else {"processes": world}
+        set_state(job_dir, JobState.RUNNING, device=device, method=config.method, resumed=resume, **alone)
     torch.manual_seed(config.seed)
 
     model, tokenizer = load_for_training(spec, device)
@@ -237,7 +267,8 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     bf16 = not cpu and torch.cuda.is_bf16_supported()
     liger = use_liger(config, device)
     checkpointing = use_checkpointing(config, model, device)
-    set_state(job_dir, JobState.RUNNING, liger_kernel=liger, gradient_checkpointing=checkpointing)
+    if main_process:
+        set_state(job_dir, JobState.RUNNING, liger_kernel=liger, gradient_checkpointing=checkpointing)
     args = SFTConfig(
         output_dir=str(job_dir / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
@@ -252,22 +283,26 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                          processing_class=tokenizer,
-                         callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])])
+                         callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])] if main_process
+                         else [stop_callback(lambda: stop["requested"])])
     if len(trainer.train_dataset) == 0:  # TRL drops examples whose answer was cut off entirely
         raise NoAnswerLeftError(f"no training example keeps any of its answer within the max length of "
                                 f"{config.max_length} tokens")
     steps_saved = [int(c.name.rpartition("-")[2]) for c in (job_dir / CHECKPOINTS).glob("checkpoint-*")
                    if c.name.rpartition("-")[2].isdigit()]
     checkpoint = resume and bool(steps_saved)
-    if checkpoint:  # the steps after the checkpoint are trained again: their old lines would repeat
+    if checkpoint and main_process:  # the steps after the checkpoint are trained again: their old lines would repeat
         trim_progress(job_dir, max(steps_saved))
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if stop["requested"]:
-        set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user")
+        if main_process:
+            set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user")
         return JobState.CANCELLED
     metrics = dict(result.metrics) | gpu_memory_gb()
     if eval_data is not None:
-        metrics.update(trainer.evaluate())
+        metrics.update(trainer.evaluate())  # every process takes part; the metrics are gathered
+    if not main_process:
+        return JobState.COMPLETED
     adapter_dir = job_dir / ADAPTER
     trainer.model.save_pretrained(adapter_dir, safe_serialization=True)
     tokenizer.save_pretrained(adapter_dir)

@@ -38,6 +38,11 @@ EVAL_COLUMNS = ["variant", *METRICS]
 BOARD_COLUMNS = ["variant", "score", "95% low", "95% high", "wins", "losses", "ties", "games", "win rate"]
 
 
+def column_text(answer) -> str:
+    """An answer as its column shows it: the text, then its sources."""
+    return answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
+
+
 def sources_text(sources) -> str:
     return "\n".join(f"[{s.number}] {s.source}" + (f", page {s.page}" if s.page else "") for s in sources)
 
@@ -204,31 +209,19 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         model_variants = variants.for_project(name)
         search = variants.search(name)
         asked = [state[i] + [{"role": "user", "content": text}] for i in range(len(selection))]
-        notes: list[str] = []
-
-        def shown(current: int, answering: list) -> list:
-            """Each column: done (its new history), answering, or waiting its turn on the one model."""
-            ahead = selection[min(current, len(selection) - 1)]
-            waiting = {"role": "assistant", "content": f"*Waiting for {ahead} to finish: the variants answer one "
-                                                      "at a time on the one model.*"}
-            return [answering if j == current else asked[j] + [waiting] if current < j < len(selection) else state[j]
-                    for j in range(MAX_COLUMNS)]
-
-        for i, variant_name in enumerate(selection):
-            variant = resolve(variants, name, variant_name)
-            yield [*state], "", *shown(i, asked[i]), "\n\n".join(notes)
-            # This column's clock starts now: the columns before it have finished and are not counted.
-            started, first, answer, answering = time.perf_counter(), None, None, asked[i]
-            for answer in model_variants.stream(variant, [dict(m) for m in asked[i]], GENERATION, search):
-                if first is None and answer.text:
-                    first = time.perf_counter() - started
-                content = answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
-                answering = asked[i] + [{"role": "assistant", "content": content}]
-                yield [*state], "", *shown(i, answering), "\n\n".join(notes)
-            state[i] = answering
-            rate = f", {answer.tokens_per_s:.1f} tokens/s" if answer is not None and answer.tokens_per_s else ""
-            notes.append(f"**{variant_name}**: first token {first or 0:.2f} s{rate}, "
-                         f"{time.perf_counter() - started:.1f} s in all")
+        chosen = [resolve(variants, name, v) for v in selection]
+        conversations = [[dict(m) for m in asked[i]] for i in range(len(selection))]
+        yield [*state], "", *(asked + state[len(asked):])[:MAX_COLUMNS], ""
+        # The variants answer together: one batch on the one model, a different adapter per row.
+        answers = []
+        for answers in model_variants.stream_together(chosen, conversations, GENERATION, search):
+            columns = [asked[i] + [{"role": "assistant", "content": column_text(a)}] for i, a in enumerate(answers)]
+            yield [*state], "", *(columns + state[len(columns):])[:MAX_COLUMNS], ""
+        for i, answer in enumerate(answers):
+            state[i] = asked[i] + [{"role": "assistant", "content": column_text(answer)}]
+        notes = [f"**{a.variant}**: first token {a.first_token_s or 0:.2f} s"
+                 + (f", {a.tokens_per_s:.1f} tokens/s" if a.tokens_per_s else "")
+                 + (f", {a.latency_s:.1f} s in all" if a.latency_s else "") for a in answers]
         yield [*state], "", *state[:MAX_COLUMNS], "\n\n".join(notes)
 
     def on_blind(text: str, name: str, request: gr.Request):
@@ -242,10 +235,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         first, second = informative_pair(names, random.Random())
         model_variants = variants.for_project(name)
         messages = [{"role": "user", "content": text}]
-        answers = {}
-        for side, variant_name in (("a", first), ("b", second)):
-            answers[side] = list(model_variants.stream(resolve(variants, name, variant_name), messages, GENERATION,
-                                                       variants.search(name)))[-1].text
+        pair = [resolve(variants, name, first), resolve(variants, name, second)]
+        final = list(model_variants.stream_together(pair, [messages, messages], GENERATION, variants.search(name)))[-1]
+        answers = {"a": final[0].text, "b": final[1].text}
         if answers["a"].strip() == answers["b"].strip():
             # Nothing to choose between: asking would only invite a coin toss, so it is a tie.
             record(tenant.workspace, name, Vote(first, second, "tie", text, answers["a"], answers["b"],

@@ -211,6 +211,96 @@ def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generat
     return results
 
 
+BASE_ROW = "__base__"
+"""PEFT's name for a row of a mixed batch that runs with no adapter."""
+
+
+def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
+                generation: GenerationSettings | None = None) -> Iterator[list[str]]:
+    """Answer several conversations in one ``generate`` call, each row with its own adapter (None:
+    the base), yielding every row's text as it grows.
+
+    Why: on one model the variants of a side-by-side chat used to answer one after another, so four
+    variants took four times as long. A batch of four costs little more than one row on a CPU or a
+    GPU, and PEFT runs a batch whose rows use different adapters (``adapter_names``). Greedy rows
+    give the same answers as :func:`stream_chat` up to float rounding of the padded batch.
+    """
+    import queue
+
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    if len(adapters) != len(conversations):
+        raise ValueError("one adapter (or None) per conversation")
+    generation = generation or GenerationSettings()
+    tokenizer = loaded.tokenizer
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    encoded = {k: v.to(loaded.device) for k, v in encoded.items()}
+    steps: queue.Queue = queue.Queue()
+
+    class RowStreamer(BaseStreamer):
+        """Receives each step's new token of every row (the first call is the prompt, skipped)."""
+
+        def __init__(self):
+            self.prompt_seen = False
+
+        def put(self, value):
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            steps.put(value.reshape(-1).tolist())
+
+        def end(self):
+            steps.put(None)
+
+    kwargs = dict(**encoded, streamer=RowStreamer(), **decoding_kwargs(loaded, generation))
+    mixed = any(a is not None for a in adapters)
+    if mixed:
+        kwargs["adapter_names"] = [BASE_ROW if a is None else a for a in adapters]
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            plain = not mixed and hasattr(loaded.model, "disable_adapter")
+            with torch.no_grad(), (loaded.model.disable_adapter() if plain else _no_context()):
+                torch.manual_seed(generation.seed)
+                loaded.model.generate(**kwargs)
+        except BaseException as error:  # surfaced to the caller below
+            errors.append(error)
+            steps.put(None)
+
+    stops = set(loaded.stop_token_ids)
+    rows: list[list[int]] = [[] for _ in conversations]
+    finished = [False] * len(conversations)
+    with loaded.lock:
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        while (step := steps.get()) is not None:
+            for row, token in enumerate(step):
+                if finished[row]:
+                    continue
+                if token in stops:
+                    finished[row] = True
+                else:
+                    rows[row].append(token)
+            yield [tokenizer.decode(r, skip_special_tokens=True) for r in rows]
+        worker.join()
+    if errors:
+        raise errors[0]
+
+
+def _no_context():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None,
          adapter: str | None = ACTIVE) -> str:
     """The whole answer at once."""

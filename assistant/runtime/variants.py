@@ -15,7 +15,7 @@ from pathlib import Path
 
 from assistant.core.errors import TunewiseError
 from assistant.runtime.answering import attribute_citations, cited_messages, relevant_hits, sources_for
-from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat
+from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat, stream_rows
 from assistant.runtime.models import same_model
 
 
@@ -117,6 +117,42 @@ class VariantModel:
         rate = tokens / (elapsed - first) if first and elapsed > first else None
         yield VariantAnswer(variant.name, attribute_citations(text, hits), sources, first, rate, done=True,
                             latency_s=elapsed)
+
+    def stream_together(self, variants: list[Variant], conversations: list[list[dict]],
+                        generation: GenerationSettings | None = None, search=None) -> Iterator[list[VariantAnswer]]:
+        """Answer as several variants at once, one conversation each, in one batch on the one model.
+
+        Yields every variant's answer as it grows; the last yield has ``done`` set, with sources,
+        attributed citations and each row's own tokens/s (a row's clock stops when its answer ends).
+        """
+        if len(variants) != len(conversations):
+            raise ValueError("one conversation per variant")
+        for variant in variants:
+            if variant.adapter is not None and variant.adapter not in self.adapters:
+                raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
+        prompts = [self._prompt(v, c, search) for v, c in zip(variants, conversations, strict=True)]
+        started = time.perf_counter()
+        first: list[float | None] = [None] * len(variants)
+        last: list[float] = [0.0] * len(variants)
+        texts = [""] * len(variants)
+        for grown in stream_rows(self.loaded, [p for p, _, _ in prompts], [v.adapter for v in variants], generation):
+            now = time.perf_counter() - started
+            for row, text in enumerate(grown):
+                if text and first[row] is None:
+                    first[row] = now
+                if text != texts[row]:
+                    last[row] = now
+            texts = grown
+            yield [VariantAnswer(v.name, t, sources, f) for v, t, (_, sources, _), f
+                   in zip(variants, texts, prompts, first, strict=True)]
+        answers = []
+        for row, (variant, text, (_, sources, hits)) in enumerate(zip(variants, texts, prompts, strict=True)):
+            tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+            began = first[row]
+            rate = tokens / (last[row] - began) if began and last[row] > began else None
+            answers.append(VariantAnswer(variant.name, attribute_citations(text, hits), sources, began, rate,
+                                         done=True, latency_s=last[row] or time.perf_counter() - started))
+        yield answers
 
     def _prompt(self, variant: Variant, messages: list[dict], search) -> tuple[list[dict], tuple, list]:
         """The prompt for ``variant``, its sources, and the hits whose citations may be attributed

@@ -55,6 +55,39 @@ def test_four_variants_answer_one_prompt_and_the_base_is_unchanged(tiny_model_pa
     assert list(model.stream(Variant(), PROMPT, SETTINGS))[-1].text == before
 
 
+def test_variants_answering_together_say_what_each_says_alone(tiny_model_path, two_adapters):
+    """One batch, a different adapter (or none) per row: each row's greedy answer is the one the
+    variant gives on its own, and every row ends with its own sources and timings."""
+    loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
+    model = VariantModel(loaded)
+    for name, path in two_adapters.items():
+        model.add_adapter(name, path)
+    variants = [Variant(), Variant(None, True), Variant("json"), Variant("other", True)]
+    alone = [list(model.stream(v, PROMPT, SETTINGS, search=search))[-1] for v in variants]
+    updates = list(model.stream_together(variants, [PROMPT] * 4, SETTINGS, search=search))
+    together = updates[-1]
+    assert [a.variant for a in together] == [v.name for v in variants]
+    assert [a.text for a in together] == [a.text for a in alone]
+    assert len({a.text for a in together}) > 1  # the rows really ran different weights
+    assert len(updates) > 2 and all(len(u) == 4 for u in updates)  # the columns grew as it went
+    assert all(a.done and a.first_token_s is not None and a.latency_s > 0 for a in together)
+    assert together[1].sources[0].source == "hr.md" and not together[0].sources
+
+
+def test_variants_together_without_adapters_run_the_plain_base(tiny_model_path):
+    loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
+    model = VariantModel(loaded)
+    alone = chat(loaded, PROMPT, SETTINGS)
+    final = list(model.stream_together([Variant(), Variant(None, True)], [PROMPT, PROMPT], SETTINGS, search))[-1]
+    assert final[0].text == alone and final[1].sources
+
+
+def test_an_unknown_adapter_in_a_batch_is_refused_before_anything_runs(tiny_model_path):
+    model = VariantModel(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")))
+    with pytest.raises(ValueError, match="no adapter named 'ghost'"):
+        list(model.stream_together([Variant(), Variant("ghost")], [PROMPT, PROMPT], SETTINGS))
+
+
 def test_variant_names_round_trip():
     for variant in (Variant(), Variant("json"), Variant("json", True), Variant(None, True)):
         assert Variant.parse(variant.name) == variant

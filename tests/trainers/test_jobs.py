@@ -157,6 +157,37 @@ def test_several_gpus_run_the_same_entry_point_under_accelerate(tmp_path):
     assert multi[-4:] == ["-m", "trainers.sft", str(tmp_path), "--resume"]
 
 
+def test_processes_are_as_asked_else_one_per_gpu_and_one_on_a_cpu(tmp_path):
+    from trainers.jobs import launch_command, process_count
+
+    assert [process_count(0, 0, None), process_count(0, 1, None), process_count(0, 4, None)] == [1, 1, 4]
+    assert process_count(0, 4, "cpu") == 1 and process_count(2, 0, "cpu") == 2
+    on_cpu = launch_command(tmp_path, False, 0, processes=2, device="cpu")
+    assert on_cpu[1:3] == ["-m", "accelerate.commands.launch"] and "2" in on_cpu
+
+
+def test_two_processes_train_one_adapter_through_accelerate_on_a_cpu(tiny_model_path, tmp_path):
+    """The multi-process path for real: accelerate starts 2 gloo ranks, each trains on half of every
+    epoch's examples, and one adapter comes out, written by rank 0 alone."""
+    from tests.snips import snips_chat_jsonl
+    from trainers.job_files import read_state
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(snips_chat_jsonl("train", limit=32, seed=0))
+    store = JobStore(tmp_path / "jobs")
+    job = store.create(config(tiny_model_path, train, max_steps=-1, epochs=1, batch_size=4, processes=2,
+                              eval_steps=1000, save_steps=1000))
+    store.start(job)
+    status = store.wait(job, timeout=300)
+    log = (status.path / "log.txt").read_text()
+    assert status.status == "completed", (status.reason, log[-3000:])
+    assert "accelerate.commands.launch" in status.command and "--num_processes 2" in status.command
+    assert read_state(status.path)["processes"] == 2
+    card = json.loads((status.adapter_dir / "training.json").read_text())
+    assert card["steps"] == 32 // (4 * 2)  # 32 examples, 4 per process, 2 processes: 4 steps, not 8
+    assert (status.adapter_dir / "adapter_model.safetensors").is_file()
+
+
 @pytest.mark.slow
 def test_after_a_kill_and_a_resume_the_progress_never_goes_backwards(tiny_model_path, snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
