@@ -9,6 +9,12 @@ shared corpora, so their prompts are longer, as in the app. "one after another" 
 tab answered before (``VariantModel.stream`` per variant); "together" is one batch with a different
 adapter per row (``VariantModel.stream_together``). Each setting runs 3 times; medians are kept.
 Time to first token is the slowest column's (what the person waits for before every column moves).
+
+On a GPU machine without the bundled model (no network):
+``--shape smollm2|llama8b --tokenizer DIR --device cuda`` builds the model from its config with random
+weights (speed does not depend on them) and uses the tokenizer and chat template in DIR (the
+bundled model's, copied). llama8b is Llama-3.1-8B's shape with the tokenizer's 49,152-token
+vocabulary.
 """
 
 from __future__ import annotations
@@ -53,8 +59,31 @@ def random_adapters(loaded, folder: Path) -> dict[str, Path]:
     return paths
 
 
+SHAPES = {"smollm2": {}, "llama8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                          num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                                          max_position_embeddings=8192)}
+
+
+def random_model(shape: str, tokenizer_dir: str, device: str):
+    """A LoadedModel of ``shape`` with random weights, in the dtype the runtime would load it in."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from assistant.runtime.generation import LoadedModel
+
+    config = AutoConfig.from_pretrained(tokenizer_dir)
+    for key, value in SHAPES[shape].items():
+        setattr(config, key, value)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    return LoadedModel(model.eval(), tokenizer, device, f"{shape} (random weights)")
+
+
 def passage() -> list[ChunkHit]:
-    text = CORPUS.read_text()[2000:3200]
+    text = (CORPUS.read_text()[2000:3200] if CORPUS.is_file()  # a GPU machine may lack ../shared
+            else " ".join(f"Sentence {i} of a passage about the subject, long enough to fill a prompt." for i in range(16)))
     return [ChunkHit("c1", "d1", "wikitexts.md", "", None, "", 2000, 3200, text, 1.0, 0.9)]
 
 
@@ -85,13 +114,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="random weights in this shape (needs --tokenizer)")
+    parser.add_argument("--tokenizer", help="folder with the tokenizer, chat template and config.json")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "side_by_side.json"))
     args = parser.parse_args()
     import torch
     import transformers
 
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    loaded = load_model(ModelSettings(device="cpu"))
+    loaded = (random_model(args.shape, args.tokenizer, args.device) if args.shape
+              else load_model(ModelSettings(device=args.device)))
     with tempfile.TemporaryDirectory() as tmp:
         paths = random_adapters(loaded, Path(tmp))
         model = VariantModel(loaded)
@@ -111,6 +144,7 @@ def main() -> None:
         row["x_one_variant_wall"] = round(row["wall_s"] / one, 2)
     result = {"date": date.today().isoformat(),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                          "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                           "torch": torch.__version__, "transformers": transformers.__version__},
               "model": loaded.name, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats, "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

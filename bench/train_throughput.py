@@ -4,14 +4,16 @@
 
 Model: the bundled SmolLM2-135M-Instruct, fp32 on the CPU, LoRA r=16 / alpha 32 / dropout 0.05 on
 all linear layers, learning rate 2e-4 with a cosine schedule, batch 8, max length 1024, 1 epoch.
-Data, a realistic length mix of real public examples: 192 Snips text-to-JSON chats (short, about 60
-tokens) and 64 multi-turn tool-calling chats from LLaMA-Factory's glaive demo (about 300-900
-tokens); held out, 32 + 16 more for the eval loss. Both cases see the same examples for one epoch
+Data, a realistic length mix of real public examples: 64 Snips text-to-JSON chats (short, about 60
+tokens) and 16 multi-turn tool-calling chats from LLaMA-Factory's glaive demo (about 300-900
+tokens); held out, 16 + 8 more for the eval loss. Both cases see the same examples for one epoch
 with the same optimiser settings; only how the batches are formed and run differs.
 
 (a) plain TRL: ``SFTTrainer(model, args=SFTConfig(...), peft_config=LoraConfig(...))`` with TRL's
     defaults for everything the settings above do not name (random batches padded to their longest
     example). The model is loaded in fp32, as anyone training on a CPU must (the folder is fp16).
+    It gets the prompt/completion records Tunewise's job makes from the chats, so both put the loss
+    on the answer and the eval losses compare.
 (b) Tunewise: a training job (``trainers/sft.py``) with the same settings.
 
 Each case runs in its own process. Reported: useful (non-padding) tokens per second of training,
@@ -46,7 +48,7 @@ def examples() -> tuple[list[dict], list[dict]]:
     snips = (SHARED / "tasks" / "snips" / "snips_train.jsonl").read_text().splitlines()
     rng.shuffle(snips)
     short = []
-    for line in snips[:224]:
+    for line in snips[:80]:
         record = json.loads(line)
         answer = json.dumps({"intent": record["intent"], "slots": record["slots"]}, sort_keys=True)
         short.append({"messages": [{"role": "system", "content": "Return the intent and slots as JSON."},
@@ -55,7 +57,7 @@ def examples() -> tuple[list[dict], list[dict]]:
     glaive = parse_examples("glaive.json", (SHARED / "formats" / "glaive_toolcall_en_demo.json").read_text())
     long = [{"messages": list(e.messages)} for e in glaive.examples]
     rng.shuffle(long)
-    train, held = short[:192] + long[:64], short[192:224] + long[64:80]
+    train, held = short[:64] + long[:16], short[64:80] + long[16:24]
     rng.shuffle(train)
     return train, held
 
@@ -77,7 +79,10 @@ def run_plain(model_path: str, data: Path, out: Path) -> dict:
 
     torch.manual_seed(SETTINGS["seed"])
     files = {"train": str(data / "train.jsonl"), "eval": str(data / "eval.jsonl")}
-    dataset = load_dataset("json", data_files=files)
+    # The records Tunewise's job makes from chats (prompt: every turn but the last; completion: the
+    # answer), so both put the loss on the answer and their eval losses compare.
+    dataset = load_dataset("json", data_files=files).map(
+        lambda r: {"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}, remove_columns=["messages"])
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     args = SFTConfig(output_dir=str(out), num_train_epochs=SETTINGS["epochs"],
                      per_device_train_batch_size=SETTINGS["batch_size"],

@@ -35,6 +35,7 @@ from trainers.job_files import (
     trim_progress,
     write_json,
 )
+from trainers.preview import has_generation_markers
 
 SMALLER_STEPS = ("a smaller batch size (raise gradient accumulation to keep the effective batch), or a shorter "
                  "max length")
@@ -76,11 +77,6 @@ def guard_bnb_cpu_repack(model) -> int:
             module.support_avx512bf16_for_cpu = False
             guarded += 1
     return guarded
-
-
-def has_generation_markers(tokenizer) -> bool:
-    template = getattr(tokenizer, "chat_template", None) or ""
-    return "{% generation %}" in template or "{%- generation %}" in template
 
 
 def load_records(path: str) -> list[dict]:
@@ -275,6 +271,9 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
         gradient_accumulation_steps=config.gradient_accumulation, learning_rate=config.learning_rate,
         lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, max_length=config.max_length,
         packing=config.packing, assistant_only_loss=markers, logging_steps=config.logging_steps,
+        # Batches of similar lengths: random megabatches, each sorted, so the order stays random
+        # while little of a batch is padding (bench/train_throughput.py).
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
         logging_first_step=True, eval_strategy="steps" if eval_data is not None else "no",
         eval_steps=config.eval_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         seed=config.seed, data_seed=config.seed, use_cpu=cpu, bf16=bf16, fp16=not cpu and not bf16,

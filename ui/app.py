@@ -171,6 +171,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         gr.api(plan, api_name="plan")
         gr.api(search, api_name="search")
     guard_handlers(app)  # every handler's errors reach the page as clear messages (ui/errors.py)
+    app.tenants = tenants  # for the OpenAI-compatible routes, which answer from the same loaded model
     # The translations travel with the app: mount_gradio_app keeps this, and launch(), which would reset
     # it, gets it as its default.
     app.i18n_instance = TRANSLATIONS
@@ -182,11 +183,26 @@ MAX_UPLOAD = "200mb"
 """Gradio refuses larger uploads before they reach any handler; loaders apply per-file limits too."""
 
 
+def with_openai_api(app: gr.Blocks, api_key: str | None = None, auth=None, path: str = "/"):
+    """A FastAPI app with the Gradio app at ``path`` and the OpenAI-compatible ``/v1`` routes
+    (ui/openai_api.py) beside it, both over the same tenants and the one loaded model."""
+    from fastapi import FastAPI
+
+    from ui.openai_api import ApiAccess, openai_router
+
+    server = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+    server.include_router(openai_router(app.tenants, ApiAccess(api_key, auth)))
+    return gr.mount_gradio_app(server, app.queue(default_concurrency_limit=8), path=path, auth=auth,
+                               show_error=True, max_file_size=MAX_UPLOAD, i18n=TRANSLATIONS)
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None,
           project: str = DEFAULT_PROJECT, knowledge: KnowledgeSettings | None = None,
-          model: ModelSettings | None = None, auth=None) -> None:
-    """Start the app and block until interrupted."""
+          model: ModelSettings | None = None, auth=None, api_key: str | None = None) -> None:
+    """Start the app, with its OpenAI-compatible API under /v1, and block until interrupted."""
+    import uvicorn
+
     app = build_app(workspace, project, knowledge, model)
     print(f"Tunewise workspace: {Workspace(workspace).root}")
-    app.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, show_error=True,
-                                                  auth=auth, max_file_size=MAX_UPLOAD)
+    print(f"The app: http://{host}:{port}/   OpenAI-compatible API: http://{host}:{port}/v1", flush=True)
+    uvicorn.run(with_openai_api(app, api_key, auth), host=host, port=port, log_level="warning")

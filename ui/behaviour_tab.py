@@ -14,6 +14,7 @@ import gradio as gr
 
 from assistant.example_data import EXAMPLE_EVAL, EXAMPLE_TRAINING
 from assistant.runtime.hardware import detect_hardware
+from assistant.runtime.models import ModelUnavailableError
 from assistant.services.behaviour import Behaviour, DatasetError, settings_from_plan
 from assistant.services.tenants import Tenant, Tenants
 from assistant.services.workspace import WorkspaceError
@@ -108,6 +109,27 @@ def problems_rows(report: dict) -> list[list]:
     return rows[:500]
 
 
+def highlighted(previews) -> list[tuple[str, str | None]]:
+    """The previews as (text, "trained" or None) runs for gr.HighlightedText, examples one after another."""
+    runs: list[tuple[str, str | None]] = []
+    for preview in previews:
+        runs.append((f"\n--- example {preview.index + 1} ({preview.tokens} tokens, {preview.trained_tokens} "
+                     f"trained) ---\n", None))
+        runs += [(piece.text, "trained" if piece.trained else None) for piece in preview.pieces]
+    return runs
+
+
+def preview_notes(previews) -> str:
+    """The training preview's warnings, for the report (an answer cut by max length, no markers...)."""
+    lines = sorted({f"- Example {p.index + 1}: {html.escape(w)}" for p in previews for w in p.warnings})
+    if not previews:
+        return ""
+    marked = previews[0].masking == "assistant turns"
+    why = "the chat template marks assistant turns" if marked else "the chat template has no generation markers"
+    head = f"\n\n**Training preview:** the loss falls on the {previews[0].masking} ({why})."
+    return head + ("\n" + "\n".join(lines) if lines else "")
+
+
 def settings_from(values) -> TrainingConfig:
     """The form's values (in SETTING_FIELDS order) as the TrainingConfig the CLI would build."""
     data = dict(zip(SETTING_FIELDS, values, strict=True))
@@ -173,6 +195,9 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         check = gr.Button("Check examples", variant="primary", elem_id="bh-check")
     report_md = gr.Markdown(elem_id="bh-report")
     preview = gr.Code(label="First examples, as the model will see them", language="json", interactive=False)
+    tokens_view = gr.HighlightedText(label="Training preview: the first examples after the chat template; the "
+                                           "highlighted tokens count in the loss", combine_adjacent=True,
+                                     show_legend=True, color_map={"trained": "green"}, elem_id="bh-tokens")
     problems = gr.Dataframe(headers=PROBLEM_COLUMNS, label="Problems", interactive=False, elem_id="bh-problems")
     with gr.Accordion("Training settings (from the plan)", open=True):
         # The defaults until the page loads and the plan's choice (settings_from_plan) fills them in.
@@ -210,7 +235,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     def on_check(request: gr.Request, train, evaluation, general, format_name, prompt_col, completion_col, name,
                  *values):
         if not train:
-            return "", "Upload a training file first.", "", [], ""
+            return "", "Upload a training file first.", "", [], "", []
         try:
             settings = settings_from(values)
             read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
@@ -223,13 +248,19 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                 None if format_name == "auto" else format_name, mapping or None, read(general), settings)
         except DatasetError as error:
             report = error.report or {"errors": [], "duplicates": [], "conflicts": [], "leakage": []}
-            return "", f"**Cannot train on this file:** {html.escape(str(error))}", "", problems_rows(report), ""
+            return "", f"**Cannot train on this file:** {html.escape(str(error))}", "", problems_rows(report), "", []
         except (UnicodeDecodeError, OSError, ValueError) as error:
-            return "", f"**Cannot read the file:** {html.escape(str(error))}", "", [], ""
+            return "", f"**Cannot read the file:** {html.escape(str(error))}", "", [], "", []
         first = [json.loads(line) for line in prepared.train_file.read_text().splitlines()[:3]]
         estimate = behaviour(request, name).estimate(prepared, settings, hardware)
-        return (prepared.dataset_id, report_markdown(prepared.report, prepared), json.dumps(first, indent=2,
-                ensure_ascii=False), problems_rows(prepared.report), estimate_markdown(estimate))
+        report = report_markdown(prepared.report, prepared)
+        try:
+            shown = behaviour(request, name).preview(prepared, settings)
+        except ModelUnavailableError as error:
+            shown, report = [], report + f"\n\n*No training preview: {html.escape(error.user_text())}*"
+        report += preview_notes(shown)
+        return (prepared.dataset_id, report, json.dumps(first, indent=2, ensure_ascii=False),
+                problems_rows(prepared.report), estimate_markdown(estimate), highlighted(shown))
 
     def on_try_examples(request: gr.Request, name, *values):
         """The example files land in the upload boxes as if uploaded, and are checked at once."""
@@ -291,11 +322,12 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
 
     private = {"api_visibility": "private"}
     check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,
-                           *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md],
+                           *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md, tokens_view],
                 show_progress_on=report_md, **private)
     try_example.click(on_try_examples, [project, *setting_inputs],
                       [train_file, eval_file, general_file, fmt, prompt_column, completion_column, prepared_id,
-                       report_md, preview, problems, estimate_md], show_progress_on=report_md, **private)
+                       report_md, preview, problems, estimate_md, tokens_view], show_progress_on=report_md,
+                      **private)
     start.click(on_start, [prepared_id, adapter_name, project, *setting_inputs], [jobs_choice], **private)
     cancel.click(on_cancel, [jobs_choice, project], None, **private)
     resume.click(on_resume, [jobs_choice, project], None, **private)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +69,9 @@ def make_parser() -> argparse.ArgumentParser:
                        help="require a login (needed for a non-loopback --host)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow a non-loopback --host without --auth (trusted networks only)")
+    serve.add_argument("--api-key", metavar="KEY", default=os.environ.get("TUNEWISE_API_KEY"),
+                       help="require 'Authorization: Bearer KEY' on the OpenAI-compatible API under /v1 "
+                            "(default $TUNEWISE_API_KEY; with --auth, 'Bearer USER:PASSWORD' works too)")
 
     advise = commands.add_parser("advise", parents=[common],
                                  help="plan from a profile file, or interview in the terminal")
@@ -103,6 +107,9 @@ def make_parser() -> argparse.ArgumentParser:
     validate.add_argument("--tokenizer", metavar="ID_OR_PATH",
                           help="count tokens with this model's tokenizer and chat template (default: estimate)")
     validate.add_argument("--max-length", type=int, default=1024, help="training max length (default 1024)")
+    validate.add_argument("--preview", type=int, default=0, metavar="N",
+                          help="show the first N examples as training sees them: the templated text, with the "
+                               "tokens that count in the loss in [[ ]] (uses --tokenizer, default the bundled model)")
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     train = commands.add_parser("train", parents=[common], help="fine-tune an adapter on example files")
@@ -344,18 +351,25 @@ def run_validate(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(str(error))
     count = approximate_tokens
-    if args.tokenizer:
+    if args.tokenizer or args.preview:
         from transformers import AutoTokenizer
 
-        from assistant.runtime.models import resolve_model
+        from assistant.runtime.models import BUNDLED_MODEL, resolve_model
 
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.tokenizer))
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.tokenizer or BUNDLED_MODEL))
 
         def count(example) -> int:
             return len(tokenizer.apply_chat_template(list(example.messages), tokenize=True,
                                                      return_dict=True)["input_ids"])
 
     report = build_report(train, evaluation, count, args.max_length).to_dict()
+    if args.preview:
+        from trainers.preview import NO_MARKERS_HINT, has_generation_markers, preview_examples
+
+        shown = preview_examples(tokenizer, [list(e.messages) for e in train.examples], args.max_length,
+                                 args.preview)
+        report["preview"] = {"generation_markers": has_generation_markers(tokenizer),
+                             "examples": [p.to_dict() for p in shown]}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -370,6 +384,15 @@ def run_validate(args: argparse.Namespace) -> int:
               f"{t['over_max_length']} over {t['max_length']} ({t['answer_cut_off']} with no room for the answer)")
         for warning in report.get("warnings", []):
             print(f"warning: {warning['message']}")
+        if args.preview:
+            print("chat template: " + ("marks assistant turns: every assistant turn is trained"
+                                       if report["preview"]["generation_markers"] else f"note: {NO_MARKERS_HINT}"))
+            for example in shown:
+                print(f"\nexample {example.index + 1}: {example.tokens} tokens, {example.trained_tokens} trained "
+                      f"(loss on: {example.masking}); trained text in [[ ]]:")
+                print(example.marked_text())
+                for warning in example.warnings:
+                    print(f"  warning: {warning}")
     if not report["valid"]:
         what = "is empty" if not report["records"] else "has no valid examples"
         return _fail(f"{args.train} {what}: there is nothing to train on")
@@ -659,6 +682,7 @@ def run_serve(args: argparse.Namespace) -> int:
               "'tunewise users add NAME --file FILE' and serve with --auth FILE", file=sys.stderr)
 
     serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=logins,
+          api_key=args.api_key or None,
           knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0

@@ -268,6 +268,20 @@ class Behaviour:
         total = int(median * prepared.train_count)
         return estimate_training(settings, prepared.train_count, total, hardware, shape)
 
+    def preview(self, prepared: PreparedDataset, settings: TrainingConfig, count: int = 2) -> list:
+        """The first ``count`` training examples as the job will see them (trainers/preview.py), with
+        the tokenizer and chat template of the model the settings train. A model whose tokenizer
+        cannot be loaded here gives ModelUnavailableError."""
+        from transformers import AutoTokenizer
+
+        from assistant.runtime.models import resolve_model
+        from trainers.preview import preview_examples
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(settings.model),
+                                                  trust_remote_code=settings.trust_remote_code)
+        records = [json.loads(line) for line in prepared.train_file.read_text(encoding="utf-8").splitlines()[:count]]
+        return preview_examples(tokenizer, [r["messages"] for r in records], settings.max_length, count)
+
     def start(self, prepared: PreparedDataset, settings: TrainingConfig, adapter_name: str,
               device: str | None = None, estimate: TrainingEstimate | None = None) -> str:
         """Create the job (queued behind a running one) and start it when the GPU is free.

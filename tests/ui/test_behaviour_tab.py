@@ -49,12 +49,13 @@ def chat(prompt: str, answer: str) -> str:
     return json.dumps({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]})
 
 
-def check(tmp_path, text: str, name: str = "train.jsonl", prompt: str = "", completion: str = ""):
-    """The Check button on a file with ``text``, in a fresh app with the default settings."""
+def check(tmp_path, text: str, name: str = "train.jsonl", prompt: str = "", completion: str = "", **overrides):
+    """The Check button on a file with ``text``, in a fresh app with the default settings (and ``overrides``)."""
     from ui.app import build_app
 
     app = build_app(tmp_path / "ws")
     *settings, _ = handler(app, "on_prefill")("default", REQUEST)
+    settings = [overrides.get(name, value) for name, value in zip(SETTING_FIELDS, settings, strict=True)]
     path = tmp_path / name
     path.write_text(text)
     return handler(app, "on_check")(REQUEST, str(path), None, None, "auto", prompt, completion, "default", *settings)
@@ -63,7 +64,7 @@ def check(tmp_path, text: str, name: str = "train.jsonl", prompt: str = "", comp
 def test_a_problem_on_many_lines_is_one_row_with_a_count_and_the_first_lines(tmp_path):
     good = [chat(f"question {i}", f"answer {i}") for i in range(20)]
     empty = [chat(f"unanswered {i}", "") for i in range(12)]
-    _, report, _, problems, _ = check(tmp_path, "\n".join([*good, *empty, "{not json"]) + "\n")
+    _, report, _, problems, _, _ = check(tmp_path, "\n".join([*good, *empty, "{not json"]) + "\n")
     assert "**Valid:** 20 of 33 records" in report, report
     by_kind = {row[3]: row for row in problems}
     assert len(problems) == 2, problems
@@ -79,7 +80,7 @@ SNIPS_LINES = [{"text": "play some jazz", "intent": "PlayMusic", "slots": {"genr
 
 def test_a_jsonl_file_maps_its_prompt_and_completion_columns(tmp_path):
     text = "".join(json.dumps(line) + "\n" for line in SNIPS_LINES)
-    dataset_id, report, preview, problems, _ = check(tmp_path, text, prompt="text", completion="intent")
+    dataset_id, report, preview, problems, _, _ = check(tmp_path, text, prompt="text", completion="intent")
     assert dataset_id and "**Valid:** 3 of 3 records" in report, (report, problems)
     answers = {example["messages"][-1]["content"] for example in json.loads(preview)}
     assert answers and answers <= {line["intent"] for line in SNIPS_LINES}, answers
@@ -87,10 +88,26 @@ def test_a_jsonl_file_maps_its_prompt_and_completion_columns(tmp_path):
 
 def test_several_completion_columns_make_one_json_answer(tmp_path):
     text = "".join(json.dumps(line) + "\n" for line in SNIPS_LINES)
-    dataset_id, report, preview, problems, _ = check(tmp_path, text, prompt="text", completion=" intent, slots ")
+    dataset_id, report, preview, problems, _, _ = check(tmp_path, text, prompt="text", completion=" intent, slots ")
     assert dataset_id and "**Valid:** 3 of 3 records" in report, (report, problems)
     answers = [json.loads(example["messages"][-1]["content"]) for example in json.loads(preview)]
     assert answers and all(a in SNIPS_ANSWERS for a in answers), answers
 
 
 SNIPS_ANSWERS = [{"intent": line["intent"], "slots": line["slots"]} for line in SNIPS_LINES]
+
+
+def test_the_check_shows_which_tokens_training_learns_and_warns_of_a_cut_answer(tmp_path):
+    """The training preview: the templated text in runs, the answer highlighted as trained, the
+    prompt and the template's own tokens not; an answer past max length is flagged with the
+    length that would fit."""
+    long_answer = " ".join(["word"] * 200)
+    text = "\n".join(chat(f"What is {i} plus {i}?", f"It is {2 * i}. {long_answer}") for i in range(20)) + "\n"
+    _, report, _, _, _, runs = check(tmp_path, text, max_length=96)
+    trained = "".join(t for t, label in runs if label == "trained")
+    context = "".join(t for t, label in runs if label is None)
+    assert "It is" in trained and "word word" in trained and "It is" not in context
+    assert "plus" in context and "plus" not in trained
+    assert "<|im_start|>assistant" in context  # the template's own tokens are shown, not trained
+    assert "**Training preview:** the loss falls on the last answer" in report
+    assert "the answer is cut" in report and "raise max_length to at least" in report, report

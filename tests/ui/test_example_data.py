@@ -30,8 +30,8 @@ def test_the_example_documents_are_indexed_like_an_upload_and_a_question_waits(a
 
 def test_the_example_training_file_is_checked_as_if_uploaded(app):
     *settings, _ = handler(app, "on_prefill")("default", REQUEST)
-    train, evaluation, general, fmt, prompt, completion, dataset_id, report, preview, problems, estimate = handler(
-        app, "on_try_examples")(REQUEST, "default", *settings)
+    train, evaluation, general, fmt, prompt, completion, dataset_id, report, preview, problems, estimate, runs = \
+        handler(app, "on_try_examples")(REQUEST, "default", *settings)
     assert train.endswith("snips_train.jsonl") and evaluation.endswith("snips_eval.jsonl") and general is None
     assert (fmt, prompt, completion) == ("auto", "", "")
     assert dataset_id
@@ -40,3 +40,4 @@ def test_the_example_training_file_is_checked_as_if_uploaded(app):
     assert "**Tokens per example:**" in report
     assert '"role": "assistant"' in preview and "intent" in preview
     assert "Estimate (cpu, lora)" in estimate, estimate
+    assert any(label == "trained" and '"intent"' in text for text, label in runs)
