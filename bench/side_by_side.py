@@ -83,7 +83,8 @@ def random_model(shape: str, tokenizer_dir: str, device: str):
 
 def passage() -> list[ChunkHit]:
     text = (CORPUS.read_text()[2000:3200] if CORPUS.is_file()  # a GPU machine may lack ../shared
-            else " ".join(f"Sentence {i} of a passage about the subject, long enough to fill a prompt." for i in range(16)))
+            else " ".join(f"Sentence {i} of a passage about the subject, long enough to fill a prompt."
+                          for i in range(16)))
     return [ChunkHit("c1", "d1", "wikitexts.md", "", None, "", 2000, 3200, text, 1.0, 0.9)]
 
 

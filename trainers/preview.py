@@ -108,6 +108,7 @@ def preview_example(tokenizer, messages: list[dict], max_length: int, index: int
     return ExamplePreview(index, text, pieces, len(ids), trained_kept, masking, warnings)
 
 
-def preview_examples(tokenizer, conversations: list[list[dict]], max_length: int, count: int = 3) -> list[ExamplePreview]:
+def preview_examples(tokenizer, conversations: list[list[dict]], max_length: int,
+                     count: int = 3) -> list[ExamplePreview]:
     """The first ``count`` examples as the job will train on them."""
     return [preview_example(tokenizer, messages, max_length, i) for i, messages in enumerate(conversations[:count])]

@@ -168,7 +168,7 @@ def openai_router(tenants: Tenants, access: ApiAccess) -> APIRouter:
             return StreamingResponse(stream_chunks(answers, completion_id, created, model),
                                      media_type="text/event-stream")
         final = None
-        for final in answers:
+        for final in answers:  # noqa: B007 - the last update is the whole answer
             pass
         tokens = model_variants.loaded.tokenizer
         usage_in = sum(len(tokens(m["content"], add_special_tokens=False)["input_ids"]) for m in messages)
