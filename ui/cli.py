@@ -163,6 +163,16 @@ def make_parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", choices=("cpu", "cuda"))
     chat.add_argument("--json", action="store_true", help="print answer, sources and timings as JSON")
 
+    judge = commands.add_parser("judge", parents=[common],
+                                help="check an LLM judge against the project's blind votes (agreement, kappa)")
+    judge.add_argument("--judge-model", metavar="ID_OR_PATH", help=f"the judge, a model Tunewise loads: {MODEL_HELP}")
+    judge.add_argument("--judge-url", metavar="URL", help="or an OpenAI-compatible API (its base URL, e.g. .../v1)")
+    judge.add_argument("--judge-name", metavar="MODEL", help="the model name to ask at --judge-url")
+    judge.add_argument("--judge-key", metavar="KEY", default=os.environ.get("TUNEWISE_JUDGE_KEY"),
+                       help="API key for --judge-url (default $TUNEWISE_JUDGE_KEY)")
+    judge.add_argument("--device", choices=("cpu", "cuda"))
+    judge.add_argument("--json", action="store_true", help="print the whole result, verdicts and reasons, as JSON")
+
     projects = commands.add_parser("projects", parents=[common], help="list and manage projects")
     projects.add_argument("action", choices=("list", "create", "rename", "delete"))
     projects.add_argument("names", nargs="*", help="NAME for create/delete; OLD NEW for rename")
@@ -660,6 +670,22 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def run_judge(args: argparse.Namespace) -> int:
+    from assistant.services.judge import HttpJudge, ModelJudge, check_project_judge
+
+    if args.judge_url:
+        if not args.judge_name:
+            return _fail("--judge-url needs --judge-name, the model to ask there")
+        judge = HttpJudge(args.judge_url, args.judge_name, args.judge_key)
+    else:
+        from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
+
+        judge = ModelJudge(load_model(ModelSettings(model=args.judge_model or DEFAULT_MODEL, device=args.device)))
+    result = check_project_judge(_workspace(args), args.project, judge)
+    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else result.summary())
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings
     from assistant.services.knowledge import KnowledgeSettings
@@ -698,7 +724,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"serve": run_serve, "advise": run_advise, "projects": run_projects,
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
                 "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
-                "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat, "users": run_users}
+                "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat, "users": run_users,
+                "judge": run_judge}
     if getattr(args, "model_cache", None):  # the training process and every loader read it from here
         import os
 

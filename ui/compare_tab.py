@@ -26,6 +26,7 @@ from assistant.services.evaluation import (
     gap_check,
     generation_for,
 )
+from assistant.services.judge import HttpJudge, ModelJudge, check_project_judge, saved_agreement, vote_label
 from assistant.services.project_variants import ProjectVariants
 from assistant.services.tenants import Tenant, Tenants
 from assistant.services.workspace import Workspace
@@ -41,6 +42,16 @@ BOARD_COLUMNS = ["variant", "score", "95% low", "95% high", "wins", "losses", "t
 def column_text(answer) -> str:
     """An answer as its column shows it: the text, then its sources."""
     return answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
+
+
+def judge_markdown(result) -> str:
+    """The judge's agreement, and the pairs where it disagreed with the vote."""
+    lines = [f"**Judge:** {html.escape(result.summary())}"]
+    disagreed = [i for i in result.items if vote_label(i["vote"]) != i["judge"]][:5]
+    for item in disagreed:
+        lines.append(f"- *{html.escape(item['prompt'][:80])}*: you voted **{item['vote']}**, the judge said "
+                     f"**{item['judge']}** ({html.escape(item['reasons'][0][:160])})")
+    return "\n".join(lines)
 
 
 def sources_text(sources) -> str:
@@ -148,6 +159,16 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         reveal = gr.Markdown(elem_id="ab-reveal")
         board = gr.Dataframe(headers=BOARD_COLUMNS, label="Leaderboard", interactive=False, elem_id="ab-board")
         export = gr.DownloadButton("Export votes (CSV)")
+        with gr.Accordion("An LLM judge, checked against your votes", open=False):
+            gr.Markdown("The judge compares each pair you voted on, in both orders (a verdict that flips when "
+                        "the answers swap counts as a tie), and its agreement with your votes says how far "
+                        "to trust it on pairs you have not voted on. Leave the URL empty to use the loaded model.")
+            with gr.Row():
+                judge_url = gr.Textbox(label="OpenAI-compatible URL (optional)", placeholder="http://127.0.0.1:8000/v1")
+                judge_name = gr.Textbox(label="Model at that URL", placeholder="judge model name")
+                judge_key = gr.Textbox(label="API key (optional)", type="password")
+                judge_run = gr.Button("Check the judge against my votes", elem_id="ab-judge")
+            judge_md = gr.Markdown(elem_id="ab-judge-result")
     with gr.Tab("Evaluation"):
         eval_file = gr.File(label="Held-out examples (any supported format)", type="filepath", elem_id="ev-file")
         with gr.Row():
@@ -353,7 +374,25 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {decision}."
         return note
 
+    def on_judge(url: str, model: str, key: str, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        tenant = tenants.for_request(request)
+        if url.strip():
+            if not model.strip():
+                raise gr.Error("Name the model to ask at that URL.")
+            judge = HttpJudge(url.strip(), model.strip(), key.strip() or None)
+        else:
+            judge = ModelJudge(tenants.model.get())
+        result = check_project_judge(tenant.workspace, name, judge,
+                                     progress=lambda f, label: progress(f, desc=label))
+        return judge_markdown(result)
+
+    def judge_on_load(name: str, request: gr.Request) -> str:
+        saved = saved_agreement(tenants.for_request(request).workspace, name)
+        return judge_markdown(saved) if saved else ""
+
     private = {"api_visibility": "private"}
+    judge_run.click(on_judge, [judge_url, judge_name, judge_key, project], [judge_md], **private)
+    load.click(judge_on_load, [project], [judge_md], **private)
     load_inputs, load_outputs = [project, chosen, eval_variants, known], [chosen, eval_variants, board, unavailable,
                                                                           known]
     load.click(on_load, load_inputs, load_outputs, **private)

@@ -1,0 +1,133 @@
+"""The judge: agreement arithmetic, both orders against position bias, and its agreement with
+blind votes whose answer is known, through a real OpenAI-compatible HTTP endpoint."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from assistant.core.agreement import agreement
+from assistant.services.arena import Vote, VoteStore
+from assistant.services.judge import (
+    HttpJudge,
+    JudgeError,
+    ModelJudge,
+    check_against_votes,
+    check_project_judge,
+    judge_pair,
+    parse_verdict,
+    saved_agreement,
+)
+from assistant.services.workspace import Workspace
+
+
+def test_agreement_and_kappa_match_a_hand_computed_case():
+    # 10 items, labels yes/no: 7 agree. Rater 1: 6 yes; rater 2: 5 yes. Chance = .6*.5 + .4*.5 = .5.
+    first = ["y"] * 6 + ["n"] * 4
+    second = ["y", "y", "y", "y", "n", "n", "y", "n", "n", "n"]
+    measured = agreement(first, second)
+    assert (measured.n, measured.agreed, measured.percent) == (10, 7, 70.0)
+    assert measured.kappa == pytest.approx((0.7 - 0.5) / (1 - 0.5))
+    assert agreement(["a"] * 4, ["a"] * 4).kappa is None  # both always say the same thing: undefined
+    assert agreement([], []).n == 0
+
+
+def test_verdicts_are_read_from_what_judges_write():
+    assert parse_verdict("Verdict: B\nReason: it follows the format.") == ("b", "it follows the format.")
+    assert parse_verdict("**Verdict:** tie\nReason: both fine")[0] == "tie"
+    assert parse_verdict("I cannot decide.")[0] is None
+
+
+def serve_judge(decide):
+    """A real OpenAI-compatible /chat/completions on 127.0.0.1 whose verdict is ``decide(A, B)``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            text = body["messages"][-1]["content"]
+            first = text.split("Answer A:\n")[1].split("\n\nAnswer B:")[0]
+            second = text.split("Answer B:\n")[1]
+            reply = {"choices": [{"message": {"role": "assistant",
+                                              "content": f"Verdict: {decide(first, second)}\nReason: rule"}}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def fair_judge():
+    """Prefers the answer that says "right", wherever it is shown."""
+    server = serve_judge(lambda a, b: "A" if "right" in a and "right" not in b else
+                         "B" if "right" in b and "right" not in a else "tie")
+    yield HttpJudge(f"http://127.0.0.1:{server.server_address[1]}/v1", "rule-judge")
+    server.shutdown()
+
+
+@pytest.fixture
+def biased_judge():
+    """Always prefers whichever answer it is shown first."""
+    server = serve_judge(lambda a, b: "A")
+    yield HttpJudge(f"http://127.0.0.1:{server.server_address[1]}/v1", "first-judge")
+    server.shutdown()
+
+
+VOTES = [Vote("base", "tuned", "b", "q1", "wrong", "right"),     # judge: b  (agrees)
+         Vote("base", "tuned", "a", "q2", "right", "wrong"),     # judge: a  (agrees)
+         Vote("tuned", "base", "tie", "q3", "right", "right"),   # judge: tie (agrees)
+         Vote("base", "tuned", "a", "q4", "wrong", "right"),     # judge: b  (disagrees)
+         Vote("base", "tuned", "both_bad", "q5", "meh", "bad")]  # judge: tie; both bad counts as tie (agrees)
+
+
+def test_the_judges_agreement_with_known_votes(fair_judge):
+    result = check_against_votes(fair_judge, VOTES)
+    assert [i["judge"] for i in result.items] == ["b", "a", "tie", "b", "tie"]
+    assert (result.votes, result.percent) == (5, 80.0)
+    # votes a,a,b,tie,tie vs judge a,b,b,tie,tie in sorted labels -> kappa by hand:
+    # observed .8; chance = (2/5*1/5) + (1/5*2/5) + (2/5*2/5) = .08+.08+.16 = .32; kappa = .48/.68
+    assert result.kappa == pytest.approx(0.48 / 0.68, abs=1e-3)
+    assert result.consistent_percent == 100.0  # a fair judge never flips when the answers swap
+    assert "agrees with your blind votes on 80% of 5 pairs" in result.summary()
+
+
+def test_a_judge_that_favours_the_first_answer_is_caught_by_the_swap(biased_judge):
+    verdict = judge_pair(biased_judge, "q", "one", "two")
+    assert (verdict.as_shown, verdict.swapped, verdict.outcome) == ("a", "b", "tie")
+    result = check_against_votes(biased_judge, VOTES)
+    assert {i["judge"] for i in result.items} == {"tie"} and result.consistent_percent == 0.0
+
+
+def test_a_projects_check_is_saved_with_rubric_verdicts_and_reasons(tmp_path, fair_judge):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.ensure("default")
+    store = VoteStore(workspace.project("default").path / "tunewise.sqlite")
+    for vote in VOTES:
+        store.add(vote)
+    store.close()
+    result = check_project_judge(workspace, "default", fair_judge)
+    saved = saved_agreement(workspace, "default")
+    assert saved.percent == result.percent == 80.0 and "strict judge" in saved.rubric
+    assert saved.items[0]["reasons"] == ["rule", "rule"]
+
+
+def test_a_judge_url_that_does_not_answer_is_a_clear_error():
+    with pytest.raises(JudgeError, match="did not answer"):
+        HttpJudge("http://127.0.0.1:9/v1", "nobody", timeout=2).complete([{"role": "user", "content": "hi"}])
+
+
+def test_a_loaded_model_can_judge(tiny_model_path):
+    from assistant.runtime.generation import ModelSettings, load_model
+
+    judge = ModelJudge(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")), max_new_tokens=8)
+    verdict = judge_pair(judge, "Say hi", "hi", "hello")
+    assert verdict.outcome in ("a", "b", "tie") and len(verdict.reasons) == 2
