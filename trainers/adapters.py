@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainers.ollama import modelfile
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -113,7 +115,13 @@ class AdapterRegistry:
                                                     trust_remote_code=trust_remote_code)
         merged = PeftModel.from_pretrained(base, info.path).merge_and_unload()
         merged.save_pretrained(out, safe_serialization=True)
-        AutoTokenizer.from_pretrained(info.path).save_pretrained(out)
+        tokenizer = AutoTokenizer.from_pretrained(info.path)
+        tokenizer.save_pretrained(out)
+        # For local runners: `ollama create NAME -f OUT/Modelfile` imports the folder with the same
+        # prompt format and stop tokens the model was trained with (trainers/ollama.py).
+        text, warnings = modelfile(tokenizer)
+        (out / "Modelfile").write_text(text)
         (out / "tunewise-merge.json").write_text(json.dumps({"adapter": name, "base_model": base_path,
-                                                             "method": info.method}, indent=2))
+                                                             "method": info.method, "warnings": warnings},
+                                                            indent=2))
         return out

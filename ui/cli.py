@@ -543,7 +543,11 @@ def run_adapters(args: argparse.Namespace) -> int:
             from assistant.runtime.models import resolve_model
 
             base = registry.get(args.names[0]).base_model
-            print(registry.merge_and_export(*args.names, base_model=resolve_model(base)))
+            out = registry.merge_and_export(*args.names, base_model=resolve_model(base))
+            print(out)
+            print(f"for Ollama: ollama create {args.names[0].lower()} -f {out / 'Modelfile'}")
+            for warning in json.loads((out / "tunewise-merge.json").read_text()).get("warnings", []):
+                print(f"warning: {warning}")
     except AdapterError as error:
         return _fail(str(error))
     return 0

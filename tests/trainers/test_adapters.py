@@ -59,3 +59,5 @@ def test_merged_export_answers_like_base_plus_adapter(trained_adapter, tiny_mode
     assert not torch.allclose(merged_logits, base_logits, atol=1e-4)
     with pytest.raises(AdapterError, match="not empty"):
         registry.merge_and_export("json-v1", out)
+    modelfile = (out / "Modelfile").read_text()
+    assert modelfile.startswith("FROM .\nTEMPLATE") and 'PARAMETER stop "<|im_end|>"' in modelfile

@@ -1,0 +1,101 @@
+"""An Ollama ``Modelfile`` for an exported (merged) model folder.
+
+Ollama imports safetensors folders of Llama-family models (``ollama create NAME -f Modelfile``),
+but it reads Go templates, not the tokenizer's Jinja chat template, so the Modelfile must carry the
+same prompt format and stop tokens or the model answers in a format it was never trained on. The
+known formats are written out here as Go templates, each beside a Python rendering of the very
+same layout, which the tests compare with the tokenizer's own template. A model whose template is
+none of these gets a Modelfile without TEMPLATE and a warning saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    name: str
+    marker: str
+    """A string only this format's Jinja template contains."""
+    go_template: str
+    render: Callable[[list[dict]], str]
+    """The Go template's output for ``messages`` (with the generation prompt), in Python."""
+    stops: tuple[str, ...]
+    """End of turn, then the next turn's start: where an answer must stop."""
+
+
+def _chatml(messages: list[dict]) -> str:
+    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages) + "<|im_start|>assistant\n"
+
+
+def _llama3(messages: list[dict]) -> str:
+    return ("".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content']}<|eot_id|>" for m in messages)
+            + "<|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
+def _gemma(messages: list[dict]) -> str:
+    turns = "".join(f"<start_of_turn>{'model' if m['role'] == 'assistant' else m['role']}\n{m['content']}"
+                    "<end_of_turn>\n" for m in messages)
+    return turns + "<start_of_turn>model\n"
+
+
+FORMATS = (
+    PromptFormat("ChatML", "<|im_start|>",
+                 '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+                 '<|im_start|>assistant\n', _chatml, ("<|im_end|>", "<|im_start|>")),
+    PromptFormat("Llama 3", "<|start_header_id|>",
+                 '{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>'
+                 '{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n', _llama3,
+                 ("<|eot_id|>", "<|start_header_id|>")),
+    PromptFormat("Gemma", "<start_of_turn>",
+                 '{{- range .Messages }}<start_of_turn>{{ if eq .Role "assistant" }}model{{ else }}{{ .Role }}{{ end }}'
+                 '\n{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n', _gemma,
+                 ("<end_of_turn>", "<start_of_turn>")),
+)
+
+
+def prompt_format(tokenizer) -> PromptFormat | None:
+    """The known format the tokenizer's chat template writes, or None."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return next((f for f in FORMATS if f.marker in template), None)
+
+
+def default_system(tokenizer) -> str | None:
+    """The system prompt the template adds when a conversation has none (SmolLM2's does), if any."""
+    fmt = prompt_format(tokenizer)
+    if fmt is None:
+        return None
+    asked = [{"role": "user", "content": "x"}]
+    rendered = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    plain = fmt.render(asked)
+    if rendered == plain or not rendered.endswith(plain):
+        return None
+    head = rendered[: len(rendered) - len(plain)]
+    probe = "\u2063"  # a character no default prompt holds: where a system message's content goes
+    generation_prompt = fmt.render([])
+    block = fmt.render([{"role": "system", "content": probe}])[: -len(generation_prompt)]
+    before, after = block.split(probe)
+    if head.startswith(before) and head.endswith(after) and len(head) > len(before) + len(after):
+        return head[len(before): len(head) - len(after)]
+    return None
+
+
+def modelfile(tokenizer, source: str = ".") -> tuple[str, list[str]]:
+    """The Modelfile text for a model folder, and warnings (an unknown template)."""
+    fmt = prompt_format(tokenizer)
+    lines = [f"FROM {source}"]
+    warnings = []
+    if fmt is None:
+        warnings.append("the chat template is none of ChatML, Llama 3 or Gemma: the Modelfile has no TEMPLATE, so "
+                        "Ollama uses its own guess; write a TEMPLATE that matches the tokenizer's chat template")
+        return "\n".join(lines) + "\n", warnings
+    lines.append(f'TEMPLATE """{fmt.go_template}"""')
+    system = default_system(tokenizer)
+    if system:
+        lines.append(f'SYSTEM """{system}"""')
+    eos = getattr(tokenizer, "eos_token", None)
+    for stop in dict.fromkeys([*fmt.stops, *([eos] if eos else [])]):
+        lines.append(f'PARAMETER stop "{stop}"')
+    return "\n".join(lines) + "\n", warnings
