@@ -131,7 +131,14 @@ def make_parser() -> argparse.ArgumentParser:
     adapters.add_argument("action", choices=("list", "rename", "delete", "export"), nargs="?", default="list")
     adapters.add_argument("names", nargs="*", help="NAME, OLD NEW, or NAME OUT_DIR for export (merged model)")
 
-    evaluate_variants = commands.add_parser("eval", parents=[knowledge],
+    judging = argparse.ArgumentParser(add_help=False)
+    judging.add_argument("--judge-model", metavar="ID_OR_PATH", help=f"an LLM judge Tunewise loads: {MODEL_HELP}")
+    judging.add_argument("--judge-url", metavar="URL", help="or an OpenAI-compatible API (its base URL, e.g. .../v1)")
+    judging.add_argument("--judge-name", metavar="MODEL", help="the model name to ask at --judge-url")
+    judging.add_argument("--judge-key", metavar="KEY", default=os.environ.get("TUNEWISE_JUDGE_KEY"),
+                         help="API key for --judge-url (default $TUNEWISE_JUDGE_KEY)")
+
+    evaluate_variants = commands.add_parser("eval", parents=[knowledge, judging],
                                             help="run held-out examples through the base and the adapters")
     evaluate_variants.add_argument("--data", required=True, metavar="FILE", help="held-out examples (any format)")
     evaluate_variants.add_argument("--model", metavar="ID_OR_PATH",
@@ -163,13 +170,8 @@ def make_parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", choices=("cpu", "cuda"))
     chat.add_argument("--json", action="store_true", help="print answer, sources and timings as JSON")
 
-    judge = commands.add_parser("judge", parents=[common],
+    judge = commands.add_parser("judge", parents=[common, judging],
                                 help="check an LLM judge against the project's blind votes (agreement, kappa)")
-    judge.add_argument("--judge-model", metavar="ID_OR_PATH", help=f"the judge, a model Tunewise loads: {MODEL_HELP}")
-    judge.add_argument("--judge-url", metavar="URL", help="or an OpenAI-compatible API (its base URL, e.g. .../v1)")
-    judge.add_argument("--judge-name", metavar="MODEL", help="the model name to ask at --judge-url")
-    judge.add_argument("--judge-key", metavar="KEY", default=os.environ.get("TUNEWISE_JUDGE_KEY"),
-                       help="API key for --judge-url (default $TUNEWISE_JUDGE_KEY)")
     judge.add_argument("--device", choices=("cpu", "cuda"))
     judge.add_argument("--json", action="store_true", help="print the whole result, verdicts and reasons, as JSON")
 
@@ -593,15 +595,27 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"[{fraction:4.0%}] {label}", file=sys.stderr, flush=True)
 
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
+    judge = _judge(args)
     run = evaluate_project(workspace, args.project, model, variants, cases, Path(args.data).name, generation, search,
                            progress)
+    if judge is not None:
+        from assistant.services.evaluation import save_report
+        from assistant.services.judge import judge_evaluation
+
+        judge_evaluation(judge, run.report, cases, run.folder, progress)
+        save_report(run.report, run.folder.parent)  # the report again, now with judge_score
     if args.json:
         print(json.dumps(run.report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(run.report.markdown())
         for line in run.plan_held:
             print(line)
-        print(f"saved: {run.folder / 'report.json'} and {run.folder / 'report.md'}")
+        if judge is not None:
+            for result in run.report.results:
+                print(f"judge ({judge.name}) mean grade of {result.variant}: {result.metrics.get('judge_score')} "
+                      "of 5")
+        print(f"saved: {run.folder / 'report.json'} and {run.folder / 'report.md'}"
+              + (f"; the judge's grades and reasons: {run.folder / 'judge.json'}" if judge is not None else ""))
     return 0
 
 
@@ -674,18 +688,26 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def run_judge(args: argparse.Namespace) -> int:
-    from assistant.services.judge import HttpJudge, ModelJudge, check_project_judge
+def _judge(args: argparse.Namespace, default_model: str | None = None):
+    """The judge the flags name: an OpenAI-compatible URL, a model to load, or ``default_model``."""
+    from assistant.services.judge import HttpJudge, JudgeError, ModelJudge
 
     if args.judge_url:
         if not args.judge_name:
-            return _fail("--judge-url needs --judge-name, the model to ask there")
-        judge = HttpJudge(args.judge_url, args.judge_name, args.judge_key)
-    else:
-        from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
+            raise JudgeError("--judge-url needs --judge-name, the model to ask there")
+        return HttpJudge(args.judge_url, args.judge_name, args.judge_key)
+    if not (args.judge_model or default_model):
+        return None
+    from assistant.runtime.generation import ModelSettings, load_model
 
-        judge = ModelJudge(load_model(ModelSettings(model=args.judge_model or DEFAULT_MODEL, device=args.device)))
-    result = check_project_judge(_workspace(args), args.project, judge)
+    return ModelJudge(load_model(ModelSettings(model=args.judge_model or default_model, device=args.device)))
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    from assistant.runtime.generation import DEFAULT_MODEL
+    from assistant.services.judge import check_project_judge
+
+    result = check_project_judge(_workspace(args), args.project, _judge(args, DEFAULT_MODEL))
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else result.summary())
     return 0
 

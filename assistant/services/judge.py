@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from assistant.core.agreement import agreement
@@ -199,3 +200,45 @@ def saved_agreement(workspace, project: str) -> JudgeAgreement | None:
     if not path.is_file():
         return None
     return JudgeAgreement(**json.loads(path.read_text(encoding="utf-8")))
+
+
+SCORE_RUBRIC = ("You are a strict judge grading one answer against a reference answer. Score 5 when the answer "
+                "is correct and complete (it says what the reference says, in the format asked for), 3 when it "
+                "is partly right, 1 when it is wrong or off-task. Wording may differ from the reference.\n"
+                "Reply with exactly two lines:\nScore: 1 to 5\nReason: one sentence")
+SCORE = re.compile(r"score\s*[:\-]?\s*\**\s*([1-5])\b", re.IGNORECASE)
+
+
+def score_answer(judge: ChatJudge, prompt: str, reference: str, answer: str) -> tuple[int | None, str]:
+    """The judge's 1-5 grade of ``answer`` against ``reference`` (None when unreadable), and its reason."""
+    reply = judge.complete([{"role": "system", "content": SCORE_RUBRIC}, {"role": "user", "content": (
+        f"Request:\n{prompt}\n\nReference answer:\n{reference}\n\nAnswer to grade:\n{answer}")}])
+    found = SCORE.search(reply or "")
+    _, reason = parse_verdict(reply)
+    return (int(found.group(1)) if found else None), reason
+
+
+def judge_evaluation(judge: ChatJudge, report, cases, folder=None, progress=None) -> dict:
+    """Grade every variant's answers in an evaluation report against the cases' references.
+
+    Adds ``judge_score`` (the mean grade, 1-5, over readable grades) to each variant's metrics, and
+    returns (and, given ``folder``, saves as judge.json) the rubric, grades and reasons."""
+    from assistant.services.workspace import atomic_write_json
+
+    prompts = [next((m["content"] for m in reversed(c.messages) if m["role"] == "user"), "") for c in cases]
+    graded = {"judge": judge.name, "rubric": SCORE_RUBRIC, "variants": {}}
+    total = len(report.results) * len(cases)
+    for v_index, result in enumerate(report.results):
+        rows = []
+        for c_index, (prompt, case, answer) in enumerate(zip(prompts, cases, result.answers, strict=True)):
+            if progress:
+                progress((v_index * len(cases) + c_index) / max(total, 1), f"judging {result.variant}")
+            score, reason = score_answer(judge, prompt, case.reference, answer)
+            rows.append({"score": score, "reason": reason})
+        readable = [r["score"] for r in rows if r["score"] is not None]
+        result.metrics["judge_score"] = round(sum(readable) / len(readable), 3) if readable else None
+        graded["variants"][result.variant] = {"mean_score": result.metrics["judge_score"], "graded": len(readable),
+                                              "cases": rows}
+    if folder is not None:
+        atomic_write_json(Path(folder) / "judge.json", graded)
+    return graded

@@ -42,14 +42,21 @@ def test_verdicts_are_read_from_what_judges_write():
 def serve_judge(decide):
     """A real OpenAI-compatible /chat/completions on 127.0.0.1 whose verdict is ``decide(A, B)``."""
 
+    def reply_to(text: str) -> str:
+        first = text.split("Answer A:\n")[1].split("\n\nAnswer B:")[0]
+        return f"Verdict: {decide(first, text.split('Answer B:')[1].strip())}\nReason: rule"
+
+    return serve_replies(reply_to)
+
+
+def serve_replies(reply_to):
+    """A real OpenAI-compatible /chat/completions on 127.0.0.1 answering ``reply_to(last user message)``."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - the http.server name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            text = body["messages"][-1]["content"]
-            first = text.split("Answer A:\n")[1].split("\n\nAnswer B:")[0]
-            second = text.split("Answer B:\n")[1]
-            reply = {"choices": [{"message": {"role": "assistant",
-                                              "content": f"Verdict: {decide(first, second)}\nReason: rule"}}]}
+            content = reply_to(body["messages"][-1]["content"])
+            reply = {"choices": [{"message": {"role": "assistant", "content": content}}]}
             data = json.dumps(reply).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -131,3 +138,24 @@ def test_a_loaded_model_can_judge(tiny_model_path):
     judge = ModelJudge(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")), max_new_tokens=8)
     verdict = judge_pair(judge, "Say hi", "hi", "hello")
     assert verdict.outcome in ("a", "b", "tie") and len(verdict.reasons) == 2
+
+
+def test_an_evaluations_answers_are_graded_against_the_references(tmp_path):
+    from assistant.services.evaluation import EvalCase, EvalReport, VariantResult
+    from assistant.services.judge import judge_evaluation
+
+    def grade(text: str) -> str:
+        reference = text.split("Reference answer:\n")[1].split("\n\nAnswer to grade:")[0]
+        answer = text.split("Answer to grade:\n")[1]
+        return f"Score: {5 if answer == reference else 1}\nReason: compared"
+
+    server = serve_replies(grade)
+    judge = HttpJudge(f"http://127.0.0.1:{server.server_address[1]}/v1", "grader")
+    cases = [EvalCase(({"role": "user", "content": f"q{i}"},), f"r{i}") for i in range(4)]
+    report = EvalReport("e1", "held.jsonl", 4, [VariantResult("base", {}, ["r0", "x", "x", "x"]),
+                                                 VariantResult("tuned", {}, ["r0", "r1", "r2", "x"])])
+    graded = judge_evaluation(judge, report, cases, folder=tmp_path)
+    server.shutdown()
+    assert [r.metrics["judge_score"] for r in report.results] == [2.0, 4.0]  # (5+1+1+1)/4, (5+5+5+1)/4
+    saved = json.loads((tmp_path / "judge.json").read_text())
+    assert saved == graded and saved["variants"]["tuned"]["cases"][3] == {"score": 1, "reason": "compared"}
