@@ -94,3 +94,16 @@ def test_the_web_app_and_its_named_api_still_answer_beside_v1(server):
 
     plan = Client(server + "/", verbose=False).predict(project="default", api_name="/plan")
     assert isinstance(plan, dict)
+
+
+def test_with_sign_in_a_users_password_reaches_that_users_projects_only():
+    from ui.logins import Logins
+    from ui.openai_api import ApiAccess, ApiError
+
+    access = ApiAccess(logins=Logins.from_pairs([("bo", "correct horse")]))
+    assert access.user("Bearer bo:correct horse") == "bo"
+    for header in (None, "Bearer bo:wrong", "Basic Ym86Y29ycmVjdCBob3JzZQ==", "Bearer nobody:correct horse"):
+        with pytest.raises(ApiError) as refused:
+            access.user(header)
+        assert refused.value.status == 401
+    assert ApiAccess().user(None) is None  # neither key nor sign-in: open, as the app is (loopback by default)
