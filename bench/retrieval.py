@@ -56,7 +56,8 @@ def quality(workdir: Path, embedder: Embedder) -> dict:
     report = {"corpora": len(corpora), "questions": len(golds), "chunks": chunks,
               "ingest_seconds": round(seconds, 1), "ingest_chunks_per_s": round(chunks / seconds, 1)}
     for mode in SEARCH_MODES:
-        retrieved = [[RetrievedChunk(h.source, h.start, h.end) for h in search(index, embedder, g.question, 10, mode)]
+        retrieved = [[RetrievedChunk(h.source, h.start, h.end, h.text)
+                      for h in search(index, embedder, g.question, 10, mode)]
                      for g in golds]
         report[mode] = score_retrieval(retrieved, golds, (1, 5, 10)).to_dict()
         print(mode, report[mode], flush=True)

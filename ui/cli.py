@@ -333,7 +333,7 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         return _fail(f"{args.questions}: {error}")
     kb = _knowledge_base(args)
-    results = [[RetrievedChunk(h.source, h.start, h.end)
+    results = [[RetrievedChunk(h.source, h.start, h.end, h.text)
                 for h in kb.search(g.question, args.k, args.mode)] for g in golds]
     ks = sorted({k for k in (1, 5, 10) if k <= args.k} | {args.k})
     scores = score_retrieval(results, golds, ks).to_dict()
