@@ -196,3 +196,17 @@ def test_an_evaluation_says_how_long_it_will_take_first(compare_app_offline, tmp
     assert "report.json" in final and "It took" in final
     after = call(app, "on_estimate", str(EXAMPLE_EVAL), 3, variants)
     assert "≈" in after and "the last evaluation on this model" in after
+
+
+def test_the_judge_is_checked_against_the_votes_and_shown_beside_the_leaderboard(compare_app_offline):
+    from assistant.services.arena import Vote, VoteStore
+    from tests.ui.handlers import REQUEST
+
+    app, workspace = compare_app_offline
+    store = VoteStore(workspace.project("default").path / "tunewise.sqlite")
+    store.add(Vote("base", "base + retrieval", "b", "How many days of leave?", "no idea", "25 days [1]"))
+    store.add(Vote("base", "base + retrieval", "tie", "Hello", "hi", "hi"))
+    store.close()
+    shown = call(app, "on_judge", "", "", "", "default", REQUEST, lambda *a, **k: None)
+    assert "agrees with your blind votes on" in shown and "of 2 pairs" in shown and "kappa" in shown
+    assert call(app, "judge_on_load", "default", REQUEST) == shown  # saved, and shown again on load
