@@ -11,9 +11,13 @@ with the same optimiser settings; only how the batches are formed and run differ
 
 (a) plain TRL: ``SFTTrainer(model, args=SFTConfig(...), peft_config=LoraConfig(...))`` with TRL's
     defaults for everything the settings above do not name (random batches padded to their longest
-    example). The model is loaded in fp32, as anyone training on a CPU must (the folder is fp16).
-    It gets the prompt/completion records Tunewise's job makes from the chats, so both put the loss
-    on the answer and the eval losses compare.
+    example, gradient checkpointing on), except ``bf16=False``. TRL's own default, bf16 autocast,
+    runs on this CPU (no AVX-512 BF16) through a slow fallback kernel: its first step had not ended
+    after 16 minutes, so that baseline is not usable here and the bench does not run it. The model
+    is loaded in fp32 (the folder is fp16). It gets the prompt/completion records Tunewise's job
+    makes from the chats, so both put the loss on the answer and the eval losses compare.
+(a') the same with ``gradient_checkpointing=False`` too: plain TRL tuned for a CPU by hand, which
+    isolates what length grouping adds.
 (b) Tunewise: a training job (``trainers/sft.py``) with the same settings.
 
 Each case runs in its own process. Reported: useful (non-padding) tokens per second of training,
@@ -70,7 +74,25 @@ def useful_tokens(model_path: str, records: list[dict], max_length: int) -> int:
                    max_length) for r in records)
 
 
-def run_plain(model_path: str, data: Path, out: Path) -> dict:
+def padding_report(model_path: str, records: list[dict]) -> dict:
+    """The share of each epoch that is padding: random batches (TRL's default) vs Tunewise's."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from trainers.batching import length_batches, padding_share
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    lengths = [min(len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"]),
+                   SETTINGS["max_length"]) for r in records]
+    order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(SETTINGS["seed"])).tolist()
+    size = SETTINGS["batch_size"]
+    random_batches = [order[i:i + size] for i in range(0, len(order), size)]
+    return {"random batches": round(padding_share(lengths, random_batches), 3),
+            "tunewise length batches": round(padding_share(lengths, length_batches(lengths, size, SETTINGS["seed"])),
+                                             3)}
+
+
+def run_plain(model_path: str, data: Path, out: Path, checkpointing: bool = True) -> dict:
     import torch
     from datasets import load_dataset
     from peft import LoraConfig
@@ -89,7 +111,7 @@ def run_plain(model_path: str, data: Path, out: Path) -> dict:
                      per_device_eval_batch_size=SETTINGS["batch_size"], learning_rate=SETTINGS["learning_rate"],
                      lr_scheduler_type="cosine", warmup_steps=0.03, max_length=SETTINGS["max_length"],
                      use_cpu=True, report_to="none", save_strategy="no", logging_steps=10, seed=SETTINGS["seed"],
-                     disable_tqdm=True)
+                     disable_tqdm=True, bf16=False, gradient_checkpointing=checkpointing)
     peft = LoraConfig(r=SETTINGS["lora_r"], lora_alpha=SETTINGS["lora_alpha"], lora_dropout=SETTINGS["lora_dropout"],
                       target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset["train"], eval_dataset=dataset["eval"],
@@ -114,14 +136,21 @@ def run_tunewise(model_path: str, data: Path, out: Path) -> dict:
             "eval_loss": card["metrics"]["eval_loss"]}
 
 
+CASES = {"plain TRL": run_plain,
+         "plain TRL, no checkpointing": lambda *a: run_plain(*a, checkpointing=False),
+         "tunewise": run_tunewise}
+
+
 def child(case: str, model_path: str, data: Path) -> dict:
     """Run ``case`` in a fresh process; its result with the process's peak RSS."""
     command = [sys.executable, __file__, "--case", case, "--model-path", model_path, "--data", str(data)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{case} failed ({status}):\n{output[-2000:]}")
+    if status != 0:  # e.g. killed for memory: a result too, recorded as such
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+        return {"failed": "killed (out of memory)" if killed else f"exit status {status}",
+                "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 2)}
     result = json.loads(output.strip().splitlines()[-1])
     result["peak_rss_gb"] = round(usage.ru_maxrss * 1024 / 1e9, 2)
     return result
@@ -129,15 +158,14 @@ def child(case: str, model_path: str, data: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("plain", "tunewise"))
+    parser.add_argument("--case", choices=CASES)
     parser.add_argument("--model-path")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
     args = parser.parse_args()
     if args.case:
         with tempfile.TemporaryDirectory() as tmp:
-            runner = run_plain if args.case == "plain" else run_tunewise
-            print(json.dumps(runner(args.model_path, args.data, Path(tmp))), flush=True)
+            print(json.dumps(CASES[args.case](args.model_path, args.data, Path(tmp))), flush=True)
         return
 
     import torch
@@ -154,9 +182,10 @@ def main() -> None:
         (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
         (data / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
         cases = {}
-        for case in ("plain", "tunewise"):
+        for case in CASES:
             cases[case] = child(case, model_path, data)
-            cases[case]["useful_tokens_per_s"] = round(tokens / cases[case]["train_seconds"], 1)
+            if "train_seconds" in cases[case]:
+                cases[case]["useful_tokens_per_s"] = round(tokens / cases[case]["train_seconds"], 1)
             print(case, json.dumps(cases[case]), flush=True)
     result = {
         "date": date.today().isoformat(),
@@ -165,7 +194,8 @@ def main() -> None:
         "settings": SETTINGS, "train_examples": len(train), "eval_examples": len(held),
         "useful_tokens_per_epoch": tokens, "cases": cases,
         "x_plain_useful_tokens_per_s": round(cases["tunewise"]["useful_tokens_per_s"]
-                                             / cases["plain"]["useful_tokens_per_s"], 2),
+                                             / cases["plain TRL"]["useful_tokens_per_s"], 2),
+        "padding_share": padding_report(model_path, train),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -49,7 +49,8 @@ class TrainingConfig:
     max_length: int = field(default=1024, metadata=_option("tokens per example; longer ones are cut"))
     packing: bool = field(default=False, metadata=_option("pack several examples into each sequence"))
     group_by_length: bool = field(default=True, metadata=_option(
-        "batch examples of similar length together, so little of each batch is padding", form=False))
+        "batch examples of similar length together (batches in random order), so little of each batch is "
+        "padding", form=False))
     eval_fraction: float = field(default=0.1, metadata=_option(
         "share held out for evaluation when no evaluation file is given", form=False))
     general_fraction: float = field(default=0.1, metadata=_option(

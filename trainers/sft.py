@@ -130,25 +130,62 @@ def use_liger(config, device: str) -> bool:
     """Liger's kernels run on CUDA only; use them there when installed unless the config says no."""
     import importlib.util
 
-    if device != "cuda" or config.liger_kernel is False:
+    if not str(device).startswith("cuda") or config.liger_kernel is False:
         return False
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def use_checkpointing(config, model, device: str) -> bool:
+def use_checkpointing(config, model, device: str, longest: int | None = None) -> bool:
     """Checkpointing trades a second forward pass for memory: worth it only when the activations of
-    a whole batch would not fit in what the loaded model leaves free (with a fifth to spare)."""
+    the largest batch (batch size x the longest example, at most max_length) would not fit in what
+    the loaded model leaves free, with a fifth to spare: the GPU's free memory on CUDA, the
+    machine's available RAM on a CPU (where fp32 activations take CPU_ACTIVATION_FACTOR times the
+    16-bit formula, measured)."""
     if config.gradient_checkpointing is not None:
         return config.gradient_checkpointing
-    if device != "cuda":
-        return False
-    import torch
+    from trainers.activations import CPU_ACTIVATION_FACTOR, CPU_OVERHEAD_GB, model_bytes_per_token
 
-    from trainers.activations import model_bytes_per_token
+    tokens = config.batch_size * min(config.max_length, longest or config.max_length)
+    per_token = model_bytes_per_token(model.config)
+    if str(device).startswith("cuda"):
+        import torch
 
-    free, _ = torch.cuda.mem_get_info()
-    needed = model_bytes_per_token(model.config) * config.batch_size * config.max_length
-    return needed * 1.2 + 2e9 > free
+        free, _ = torch.cuda.mem_get_info()
+        return per_token * tokens * 1.2 + 2e9 > free
+    return per_token * CPU_ACTIVATION_FACTOR * tokens * 1.2 + CPU_OVERHEAD_GB * 1e9 > available_memory_bytes()
+
+
+def length_batched(trainer_class):
+    """``trainer_class`` drawing its training batches from LengthBatchSampler (trainers/batching.py)."""
+    from trainers.batching import LengthBatchSampler
+
+    class LengthBatchedTrainer(trainer_class):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if dataset is None or "input_ids" not in getattr(dataset, "column_names", ()):
+                return super()._get_train_sampler(train_dataset)
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return LengthBatchSampler(lengths, self.args.per_device_train_batch_size, self.args.seed)
+
+    return LengthBatchedTrainer
+
+
+def available_memory_bytes() -> float:
+    """RAM the kernel says can be had without swapping (MemAvailable); the total when unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def longest_example(tokenizer, records: list[dict]) -> int:
+    """Tokens of the longest example after the chat template (what one row of a batch can reach)."""
+    return max((len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"])
+                for r in records), default=0)
 
 
 def gpu_memory_gb() -> dict:
@@ -258,11 +295,12 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
 
     model, tokenizer = load_for_training(spec, device)
     markers = has_generation_markers(tokenizer)
-    train_data = to_dataset(load_records(spec.train_file), markers)
+    records = load_records(spec.train_file)
+    train_data = to_dataset(records, markers)
     eval_data = to_dataset(load_records(spec.eval_file), markers) if spec.eval_file else None
     bf16 = not cpu and torch.cuda.is_bf16_supported()
     liger = use_liger(config, device)
-    checkpointing = use_checkpointing(config, model, device)
+    checkpointing = use_checkpointing(config, model, device, longest_example(tokenizer, records))
     if main_process:
         set_state(job_dir, JobState.RUNNING, liger_kernel=liger, gradient_checkpointing=checkpointing)
     args = SFTConfig(
@@ -271,16 +309,15 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
         gradient_accumulation_steps=config.gradient_accumulation, learning_rate=config.learning_rate,
         lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, max_length=config.max_length,
         packing=config.packing, assistant_only_loss=markers, logging_steps=config.logging_steps,
-        # Batches of similar lengths: random megabatches, each sorted, so the order stays random
-        # while little of a batch is padding (bench/train_throughput.py).
-        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
         logging_first_step=True, eval_strategy="steps" if eval_data is not None else "no",
         eval_steps=config.eval_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         seed=config.seed, data_seed=config.seed, use_cpu=cpu, bf16=bf16, fp16=not cpu and not bf16,
         gradient_checkpointing=checkpointing, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         include_num_input_tokens_seen=True, use_liger_kernel=liger,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
+    # Batches of similar length in a random order (trainers/batching.py), unless packing or asked not to.
+    trainer_class = length_batched(SFTTrainer) if config.group_by_length and not config.packing else SFTTrainer
+    trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                          processing_class=tokenizer,
                          callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])] if main_process
                          else [stop_callback(lambda: stop["requested"])])

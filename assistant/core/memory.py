@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from assistant.core.catalog import ModelShape
-from trainers.activations import layer_bytes_per_token
+from trainers.activations import CPU_ACTIVATION_FACTOR, CPU_OVERHEAD_GB, layer_bytes_per_token
 
 GB = 1e9
 NF4_BYTES_PER_WEIGHT = (4 + 8 / 64 + 32 / (64 * 256)) / 8
@@ -47,13 +47,8 @@ def needed_vram_gb(total_gb: float) -> float:
     return total_gb + RUNTIME_OVERHEAD_GB
 
 
-# Measured on a CPU (bench/memory_cpu.py: the bundled SmolLM2-135M, fp32 LoRA on all linear layers,
-# 512 to 2,048 tokens a step): the training process holds 5.06x the bytes the 16-bit formula counts
-# per token: 2x for fp32, and 2.53x beyond that (PEFT's dropout copy of each adapted projection's
-# input, the attention's math path, ...), plus 0.4 GB that does not grow with the batch (load
-# transients, the allocator). Fitted on those three runs; not yet broken down term by term.
-CPU_ACTIVATION_FACTOR = 5.06
-CPU_OVERHEAD_GB = 0.4
+# The CPU constants live with the per-token formula (trainers/activations.py), which the training
+# job's checkpointing choice uses too.
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 METHODS = ("full", "lora", "qlora")
