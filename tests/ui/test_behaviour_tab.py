@@ -41,7 +41,8 @@ def test_the_form_gives_back_every_setting_the_plan_chose(tmp_path, plan):
 def test_an_emptied_targets_box_means_all_linear():
     values = [dict(model="bundled:SmolLM2-135M-Instruct", method="lora", lora_r=8, lora_alpha=16, lora_dropout=0.05,
                    target_modules="  ", learning_rate=2e-4, epochs=3, max_steps=-1, batch_size=8,
-                   gradient_accumulation=1, max_length=1024, packing=False)[name] for name in SETTING_FIELDS]
+                   gradient_accumulation=1, max_length=1024, packing=False, processes=0)[name]
+              for name in SETTING_FIELDS]
     assert settings_from(values).target_modules == "all-linear"
 
 
