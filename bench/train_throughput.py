@@ -141,9 +141,11 @@ CASES = {"plain TRL": run_plain,
          "tunewise": run_tunewise}
 
 
-def child(case: str, model_path: str, data: Path) -> dict:
+def child(case: str, model_path: str, data: Path, seed: int | None = None) -> dict:
     """Run ``case`` in a fresh process; its result with the process's peak RSS."""
     command = [sys.executable, __file__, "--case", case, "--model-path", model_path, "--data", str(data)]
+    if seed is not None:
+        command += ["--seed", str(seed)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -161,8 +163,13 @@ def main() -> None:
     parser.add_argument("--case", choices=CASES)
     parser.add_argument("--model-path")
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
+    parser.add_argument("--seeds", default="", help="e.g. 1,2: only the Tunewise case, once per training seed "
+                        "(the spread of its eval loss over batch orders); writes train_throughput_seeds.json")
     args = parser.parse_args()
+    if args.seed is not None:
+        SETTINGS["seed"] = args.seed
     if args.case:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(CASES[args.case](args.model_path, args.data, Path(tmp))), flush=True)
@@ -181,6 +188,14 @@ def main() -> None:
         data = Path(tmp)
         (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
         (data / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
+        if args.seeds:
+            runs = {seed: child("tunewise", model_path, data, int(seed)) for seed in args.seeds.split(",")}
+            for seed, run in runs.items():
+                print(seed, json.dumps(run), flush=True)
+            out = Path(args.out).with_name("train_throughput_seeds.json")
+            out.write_text(json.dumps({"date": date.today().isoformat(), "case": "tunewise",
+                                       "settings": SETTINGS, "runs": runs}, indent=2) + "\n")
+            return
         cases = {}
         for case in CASES:
             cases[case] = child(case, model_path, data)

@@ -300,7 +300,8 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     eval_data = to_dataset(load_records(spec.eval_file), markers) if spec.eval_file else None
     bf16 = not cpu and torch.cuda.is_bf16_supported()
     liger = use_liger(config, device)
-    checkpointing = use_checkpointing(config, model, device, longest_example(tokenizer, records))
+    longest = longest_example(tokenizer, records) if config.gradient_checkpointing is None else None
+    checkpointing = use_checkpointing(config, model, device, longest)
     if main_process:
         set_state(job_dir, JobState.RUNNING, liger_kernel=liger, gradient_checkpointing=checkpointing)
     args = SFTConfig(
