@@ -99,6 +99,17 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                                   elem_id="kb-ask")
             answer = gr.Textbox(label="Answer", interactive=False, lines=6, elem_id="kb-answer")
             sources = gr.HTML(elem_id="kb-sources")
+    with gr.Accordion("Measure retrieval on your questions", open=False):
+        gr.Markdown("Upload questions with their gold passages: JSONL with `question`, `source` (the file name), "
+                    "optional `spans` ([[start, end], ...] in the extracted text) and `answer`; or the chunking-"
+                    "evaluation CSV (`question`, `references`, `corpus_id`). Every search mode is scored: recall@k "
+                    "and MRR (the passage was found), span recall, precision and IoU (how much of what was "
+                    "retrieved is the answer) and answer recall.")
+        with gr.Row():
+            questions_file = gr.File(label="Questions", type="filepath", file_types=[".jsonl", ".csv"],
+                                     elem_id="kb-eval-file")
+            measure = gr.Button("Measure", elem_id="kb-eval-run")
+        scores_table = gr.Dataframe(label="Retrieval scores", interactive=False, elem_id="kb-eval-table")
 
     def refresh(kbs: KnowledgeBases, name: str):
         table = documents_table(kbs, name)
@@ -154,7 +165,27 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         for partial in stream_cited_answer(loaded, text, found):
             yield partial.text, sources_html(partial.sources)
 
+    def on_measure(path: str | None, name: str, request: gr.Request):
+        import pandas as pd
+
+        from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval
+
+        if not path:
+            raise gr.Error("Upload a questions file first.")
+        try:
+            golds = read_questions(str(path))
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise gr.Error(f"Cannot read the questions: {error}") from error
+        kb = tenants.for_request(request).knowledge.get(name)
+        rows = []
+        for search_mode in SEARCH_MODES:
+            found = [[RetrievedChunk(h.source, h.start, h.end, h.text) for h in kb.search(g.question, 10, search_mode)]
+                     for g in golds]
+            rows.append({"mode": search_mode, **score_retrieval(found, golds, (1, 5, 10)).to_dict()})
+        return pd.DataFrame(rows)
+
     private = {"api_visibility": "private"}
+    measure.click(on_measure, [questions_file, project], [scores_table], show_progress_on=scores_table, **private)
     # One progress bar, on the results table, not one on each output.
     add.click(on_add, [upload, project], [results, documents, to_delete], api_name="ingest", show_progress_on=results)
     try_example.click(on_try_documents, [project], [results, documents, to_delete, question], show_progress_on=results,

@@ -43,3 +43,23 @@ def test_an_uploaded_document_is_gone_from_the_upload_cache_once_indexed(running
     assert not [p for p in cache.rglob("leave-policy.md")], "the upload is still in Gradio's cache"
     hits = client.predict("paid leave", 1, "bm25", "kb", api_name="/search")
     assert "25 days" in hits[0]["text"]  # what was indexed stays searchable
+
+
+def test_retrieval_is_measured_on_the_users_own_questions_in_every_mode(tmp_path):
+    import json
+
+    from tests.ui.handlers import REQUEST, handler
+    from tests.ui.test_compare_tab import workspace_with_one_document
+    from ui.app import build_app
+
+    app = build_app(workspace_with_one_document(tmp_path))
+    text = "# Leave\n\nStaff get 25 days of paid leave each year.\n"
+    start = text.index("Staff")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "How many days of paid leave do staff get?", "source": "hr.md",
+                                     "spans": [[start, len(text) - 1]], "answer": "25 days"}) + "\n")
+    table = handler(app, "on_measure")(str(questions), "default", REQUEST)
+    assert list(table["mode"]) == ["dense", "bm25", "hybrid"]
+    bm25 = table.set_index("mode").loc["bm25"]
+    assert bm25["recall@1"] == 1.0 and bm25["answer_recall@1"] == 1.0 and bm25["span_recall@5"] == 1.0
+    assert 0 < bm25["span_precision@5"] <= 1.0
