@@ -90,7 +90,7 @@ def make_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print hits as JSON")
 
     evaluate = commands.add_parser("eval-retrieval", parents=[knowledge],
-                                   help="recall@k and MRR of the index on questions with gold answers")
+                                   help="recall@k, MRR, span recall/precision/IoU and answer recall on questions with gold answers")
     evaluate.add_argument("questions", metavar="QUESTIONS_FILE",
                           help="CSV (question, references, corpus_id) or JSONL (question, source, spans)")
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
