@@ -90,9 +90,10 @@ def make_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print hits as JSON")
 
     evaluate = commands.add_parser("eval-retrieval", parents=[knowledge],
-                                   help="recall@k, MRR, span recall/precision/IoU and answer recall on questions with gold answers")
+                                   help="recall@k, MRR, span recall/precision/IoU and answer recall on "
+                                        "questions with gold answers")
     evaluate.add_argument("questions", metavar="QUESTIONS_FILE",
-                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans)")
+                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans, answer)")
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
     evaluate.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
