@@ -170,6 +170,20 @@ def _adapter_context(loaded: LoadedModel, adapter: str | None):
     return contextlib.nullcontext()
 
 
+def left_padded_prompts(loaded: LoadedModel, conversations: list[list[dict]]) -> dict:
+    """The conversations' prompts (chat template, generation prompt) as one left-padded batch on the
+    model's device: generation continues every row from its last real token."""
+    tokenizer = loaded.tokenizer
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    return {k: v.to(loaded.device) for k, v in encoded.items()}
+
+
 def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generation: GenerationSettings | None = None,
                    adapter: str | None = ACTIVE, batch_size: int = 8) -> list[tuple[str, int, float]]:
     """Answers to many conversations at once, left-padded in batches: the same greedy answers as
@@ -188,14 +202,7 @@ def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generat
     with loaded.lock:
         for start in range(0, len(conversations), batch_size):
             chunk = conversations[start:start + batch_size]
-            texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk]
-            side = tokenizer.padding_side
-            tokenizer.padding_side = "left"
-            try:
-                encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            finally:
-                tokenizer.padding_side = side
-            encoded = {k: v.to(loaded.device) for k, v in encoded.items()}
+            encoded = left_padded_prompts(loaded, chunk)
             began = time.perf_counter()
             with torch.no_grad(), _adapter_context(loaded, adapter):
                 torch.manual_seed(generation.seed)
@@ -234,14 +241,7 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
         raise ValueError("one adapter (or None) per conversation")
     generation = generation or GenerationSettings()
     tokenizer = loaded.tokenizer
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
-    encoded = {k: v.to(loaded.device) for k, v in encoded.items()}
+    encoded = left_padded_prompts(loaded, conversations)
     steps: queue.Queue = queue.Queue()
 
     class RowStreamer(BaseStreamer):
