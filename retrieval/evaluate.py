@@ -12,8 +12,9 @@ appears in one of the top k chunks' text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class GoldAnswer:
     spans: tuple[tuple[int, int], ...] = ()
     answer: str = ""
     """A short answer string, when the question has one (answer recall)."""
+    quote: str = ""
+    """A verbatim passage of the gold document that answers the question; turned into ``spans`` by
+    :func:`with_quote_spans` once the document's text is known, so a questions file needs no offsets."""
 
 
 @dataclass(frozen=True)
@@ -143,14 +147,43 @@ def score_retrieval(results: Sequence[Sequence[RetrievedChunk]], golds: Sequence
                            {k: answers_at[k] / with_answers for k in ks} if with_answers else {})
 
 
+def locate_quote(text: str, quote: str) -> tuple[int, int] | None:
+    """The character span of ``quote`` in ``text``, whitespace runs matching any whitespace run
+    (extraction joins blocks with blank lines; a quote copied from a page has single spaces)."""
+    words = quote.split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(re.escape(w) for w in words), text)
+    return (match.start(), match.end()) if match else None
+
+
+def with_quote_spans(golds: Sequence[GoldAnswer], text_of) -> list[GoldAnswer]:
+    """Questions whose ``quote`` is located in their document (``text_of(source)`` gives its
+    text, or None) get that span as their gold span; a quote that is not found is an error, since
+    scoring without it would count every chunk of the file as a hit."""
+    out = []
+    for number, gold in enumerate(golds, start=1):
+        if not gold.quote or gold.spans:
+            out.append(gold)
+            continue
+        text = text_of(gold.source)
+        span = locate_quote(text, gold.quote) if text is not None else None
+        if span is None:
+            where = "is not indexed" if text is None else "does not contain the quote"
+            raise ValueError(f"question {number}: {gold.source} {where}: {gold.quote[:60]!r}")
+        out.append(replace(gold, spans=(span,)))
+    return out
+
+
 def read_questions(path: str) -> list[GoldAnswer]:
     """Questions with gold answers, from either of two formats.
 
     * CSV with columns ``question``, ``references`` (a JSON list of objects with
       ``start_index`` and ``end_index``) and ``corpus_id`` (the gold file's stem), as in the
       chunking-evaluation data set;
-    * JSONL with ``question``, ``source`` (file name), optional ``spans`` ([[start, end], ...])
-      and optional ``answer`` (a short string the passage contains).
+    * JSONL with ``question``, ``source`` (file name), optional ``spans`` ([[start, end], ...]),
+      optional ``quote`` (the passage's words, in place of spans) and optional ``answer`` (a short
+      string the passage contains).
     """
     import csv
     import json
@@ -173,7 +206,8 @@ def read_questions(path: str) -> list[GoldAnswer]:
             try:
                 record = json.loads(raw)
                 spans = tuple((int(s), int(e)) for s, e in record.get("spans", ()))
-                golds.append(GoldAnswer(record["question"], record["source"], spans, str(record.get("answer") or "")))
+                golds.append(GoldAnswer(record["question"], record["source"], spans, str(record.get("answer") or ""),
+                                        str(record.get("quote") or "")))
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"line {line}: expected question, source, spans ({error})") from error
     if not golds:

@@ -38,9 +38,12 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, chunk_id UNINDEXED, doc_id UNINDEXED, tokenize = 'porter unicode61'
+    text, heading, chunk_id UNINDEXED, doc_id UNINDEXED, tokenize = 'porter unicode61'
 );
 """
+DEFAULT_HEADING_WEIGHT = 1.0
+"""BM25 weight of the title-and-heading field against 1.0 for the chunk's text (``bm25()``'s column
+weights); chosen by measurement on both benchmarks (docs/benchmarks.md)."""
 _COLLECTION_NAME = re.compile(r"[^a-zA-Z0-9._-]")
 _ADD_BATCH = 5000  # below Chroma's maximum batch of 5461
 
@@ -103,10 +106,26 @@ class DocumentIndex:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.sqlite_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._upgrade_lexical_table()
         self._db.executescript(_SCHEMA)
         self.chroma = chroma
         self._collection = None
         self.recover()
+
+    def _upgrade_lexical_table(self) -> None:
+        """An index written before chunks carried their heading path gets the new BM25 table,
+        filled from its stored chunks (no re-embedding needed)."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE name = 'chunks_fts'").fetchone()
+        if row is None or "heading" in row[0]:
+            return
+        self._db.execute("DROP TABLE chunks_fts")
+        self._db.executescript(_SCHEMA)
+        rows = self._db.execute(
+            'SELECT chunk_id, doc_id, source, title, idx, start, "end", text, page, section FROM chunks').fetchall()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO chunks_fts (text, heading, chunk_id, doc_id) VALUES (?, ?, ?, ?)",
+                                 [(c.text, c.context, c.chunk_id, c.doc_id) for c in (Chunk(*r) for r in rows)])
 
     # --- Chroma -------------------------------------------------------------------------------
 
@@ -191,8 +210,8 @@ class DocumentIndex:
                 "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(c.chunk_id, doc_id, c.index, c.source, c.title, c.page, c.section, c.start,
                   c.end, c.text) for c in chunks])
-            self._db.executemany("INSERT INTO chunks_fts (text, chunk_id, doc_id) VALUES (?, ?, ?)",
-                                 [(c.text, c.chunk_id, doc_id) for c in chunks])
+            self._db.executemany("INSERT INTO chunks_fts (text, heading, chunk_id, doc_id) VALUES (?, ?, ?, ?)",
+                                 [(c.text, c.context, c.chunk_id, doc_id) for c in chunks])
             self._db.execute("UPDATE documents SET status = 'ready' WHERE doc_id = ?", (doc_id,))
 
     def delete(self, doc_id_or_source: str) -> bool:
@@ -234,6 +253,25 @@ class DocumentIndex:
             f"FROM chunks WHERE chunk_id IN ({marks})", list(chunk_ids)).fetchall()
         return {row[0]: Chunk(*row) for row in rows}
 
+    def document_chunks(self, doc_id_or_source: str) -> list[Chunk]:
+        """A ready document's chunks in order (by id or file name)."""
+        rows = self._db.execute(
+            'SELECT c.chunk_id, c.doc_id, c.source, c.title, c.idx, c.start, c."end", c.text, c.page, c.section '
+            "FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE d.status = 'ready' "
+            "AND (d.doc_id = ? OR d.source = ?) ORDER BY c.idx", (doc_id_or_source, doc_id_or_source)).fetchall()
+        return [Chunk(*row) for row in rows]
+
+    def document_text(self, doc_id_or_source: str) -> str | None:
+        """A document's text as far as its chunks hold it, at its original offsets (what was never in a
+        chunk, the whitespace between paragraphs, is a space): enough to locate a quoted passage."""
+        chunks = self.document_chunks(doc_id_or_source)
+        if not chunks:
+            return None
+        text = [" "] * max(c.end for c in chunks)
+        for chunk in chunks:
+            text[chunk.start:chunk.end] = chunk.text
+        return "".join(text)
+
     def vectors_by_id(self, chunk_ids: Sequence[str]) -> dict[str, list[float]]:
         if not chunk_ids:
             return {}
@@ -251,13 +289,16 @@ class DocumentIndex:
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0],
                                                                strict=True)]
 
-    def lexical_ids(self, query: str, k: int, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score, higher is better) of the ``k`` best lexical matches."""
+    def lexical_ids(self, query: str, k: int, doc_ids: Sequence[str] | None = None,
+                    heading_weight: float = DEFAULT_HEADING_WEIGHT) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score, higher is better) of the ``k`` best lexical matches, the chunk's
+        title and heading path weighted ``heading_weight`` against its text."""
         terms = query_terms(query)
         if not terms:
             return []
         match = fts_match(terms)
-        sql = "SELECT chunk_id, bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
+        sql = (f"SELECT chunk_id, bm25(chunks_fts, 1.0, {float(heading_weight)!r}) AS score "
+               "FROM chunks_fts WHERE chunks_fts MATCH ?")
         params: list = [match]
         if doc_ids:
             sql += f" AND doc_id IN ({','.join('?' * len(doc_ids))})"

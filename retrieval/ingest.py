@@ -72,10 +72,11 @@ def _ingest_one(index: DocumentIndex, embedder: Embedder, source: str, data: byt
     if index.has_document(document.doc_id):
         return IngestResult(source, "unchanged", chunks=0)
     replacing = any(d.source == source for d in index.documents())
+    config = config or ChunkingConfig()
     chunks = chunk_document(document, embedder.count_tokens, config)
     if not chunks:
         return IngestResult(source, "failed", error="no text to index")
-    vectors = embedder.encode([c.text for c in chunks])
+    vectors = embedder.encode([c.embedding_text(config.embed_context) for c in chunks])
     index.add(document.doc_id, source, document.title, document.kind, len(document.text), chunks, vectors)
     return IngestResult(source, "replaced" if replacing else "added", chunks=len(chunks))
 

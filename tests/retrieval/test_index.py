@@ -4,7 +4,7 @@ import pytest
 
 from retrieval.index import ChromaSettings, DocumentIndex
 from retrieval.ingest import ingest_items, ingest_paths
-from retrieval.search import reciprocal_rank_fusion, search
+from retrieval.search import reciprocal_rank_fusion, search, weighted_fusion
 from tests.retrieval.documents_factory import pdf_bytes
 
 HR = b"# Leave\n\nStaff get 25 days of paid leave each year.\n\n## Sick leave\n\nSick days need a note after 3 days.\n"
@@ -141,3 +141,92 @@ def test_every_mode_can_report_cosine_similarity(index, embedder):
     bm25 = search(index, embedder, "paid leave days", k=5, mode="bm25", with_similarity=True)
     same = next(h for h in bm25 if h.chunk_id == dense.chunk_id)
     assert same.similarity == pytest.approx(dense.similarity, abs=1e-4)
+
+
+MANUAL = (b"# Valgrind\n\n## Memcheck\n\nIt reports reads of memory after it was released.\n\n"
+          b"## Massif\n\nIt measures how much heap memory your program uses over time.\n")
+
+
+def test_the_heading_path_is_searchable_with_the_chunk(index, embedder):
+    ingest_items(index, embedder, [("manual.md", MANUAL), ("hr.md", HR)])
+    hits = search(index, embedder, "massif", k=1, mode="bm25")
+    assert hits and "heap memory" in hits[0].text  # the word is only in the heading
+    unweighted = search(index, embedder, "massif", k=1, mode="bm25", heading_weight=0.0)
+    assert unweighted[0].score == pytest.approx(0.0, abs=1e-5)  # weight 0: the heading field counts for nothing
+
+
+def test_an_index_from_before_headings_were_indexed_is_upgraded_in_place(tmp_path, embedder):
+    import sqlite3
+
+    built = DocumentIndex(tmp_path / "old.sqlite", ChromaSettings(path=tmp_path / "chroma"))
+    ingest_items(built, embedder, [("manual.md", MANUAL)])
+    built.close()
+    db = sqlite3.connect(tmp_path / "old.sqlite")  # the table as earlier versions wrote it
+    db.executescript("DROP TABLE chunks_fts; CREATE VIRTUAL TABLE chunks_fts USING fts5(text, chunk_id UNINDEXED, "
+                     "doc_id UNINDEXED, tokenize = 'porter unicode61'); INSERT INTO chunks_fts SELECT text, "
+                     "chunk_id, doc_id FROM chunks;")
+    db.close()
+    reopened = DocumentIndex(tmp_path / "old.sqlite", ChromaSettings(path=tmp_path / "chroma"))
+    assert "heap memory" in search(reopened, embedder, "massif", k=1, mode="bm25")[0].text
+    assert reopened.chunk_count() == reopened._db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
+    reopened.close()
+
+
+def test_weighted_fusion_scales_each_list_and_mixes_them():
+    dense = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    lexical = [("c", 30.0), ("d", 10.0)]
+    fused = dict(weighted_fusion(dense, lexical, dense_weight=0.25))
+    assert fused == pytest.approx({"a": 0.25, "b": 0.125, "c": 0.75, "d": 0.0})
+    assert [i for i, _ in weighted_fusion(dense, lexical, dense_weight=1.0)][:2] == ["a", "b"]
+    assert weighted_fusion([], [("x", 2.0)], 0.5) == [("x", 0.5)]
+
+
+def test_hybrid_search_takes_either_fusion(index, embedder):
+    ingest_items(index, embedder, [("hr.md", HR), ("it.md", IT), ("manual.md", MANUAL)])
+    for fusion in ("weighted", "rrf"):
+        hits = search(index, embedder, "how many days of paid leave", k=2, mode="hybrid", fusion=fusion)
+        assert hits[0].source == "hr.md", fusion
+    with pytest.raises(ValueError, match="unknown fusion"):
+        search(index, embedder, "leave", mode="hybrid", fusion="magic")
+
+
+def test_a_cross_encoder_reranks_the_candidates_by_its_own_scores(index, embedder, tmp_path):
+    from retrieval.rerank import CrossEncoderReranker
+    from tests.retrieval.tiny_cross_encoder import build_cross_encoder
+
+    ingest_items(index, embedder, [("hr.md", HR), ("it.md", IT), ("manual.md", MANUAL)])
+    folder = build_cross_encoder(tmp_path / "ce", (HR + IT + MANUAL).decode() * 3)
+    reranker = CrossEncoderReranker(str(folder))
+    query = "memory of the laptop"
+    first = search(index, embedder, query, k=10, mode="hybrid")
+    reranked = search(index, embedder, query, k=10, mode="hybrid", reranker=reranker)
+    assert {h.chunk_id for h in reranked} == {h.chunk_id for h in first}
+    chunks = index.chunks_by_id([h.chunk_id for h in first])
+    expected = reranker.model.predict([(query, chunks[h.chunk_id].embedding_text()) for h in first])
+    by_model = [h.chunk_id for _, h in sorted(zip(expected, first, strict=True), key=lambda pair: -pair[0])]
+    assert [h.chunk_id for h in reranked] == by_model
+    assert [h.chunk_id for h in search(index, embedder, query, k=2, mode="hybrid", reranker=reranker)] == by_model[:2]
+
+
+def test_a_missing_cross_encoder_is_a_clear_error(tmp_path):
+    from retrieval.rerank import CrossEncoderReranker
+
+    with pytest.raises(ValueError, match="cannot load the reranker"):
+        CrossEncoderReranker(str(tmp_path / "nothing-here"))
+
+
+def test_the_sentence_reranker_scores_a_chunk_by_its_best_sentence(embedder):
+    from retrieval.chunking import Chunk
+    from retrieval.rerank import SentenceReranker, sentences
+
+    assert sentences("Note: see below. Memcheck reports invalid reads.\n\nOK.") == \
+        ["Note: see below. Memcheck reports invalid reads.", "OK."]
+    answer = Chunk("a", "d", "m.md", "Manual", 0, 0, 10, "Unrelated filler about fonts. "
+                   "Memcheck reports a read of freed memory as an invalid read.")
+    filler = Chunk("b", "d", "m.md", "Manual", 1, 10, 20, "Fonts are drawn with anti-aliasing on screen.")
+    reranker = SentenceReranker(embedder)
+    query = "which tool reports reading freed memory"
+    scores = reranker.scores(query, [answer, filler])
+    vectors = embedder.encode([query, "Manual: Memcheck reports a read of freed memory as an invalid read."])
+    assert scores[0] == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
+    assert scores[0] > scores[1]

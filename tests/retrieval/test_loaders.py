@@ -112,3 +112,56 @@ def test_text_with_a_byte_order_mark_is_text_in_any_unicode_encoding(encoding):
 def test_nul_bytes_without_a_byte_order_mark_are_still_refused_as_binary():
     with pytest.raises(DocumentError, match="binary"):
         load_bytes("notes.txt", b"MZ\x00\x00\x90\x00" * 100)
+
+
+DOCBOOK_PAGE = b"""<html><head><title>4. Memcheck</title></head><body>
+<div class="navheader"><table class="nav"><tr><td><a href="prev.html">Prev</a></td>
+<td><a href="index.html">Up</a></td><td><a href="next.html">Next</a></td></tr></table></div>
+<div class="chapter"><h1>4. Memcheck: a memory error detector</h1>
+<div class="toc"><p><b>Table of Contents</b></p><dl><dt><a href="#overview">4.1. Overview</a></dt></dl></div>
+<h2>4.1. Overview <a class="mark" href="#overview">#</a></h2>
+<p>Memcheck is a memory error detector for C and C++ programs.</p>
+<ul><li><a href="leaks.html">Leak checking</a></li><li>Reads of freed memory are reported as invalid reads.</li></ul>
+</div>
+<div class="navfooter"><table><tr><td><a href="prev.html">&lt;&lt; 3. Core</a></td><td><a href="index.html">Home</a></td></tr></table></div>
+</body></html>"""
+
+SITE_PAGE = b"""<html><head><title>HTTP | Docs</title></head><body>
+<header><h1>Docs v20</h1><ul><li><a href="a.html">Assert</a></li><li><a href="b.html">Buffer</a></li></ul></header>
+<div id="column2" role="navigation"><ul><li><a href="fs.html">File system</a></li></ul></div>
+<div role="main"><h2>Class: http.Agent</h2><p>An Agent manages connection persistence for HTTP clients.</p>
+<pre><code>agent.destroy()</code><button class="copy-button">copy</button></pre></div>
+<footer><p>Copyright the authors</p></footer></body></html>"""
+
+
+def test_html_navigation_tables_of_contents_and_permalinks_are_not_indexed():
+    doc = load_bytes("mc-manual.html", DOCBOOK_PAGE)
+    for furniture in ("Prev", "Next", "Up", "Home", "Table of Contents", "Leak checking", "<< 3. Core", "#"):
+        assert furniture not in doc.text.split("\n\n"), furniture
+    assert "Memcheck is a memory error detector for C and C++ programs." in doc.text
+    assert "Reads of freed memory are reported as invalid reads." in doc.text
+    assert doc.section_at(doc.text.index("Memcheck is")) == "4. Memcheck: a memory error detector > 4.1. Overview"
+
+
+def test_html_with_a_main_region_indexes_only_it():
+    doc = load_bytes("http.html", SITE_PAGE)
+    assert doc.text.startswith("Class: http.Agent")
+    for furniture in ("Docs v20", "Assert", "File system", "copy", "Copyright"):
+        assert furniture not in doc.text, furniture
+    assert "agent.destroy()" in doc.text and doc.title == "HTTP | Docs"
+
+
+def test_pdf_running_headers_and_page_numbers_are_dropped():
+    pages = [f"ACME Handbook - Edition 2\n{body}\nPage {n}" for n, body in enumerate(
+        ["Leave is 25 days a year.", "Laptops are replaced every three years.",
+         "ACME Handbook - Edition 2 is the current one.", "Expenses are paid monthly."], start=1)]
+    doc = load_bytes("handbook.pdf", pdf_bytes(pages))
+    assert doc.text.count("ACME Handbook - Edition 2") == 1  # the line in the middle of page 3 stays
+    assert "ACME Handbook - Edition 2 is the current one." in doc.text
+    assert "Page 1" not in doc.text and "Page 4" not in doc.text
+    assert doc.page_at(doc.text.index("Expenses")) == 4
+
+
+def test_two_page_pdfs_keep_every_line():
+    doc = load_bytes("short.pdf", pdf_bytes(["Title line\nFirst page.", "Title line\nSecond page."]))
+    assert doc.text.count("Title line") == 2

@@ -1,0 +1,115 @@
+"""Second-stage rerankers: re-score the first stage's top candidates with a closer look.
+
+Two kinds, one shape (``scores(query, chunks) -> list[float]``, higher is better):
+
+* :class:`CrossEncoderReranker`, a sentence-transformers ``CrossEncoder`` (hub id or local
+  folder) reading query and passage together; the kind BEIR measured adding 11-22 nDCG points
+  over BM25. Its weights are a download this product does not ship.
+* :class:`SentenceReranker`, which needs no new weights: the embedding model compares the query
+  with each sentence of a candidate (and the candidate's heading path), so one sentence that
+  answers the question is not averaged away by the rest of a long chunk. Its score is added to the
+  first stage's normalised score (``first_stage_weight``), since the sentence view alone loses what
+  the chunk as a whole says.
+
+Whether either helps, and what it costs per query, is measured in bench/retrieval_quality.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from retrieval.chunking import CONTEXT_CHARS, Chunk
+
+RERANK_CANDIDATES = 20
+"""How many first-stage hits a reranker re-scores."""
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+MIN_SENTENCE_CHARS = 24
+"""Shorter pieces ("Note:", a bare heading) are joined to the next one before scoring."""
+
+
+class Reranker(Protocol):
+    name: str
+    first_stage_weight: float
+    """How much of the first stage's (min-max scaled) score is added to the reranker's."""
+
+    def scores(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        """One relevance score per chunk, higher is better."""
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers CrossEncoder over (query, heading path + passage) pairs."""
+
+    def __init__(self, model: str, device: str | None = None, max_length: int = 512, batch_size: int = 32):
+        import os
+
+        if os.path.isdir(model):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import CrossEncoder
+
+        try:
+            self.model = CrossEncoder(model, device=device, max_length=max_length)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot load the reranker {model!r}: give a local folder or a cached "
+                             f"cross-encoder id ({str(error).splitlines()[0]})") from error
+        self.name = f"cross-encoder:{model}"
+        self.batch_size = batch_size
+        self.first_stage_weight = 0.0
+
+    def scores(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        if not chunks:
+            return []
+        pairs = [(query, chunk.embedding_text()) for chunk in chunks]
+        return [float(s) for s in self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)]
+
+
+def sentences(text: str) -> list[str]:
+    """The text cut at sentence ends and blank lines, short pieces joined to the next."""
+    out, pending = [], ""
+    for piece in _SENTENCE.split(text):
+        piece = " ".join(piece.split())
+        if not piece:
+            continue
+        pending = f"{pending} {piece}".strip()
+        if len(pending) >= MIN_SENTENCE_CHARS:
+            out.append(pending)
+            pending = ""
+    if pending:
+        out.append(pending)
+    return out or [" ".join(text.split())]
+
+
+class SentenceReranker:
+    """Best sentence similarity under the embedding model, each sentence read with its heading path."""
+
+    name = "sentences"
+
+    def __init__(self, embedder, max_sentences: int = 24, first_stage_weight: float = 1.0):
+        self.embedder = embedder
+        self.max_sentences = max_sentences
+        self.first_stage_weight = first_stage_weight
+
+    def scores(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        if not chunks:
+            return []
+        texts, owners = [], []
+        for number, chunk in enumerate(chunks):
+            context = chunk.context[:CONTEXT_CHARS]
+            for sentence in sentences(chunk.text)[:self.max_sentences]:
+                texts.append(f"{context}: {sentence}" if context else sentence)
+                owners.append(number)
+        vectors = self.embedder.encode([query, *texts])
+        similarities = vectors[1:] @ vectors[0]
+        best = [-1.0] * len(chunks)
+        for owner, similarity in zip(owners, similarities, strict=True):
+            best[owner] = max(best[owner], float(similarity))
+        return best
+
+
+def min_max(values: Sequence[float]) -> list[float]:
+    """Scores scaled to [0, 1] within one result list (all equal: all 1)."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    return [1.0 if high == low else (v - low) / (high - low) for v in values]
