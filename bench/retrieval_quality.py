@@ -1,6 +1,6 @@
 """Retrieval quality on two public benchmarks, per chunking, search mode, fusion and rerank.
 
-    .venv/bin/python bench/retrieval_quality.py                      # defaults, writes bench/results/retrieval_quality.json
+    .venv/bin/python bench/retrieval_quality.py         # defaults; writes bench/results/retrieval_quality.json
     .venv/bin/python bench/retrieval_quality.py --chunking 150/32,200/32,250/64 --sweep
     .venv/bin/python bench/retrieval_quality.py --sets manuals --rerank sentences
 

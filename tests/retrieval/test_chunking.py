@@ -83,7 +83,8 @@ def facts(n: int) -> str:
 @pytest.mark.parametrize("max_tokens,overlap", [(40, 0), (64, 16), (100, 32), (200, 0)])
 def test_no_sentence_is_split_between_chunks(max_tokens, overlap):
     doc = load_bytes("facts.txt", facts(40).encode())
-    chunks = chunk_document(doc, approximate_token_counter, ChunkingConfig(max_tokens=max_tokens, overlap_tokens=overlap))
+    config = ChunkingConfig(max_tokens=max_tokens, overlap_tokens=overlap)
+    chunks = chunk_document(doc, approximate_token_counter, config)
     for sentence_start in [m.start() for m in re.finditer(r"Fact \d+-\d+", doc.text)]:
         sentence_end = doc.text.index(".", doc.text.index(" units", sentence_start)) + 1
         assert any(c.start <= sentence_start and sentence_end <= c.end for c in chunks), \

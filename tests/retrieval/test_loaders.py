@@ -123,7 +123,8 @@ DOCBOOK_PAGE = b"""<html><head><title>4. Memcheck</title></head><body>
 <p>Memcheck is a memory error detector for C and C++ programs.</p>
 <ul><li><a href="leaks.html">Leak checking</a></li><li>Reads of freed memory are reported as invalid reads.</li></ul>
 </div>
-<div class="navfooter"><table><tr><td><a href="prev.html">&lt;&lt; 3. Core</a></td><td><a href="index.html">Home</a></td></tr></table></div>
+<div class="navfooter"><table><tr><td><a href="prev.html">&lt;&lt; 3. Core</a></td>
+<td><a href="index.html">Home</a></td></tr></table></div>
 </body></html>"""
 
 SITE_PAGE = b"""<html><head><title>HTTP | Docs</title></head><body>
