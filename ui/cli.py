@@ -6,7 +6,8 @@
     tunewise projects list|create|rename|delete ...
     tunewise ingest PATH... [--project P]
     tunewise search "QUESTION" --k 5 --json
-    tunewise eval-retrieval QUESTIONS_FILE [--k 10]
+    tunewise eval-retrieval [QUESTIONS_FILE] [--k 10]   # default: the project's saved questions
+    tunewise questions make [--count 20] [--model ID|PATH] [--out FILE];  tunewise questions save FILE
     tunewise validate TRAIN [--eval EVAL] --json
     tunewise train --data FILE [--eval FILE] [--model ID|PATH] [--method qlora|lora] [--project P]
     tunewise jobs [list|cancel ID|resume ID];  tunewise adapters [list|rename|delete|export]
@@ -58,6 +59,9 @@ def make_parser() -> argparse.ArgumentParser:
                            help="a Chroma server (chroma run) instead of the embedded index")
     knowledge.add_argument("--embedding-model", metavar="ID_OR_PATH",
                            help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
+    knowledge.add_argument("--rerank", metavar="sentences|ID_OR_PATH",
+                           help="re-score the top 20 passages: 'sentences' (the embedding model, no new weights) "
+                                "or a sentence-transformers CrossEncoder (default: no rerank)")
 
     serve = commands.add_parser("serve", parents=[knowledge], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -92,11 +96,23 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval-retrieval", parents=[knowledge],
                                    help="recall@k, MRR, span recall/precision/IoU and answer recall on "
                                         "questions with gold answers")
-    evaluate.add_argument("questions", metavar="QUESTIONS_FILE",
-                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans, answer)")
+    evaluate.add_argument("questions", metavar="QUESTIONS_FILE", nargs="?",
+                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans, answer); "
+                               "default: the project's saved questions (tunewise questions save)")
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
     evaluate.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
+
+    questions = commands.add_parser("questions", parents=[knowledge],
+                                    help="draft evaluation questions from the project's documents, or save "
+                                         "reviewed ones as the project's questions")
+    questions.add_argument("action", choices=("make", "save"))
+    questions.add_argument("file", nargs="?", metavar="FILE", help="save: the reviewed questions (JSONL)")
+    questions.add_argument("--count", type=int, default=20, help="make: passages to ask about (default 20)")
+    questions.add_argument("--model", metavar="ID_OR_PATH", help=f"make: the model that writes them: {MODEL_HELP}")
+    questions.add_argument("--out", metavar="FILE",
+                           help="make: where the drafts go (default: eval-questions-draft.jsonl in the project folder)")
+    questions.add_argument("--device", choices=("cpu", "cuda"))
 
     validate = commands.add_parser("validate", help="check an example file before training")
     validate.add_argument("train", metavar="TRAIN")
@@ -282,7 +298,8 @@ def run_projects(args: argparse.Namespace) -> int:
 def _knowledge_base(args: argparse.Namespace):
     from assistant.services.knowledge import KnowledgeBase, KnowledgeSettings
 
-    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
+    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
+                                 reranker=args.rerank)
     return KnowledgeBase(_workspace(args), args.project, settings, create=args.command == "ingest")
 
 
@@ -327,12 +344,18 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_eval_retrieval(args: argparse.Namespace) -> int:
+    from assistant.services.eval_questions import questions_path
     from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval
 
+    path = args.questions or str(questions_path(_workspace(args), args.project))
+    if not args.questions and not Path(path).is_file():
+        return _fail(f"project {args.project!r} has no saved questions; give a QUESTIONS_FILE, or make them: "
+                     f"tunewise questions make --project {args.project}, edit the file it writes, then "
+                     "tunewise questions save FILE (or the Knowledge tab's \"Make questions from my documents\")")
     try:
-        golds = read_questions(args.questions)
+        golds = read_questions(path)
     except (OSError, ValueError) as error:
-        return _fail(f"{args.questions}: {error}")
+        return _fail(f"{path}: {error}")
     kb = _knowledge_base(args)
     results = [[RetrievedChunk(h.source, h.start, h.end, h.text)
                 for h in kb.search(g.question, args.k, args.mode)] for g in golds]
@@ -342,6 +365,35 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
         print(json.dumps(scores, indent=2))
     else:
         print("  ".join(f"{key} {value}" for key, value in scores.items()))
+    return 0
+
+
+def run_questions(args: argparse.Namespace) -> int:
+    from assistant.services import eval_questions as eq
+
+    workspace = _workspace(args)
+    if args.action == "save":
+        if not args.file:
+            return _fail("questions save takes the reviewed FILE (JSONL: question, source, spans)")
+        saved = eq.save_questions(workspace, args.project, eq.read_candidates(Path(args.file)))
+        print(f"saved as project {args.project!r}'s questions: {saved}; measure with: tunewise eval-retrieval")
+        return 0
+    from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
+
+    def progress(fraction: float, label: str) -> None:
+        if label != "done":
+            print(f"[{fraction:4.0%}] {label}", file=sys.stderr)
+
+    settings = ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)
+    candidates = eq.draft_questions(_knowledge_base(args), lambda: load_model(settings),
+                                    eq.QuestionSettings(count=args.count), progress)
+    usable = [c for c in candidates if c.question]
+    out = Path(args.out) if args.out else workspace.project(args.project).path / "eval-questions-draft.jsonl"
+    eq.write_questions(out, usable)
+    print(f"{len(usable)} of {len(candidates)} passages gave a usable question; wrote them to {out}\n"
+          f"Edit or delete lines there (each names its source file, character span and passage), then measure "
+          f"with: tunewise eval-retrieval {out}\nor keep them as the project's questions: "
+          f"tunewise questions save {out}")
     return 0
 
 
@@ -736,7 +788,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=logins,
           api_key=args.api_key or None,
-          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
+          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
+                                      reranker=args.rerank),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0
 
@@ -752,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
                 "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
                 "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat, "users": run_users,
-                "judge": run_judge}
+                "judge": run_judge, "questions": run_questions}
     if getattr(args, "model_cache", None):  # the training process and every loader read it from here
         import os
 

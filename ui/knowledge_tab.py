@@ -15,6 +15,17 @@ import gradio as gr
 from assistant.example_data import EXAMPLE_DOCUMENTS, EXAMPLE_QUESTIONS
 from assistant.runtime.answering import stream_cited_answer
 from assistant.runtime.generation import ModelUnavailableError
+from assistant.services.eval_questions import (
+    REVIEW_COLUMNS,
+    QuestionsError,
+    QuestionSettings,
+    draft_questions,
+    questions_from_rows,
+    questions_path,
+    review_rows,
+    save_questions,
+    saved_questions,
+)
 from assistant.services.knowledge import KnowledgeBases
 from assistant.services.tenants import Tenants
 from retrieval.documents import location
@@ -105,9 +116,22 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                     "evaluation CSV (`question`, `references`, `corpus_id`). Every search mode is scored: recall@k "
                     "and MRR (the passage was found), span recall, precision and IoU (how much of what was "
                     "retrieved is the answer) and answer recall.")
+        gr.Markdown("No questions yet? Make them from your documents: the model writes one question per passage "
+                    "(the passage is its gold answer). Edit the questions, untick or delete the bad ones, then save "
+                    "them as this project's questions; Measure uses them when no file is uploaded.")
         with gr.Row():
-            questions_file = gr.File(label="Questions", type="filepath", file_types=[".jsonl", ".csv"],
-                                     elem_id="kb-eval-file")
+            question_count = gr.Number(value=QuestionSettings.count, minimum=1, maximum=200, precision=0,
+                                       label="Questions to make", scale=1, elem_id="kb-q-count")
+            make_questions = gr.Button("Make questions from my documents", scale=2, elem_id="kb-q-make")
+            save_drafts = gr.Button("Save as this project's questions", scale=2, elem_id="kb-q-save")
+        drafts = gr.Dataframe(headers=list(REVIEW_COLUMNS), datatype=["bool", "str", "str", "str", "str"],
+                              type="array", interactive=True, static_columns=[2, 3, 4], wrap=True,
+                              column_widths=["8%", "37%", "15%", "10%", "30%"],
+                              label="Questions for review (edit, untick or delete rows)", elem_id="kb-q-table")
+        questions_note = gr.Markdown(elem_id="kb-q-note")
+        with gr.Row():
+            questions_file = gr.File(label="Questions (optional: else the project's saved questions)",
+                                     type="filepath", file_types=[".jsonl", ".csv"], elem_id="kb-eval-file")
             measure = gr.Button("Measure", elem_id="kb-eval-run")
         scores_table = gr.Dataframe(label="Retrieval scores", interactive=False, elem_id="kb-eval-table")
 
@@ -170,13 +194,17 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
 
         from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval
 
+        tenant = tenants.for_request(request)
         if not path:
-            raise gr.Error("Upload a questions file first.")
+            path = questions_path(tenant.workspace, name)
+            if not path.is_file():
+                raise gr.Error("Upload a questions file, or make questions from your documents and save them as "
+                               "this project's questions, first.")
         try:
             golds = read_questions(str(path))
         except (OSError, ValueError, UnicodeDecodeError) as error:
             raise gr.Error(f"Cannot read the questions: {error}") from error
-        kb = tenants.for_request(request).knowledge.get(name)
+        kb = tenant.knowledge.get(name)
         rows = []
         for search_mode in SEARCH_MODES:
             found = [[RetrievedChunk(h.source, h.start, h.end, h.text) for h in kb.search(g.question, 10, search_mode)]
@@ -184,7 +212,34 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             rows.append({"mode": search_mode, **score_retrieval(found, golds, (1, 5, 10)).to_dict()})
         return pd.DataFrame(rows)
 
+    def saved_view(kbs: KnowledgeBases, name: str) -> tuple[list[list], str]:
+        try:
+            saved = saved_questions(kbs.workspace, name)
+        except QuestionsError as error:  # a hand-edited file: say so, without failing the project's view
+            return [], f"The saved questions cannot be read: {error}"
+        return review_rows(saved), (f"{_questions(len(saved))} saved: Measure uses them when no file is uploaded."
+                                    if saved else "")
+
+    def on_make_questions(count, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        tenant = tenants.for_request(request)
+        candidates = draft_questions(tenant.knowledge.get(name), tenants.model.get,
+                                     QuestionSettings(count=int(count or QuestionSettings.count)),
+                                     lambda fraction, label: progress(fraction, desc=label))
+        usable = sum(1 for c in candidates if c.question)
+        note = (f"{usable} of {len(candidates)} passages gave a usable question. Review them (rows without one "
+                "are unticked: write the question the passage answers, or leave them out), then save.")
+        return review_rows(candidates), note
+
+    def on_save_questions(rows, name: str, request: gr.Request):
+        tenant = tenants.for_request(request)
+        kept = questions_from_rows(_table_rows(rows))
+        save_questions(tenant.workspace, name, kept)
+        return review_rows(kept), f"Saved {_questions(len(kept))} as this project's questions."
+
     private = {"api_visibility": "private"}
+    make_questions.click(on_make_questions, [question_count, project], [drafts, questions_note],
+                         show_progress_on=drafts, **private)
+    save_drafts.click(on_save_questions, [drafts, project], [drafts, questions_note], **private)
     measure.click(on_measure, [questions_file, project], [scores_table], show_progress_on=scores_table, **private)
     # One progress bar, on the results table, not one on each output.
     add.click(on_add, [upload, project], [results, documents, to_delete], api_name="ingest", show_progress_on=results)
@@ -193,4 +248,21 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     delete.click(on_delete, [to_delete, project], [documents, to_delete], **private)
     query.submit(on_search, [query, k, mode, project], hits, **private)
     question.submit(on_ask, [question, project], [answer, sources], **private)
-    return {"refresh": refresh, "outputs": [documents, to_delete]}
+
+    def project_view(kbs: KnowledgeBases, name: str):
+        return *refresh(kbs, name), *saved_view(kbs, name)
+
+    return {"refresh": project_view, "outputs": [documents, to_delete, drafts, questions_note]}
+
+
+def _questions(count: int) -> str:
+    return f"{count} question{'' if count == 1 else 's'}"
+
+
+def _table_rows(value) -> list[list]:
+    """A Dataframe's value as rows, whether Gradio hands over a list of rows or a DataFrame."""
+    if value is None:
+        return []
+    if hasattr(value, "values") and hasattr(value, "columns"):
+        return value.values.tolist()
+    return [list(row) for row in value]

@@ -83,3 +83,45 @@ def test_the_decision_path_imports_no_heavy_library(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_eval_retrieval_without_a_file_uses_the_projects_saved_questions(tmp_path, capsys):
+    from tests.assistant.test_eval_questions import LEAVE
+
+    ws = ["--workspace", str(tmp_path / "ws")]
+    (tmp_path / "leave.md").write_text(LEAVE)
+    assert main(["ingest", str(tmp_path / "leave.md"), *ws]) == 0
+    assert main(["eval-retrieval", *ws]) == 2
+    err = capsys.readouterr().err
+    assert "project 'default' has no saved questions" in err and "tunewise questions make" in err
+
+    reviewed = tmp_path / "reviewed.jsonl"
+    start = LEAVE.index("Staff get")
+    reviewed.write_text(json.dumps({"question": "How many days of paid leave do staff get?", "source": "leave.md",
+                                    "spans": [[start, start + 40]]}) + "\n")
+    assert main(["questions", "save", str(reviewed), *ws]) == 0
+    assert "tunewise eval-retrieval" in capsys.readouterr().out
+    assert main(["eval-retrieval", "--mode", "bm25", "--json", *ws]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["questions"] == 1 and scores["recall@1"] == 1.0
+
+
+def test_questions_make_writes_drafts_the_evaluator_reads(tmp_path, capsys, tiny_model_path):
+    from retrieval.evaluate import read_questions
+    from tests.assistant.test_eval_questions import EXPENSES, LEAVE
+
+    ws = ["--workspace", str(tmp_path / "ws")]
+    for name, text in (("leave.md", LEAVE), ("expenses.md", EXPENSES)):
+        (tmp_path / name).write_text(text)
+    assert main(["ingest", str(tmp_path / "leave.md"), str(tmp_path / "expenses.md"), *ws]) == 0
+    capsys.readouterr()
+    out = tmp_path / "drafts.jsonl"
+    assert main(["questions", "make", "--count", "3", "--model", str(tiny_model_path), "--device", "cpu",
+                 "--out", str(out), *ws]) == 0
+    said = capsys.readouterr().out
+    assert f"of 3 passages gave a usable question; wrote them to {out}" in said
+    assert f"tunewise eval-retrieval {out}" in said and f"tunewise questions save {out}" in said
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(set(line) == {"question", "source", "spans", "passage"} and line["question"] for line in lines)
+    if lines:  # a random-weights model rarely writes a usable question; when it does, the evaluator reads it
+        assert len(read_questions(str(out))) == len(lines)
