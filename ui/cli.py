@@ -59,9 +59,6 @@ def make_parser() -> argparse.ArgumentParser:
                            help="a Chroma server (chroma run) instead of the embedded index")
     knowledge.add_argument("--embedding-model", metavar="ID_OR_PATH",
                            help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
-    knowledge.add_argument("--rerank", metavar="sentences|ID_OR_PATH",
-                           help="re-score the top 20 passages: 'sentences' (the embedding model, no new weights) "
-                                "or a sentence-transformers CrossEncoder (default: no rerank)")
 
     serve = commands.add_parser("serve", parents=[knowledge], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -298,8 +295,7 @@ def run_projects(args: argparse.Namespace) -> int:
 def _knowledge_base(args: argparse.Namespace):
     from assistant.services.knowledge import KnowledgeBase, KnowledgeSettings
 
-    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
-                                 reranker=args.rerank)
+    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
     return KnowledgeBase(_workspace(args), args.project, settings, create=args.command == "ingest")
 
 
@@ -788,8 +784,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=logins,
           api_key=args.api_key or None,
-          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
-                                      reranker=args.rerank),
+          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0
 
