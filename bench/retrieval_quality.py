@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also sweep fusion weights and BM25 heading weights")
     parser.add_argument("--rerank", default="", help="comma-separated: sentences[:FIRST_STAGE_WEIGHT], or a "
                                                      "cross-encoder id or folder")
+    parser.add_argument("--keep", metavar="DIR", help="keep each index in DIR and reuse it on the next run "
+                                                       "(only while the chunking code is unchanged)")
+    parser.add_argument("--only", default="", help="comma-separated search settings to run (default: all)")
     parser.add_argument("--label", default="", help="a name for this run (e.g. the commit measured)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "retrieval_quality.json"))
     args = parser.parse_args()
@@ -161,12 +164,17 @@ def main() -> None:
         for set_name in args.sets.split(","):
             files, golds, kinds = load_set(set_name)
             with tempfile.TemporaryDirectory() as tmp:
-                index = DocumentIndex(Path(tmp) / "i.sqlite", ChromaSettings(path=Path(tmp) / "chroma"))
+                folder = Path(args.keep) / f"{set_name}-{chunking.replace('/', '_')}" if args.keep else Path(tmp)
+                index = DocumentIndex(folder / "i.sqlite", ChromaSettings(path=folder / "chroma"))
                 started = time.perf_counter()
-                ingest_paths(index, embedder, files, config)
+                if index.chunk_count() == 0:  # a kept index from an earlier run is measured as it is
+                    ingest_paths(index, embedder, files, config)
                 run = {"set": set_name, "chunking": chunking, "questions": len(golds),
                        "ingest_seconds": round(time.perf_counter() - started, 1), **chunk_stats(index), "search": {}}
+                chosen = [c for c in args.only.split(",") if c]
                 for label, settings in search_settings(args.sweep, rerank_names):
+                    if chosen and label not in chosen:
+                        continue
                     run["search"][label] = evaluate(index, embedder, golds, kinds, settings, rerankers)
                     scores = run["search"][label]
                     print(f"{set_name:8} {chunking:14} {label:38} R@5 {scores['recall@5']:.3f} "

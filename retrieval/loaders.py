@@ -230,7 +230,7 @@ def _load_html(source: str, data: bytes) -> Document:
     strip_boilerplate(soup)
     mains = soup.find_all(lambda tag: tag.name == "main" or tag.get("role") == "main")
     root = mains[0] if len(mains) == 1 else soup  # a page that marks its main content: only that
-    parts, headings, offset = [], [], 0
+    parts, headings, offset, previous = [], [], 0, ""
     blocks = root.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th",
                             "blockquote", "dt", "dd", "figcaption", "caption"])
     for block in blocks:
@@ -241,8 +241,13 @@ def _load_html(source: str, data: bytes) -> Document:
             continue
         if block.name[0] == "h" and block.name[1:].isdigit():
             headings.append((offset, int(block.name[1]), piece))
-        parts.append(piece)
-        offset += len(piece) + 2
+        if block.name == "dd" and previous == "dt" and parts:  # a term and its definition: one paragraph
+            parts[-1] += "\n" + piece
+            offset += len(piece) + 1
+        else:
+            parts.append(piece)
+            offset += len(piece) + 2
+        previous = block.name
     if not parts:  # no block structure: take all visible text
         parts = [soup.get_text("\n", strip=True)]
     text = "\n\n".join(parts)

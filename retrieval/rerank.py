@@ -107,6 +107,13 @@ class SentenceReranker:
         return best
 
 
+def make_reranker(name: str, embedder) -> Reranker:
+    """"sentences" for the no-new-weights reranker, anything else a CrossEncoder id or folder."""
+    if name == SentenceReranker.name:
+        return SentenceReranker(embedder)
+    return CrossEncoderReranker(name)
+
+
 def min_max(values: Sequence[float]) -> list[float]:
     """Scores scaled to [0, 1] within one result list (all equal: all 1)."""
     if not values:

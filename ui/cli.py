@@ -59,6 +59,9 @@ def make_parser() -> argparse.ArgumentParser:
                            help="a Chroma server (chroma run) instead of the embedded index")
     knowledge.add_argument("--embedding-model", metavar="ID_OR_PATH",
                            help="sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
+    knowledge.add_argument("--rerank", metavar="sentences|ID_OR_PATH",
+                           help="re-score the top 20 passages: 'sentences' (the embedding model, no new weights) "
+                                "or a sentence-transformers CrossEncoder (default: no rerank)")
 
     serve = commands.add_parser("serve", parents=[knowledge], help="start the web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -94,7 +97,8 @@ def make_parser() -> argparse.ArgumentParser:
                                    help="recall@k, MRR, span recall/precision/IoU and answer recall on "
                                         "questions with gold answers")
     evaluate.add_argument("questions", metavar="QUESTIONS_FILE", nargs="?",
-                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans, answer); "
+                          help="CSV (question, references, corpus_id) or JSONL (question, source, spans or quote, "
+                               "answer); "
                                "default: the project's saved questions (tunewise questions save)")
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
     evaluate.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
@@ -295,7 +299,8 @@ def run_projects(args: argparse.Namespace) -> int:
 def _knowledge_base(args: argparse.Namespace):
     from assistant.services.knowledge import KnowledgeBase, KnowledgeSettings
 
-    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model)
+    settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
+                                 reranker=args.rerank)
     return KnowledgeBase(_workspace(args), args.project, settings, create=args.command == "ingest")
 
 
@@ -341,7 +346,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 def run_eval_retrieval(args: argparse.Namespace) -> int:
     from assistant.services.eval_questions import questions_path
-    from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval
+    from retrieval.evaluate import read_questions
 
     path = args.questions or str(questions_path(_workspace(args), args.project))
     if not args.questions and not Path(path).is_file():
@@ -352,15 +357,16 @@ def run_eval_retrieval(args: argparse.Namespace) -> int:
         golds = read_questions(path)
     except (OSError, ValueError) as error:
         return _fail(f"{path}: {error}")
-    kb = _knowledge_base(args)
-    results = [[RetrievedChunk(h.source, h.start, h.end, h.text)
-                for h in kb.search(g.question, args.k, args.mode)] for g in golds]
     ks = sorted({k for k in (1, 5, 10) if k <= args.k} | {args.k})
-    scores = score_retrieval(results, golds, ks).to_dict()
+    try:
+        rows = _knowledge_base(args).measure(golds, [args.mode], args.k, ks)
+    except ValueError as error:  # a quoted passage that is not in the indexed documents
+        return _fail(f"{path}: {error}")
     if args.json:
-        print(json.dumps(scores, indent=2))
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     else:
-        print("  ".join(f"{key} {value}" for key, value in scores.items()))
+        for row in rows:
+            print("  ".join(f"{key} {value}" for key, value in row.items()))
     return 0
 
 
@@ -784,7 +790,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     serve(host=host, port=args.port, workspace=args.workspace, project=args.project, auth=logins,
           api_key=args.api_key or None,
-          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model),
+          knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
+                                      reranker=args.rerank),
           model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
     return 0
 

@@ -112,7 +112,8 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             sources = gr.HTML(elem_id="kb-sources")
     with gr.Accordion("Measure retrieval on your questions", open=False):
         gr.Markdown("Upload questions with their gold passages: JSONL with `question`, `source` (the file name), "
-                    "optional `spans` ([[start, end], ...] in the extracted text) and `answer`; or the chunking-"
+                    "optional `spans` ([[start, end], ...] in the extracted text) or `quote` (the passage's own "
+                    "words) and `answer`; or the chunking-"
                     "evaluation CSV (`question`, `references`, `corpus_id`). Every search mode is scored: recall@k "
                     "and MRR (the passage was found), span recall, precision and IoU (how much of what was "
                     "retrieved is the answer) and answer recall.")
@@ -192,7 +193,7 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     def on_measure(path: str | None, name: str, request: gr.Request):
         import pandas as pd
 
-        from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval
+        from retrieval.evaluate import read_questions
 
         tenant = tenants.for_request(request)
         if not path:
@@ -204,13 +205,10 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             golds = read_questions(str(path))
         except (OSError, ValueError, UnicodeDecodeError) as error:
             raise gr.Error(f"Cannot read the questions: {error}") from error
-        kb = tenant.knowledge.get(name)
-        rows = []
-        for search_mode in SEARCH_MODES:
-            found = [[RetrievedChunk(h.source, h.start, h.end, h.text) for h in kb.search(g.question, 10, search_mode)]
-                     for g in golds]
-            rows.append({"mode": search_mode, **score_retrieval(found, golds, (1, 5, 10)).to_dict()})
-        return pd.DataFrame(rows)
+        try:
+            return pd.DataFrame(tenant.knowledge.get(name).measure(golds, SEARCH_MODES))
+        except ValueError as error:  # a quoted passage that is not in the indexed documents
+            raise gr.Error(f"Cannot score the questions: {error}") from error
 
     def saved_view(kbs: KnowledgeBases, name: str) -> tuple[list[list], str]:
         try:

@@ -21,6 +21,9 @@ class KnowledgeSettings:
     """A sentence-transformers id or path; None for the bundled all-MiniLM-L6-v2."""
     search_mode: str | None = None
     """dense, bm25 or hybrid; None for the measured default."""
+    reranker: str | None = None
+    """Re-score the top candidates: "sentences" (the embedding model's best sentence, no new
+    weights) or a sentence-transformers CrossEncoder id or folder; None for no rerank."""
 
 
 class KnowledgeBase:
@@ -44,6 +47,16 @@ class KnowledgeBase:
                   if self.settings.chroma_url else ChromaSettings(path=index_dir / "chroma"))
         self.index = DocumentIndex(index_dir / "chunks.sqlite", chroma)
         self.embedder = shared_embedder(self.settings.embedding_model or DEFAULT_EMBEDDING_MODEL)
+        self._reranker = None
+
+    @property
+    def reranker(self):
+        """The configured reranker, loaded on first use (a cross-encoder costs seconds to load)."""
+        if self.settings.reranker and self._reranker is None:
+            from retrieval.rerank import make_reranker
+
+            self._reranker = make_reranker(self.settings.reranker, self.embedder)
+        return self._reranker
 
     def ingest(self, paths: Iterable[str | Path], progress=None):
         from retrieval.ingest import ingest_paths
@@ -62,8 +75,9 @@ class KnowledgeBase:
         return self.index.delete(doc_id_or_source)
 
     def search(self, query: str, k: int = 5, mode: str | None = None,
-               sources: Sequence[str] | None = None, with_similarity: bool = False):
-        """Hits for ``query``; ``sources`` limits the search to those file names."""
+               sources: Sequence[str] | None = None, with_similarity: bool = False, rerank: bool = True):
+        """Hits for ``query``; ``sources`` limits the search to those file names; ``rerank`` False
+        skips the configured reranker."""
         from retrieval.search import DEFAULT_SEARCH_MODE, search
 
         doc_ids = None
@@ -73,7 +87,25 @@ class KnowledgeBase:
             if not doc_ids:
                 return []
         return search(self.index, self.embedder, query, k, mode or self.settings.search_mode
-                      or DEFAULT_SEARCH_MODE, doc_ids, with_similarity)
+                      or DEFAULT_SEARCH_MODE, doc_ids, with_similarity,
+                      reranker=self.reranker if rerank else None)
+
+    def measure(self, golds, modes: Sequence[str | None], k: int = 10, ks: Sequence[int] = (1, 5, 10)) -> list[dict]:
+        """Retrieval scores of each search mode on questions with gold passages (quoted passages are
+        located in the indexed text first); with a reranker configured, each mode with and without it."""
+        from retrieval.evaluate import RetrievedChunk, score_retrieval, with_quote_spans
+        from retrieval.search import DEFAULT_SEARCH_MODE
+
+        golds = with_quote_spans(golds, self.index.document_text)
+        rows = []
+        for mode in modes:
+            mode = mode or self.settings.search_mode or DEFAULT_SEARCH_MODE
+            for rerank in (False, True) if self.settings.reranker else (False,):
+                found = [[RetrievedChunk(h.source, h.start, h.end, h.text)
+                          for h in self.search(g.question, k, mode, rerank=rerank)] for g in golds]
+                rows.append({"mode": mode + (f" + rerank {self.settings.reranker}" if rerank else ""),
+                             **score_retrieval(found, golds, ks).to_dict()})
+        return rows
 
     def close(self) -> None:
         self.index.close()

@@ -125,3 +125,22 @@ def test_questions_make_writes_drafts_the_evaluator_reads(tmp_path, capsys, tiny
     assert all(set(line) == {"question", "source", "spans", "passage"} and line["question"] for line in lines)
     if lines:  # a random-weights model rarely writes a usable question; when it does, the evaluator reads it
         assert len(read_questions(str(out))) == len(lines)
+
+
+def test_eval_retrieval_finds_quoted_passages_and_scores_with_and_without_rerank(tmp_path, capsys):
+    ws = ["--workspace", str(tmp_path / "ws")]
+    manual = tmp_path / "manual.md"
+    manual.write_text("# Valgrind\n\n## Memcheck\n\nMemcheck reports reads of memory after it was freed.\n\n"
+                      "## Massif\n\nMassif measures how much heap memory your program uses over time.\n")
+    assert main(["ingest", str(manual), *ws]) == 0
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "Which tool shows heap use over time?", "source": "manual.md",
+                                     "quote": "Massif measures how much heap   memory"}) + "\n")
+    capsys.readouterr()
+    assert main(["eval-retrieval", str(questions), "--mode", "bm25", "--rerank", "sentences", "--json", *ws]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["mode"] for row in rows] == ["bm25", "bm25 + rerank sentences"]
+    assert all(row["recall@1"] == 1.0 and row["span_recall@5"] == 1.0 for row in rows)
+    questions.write_text(json.dumps({"question": "q?", "source": "manual.md", "quote": "not in the manual"}) + "\n")
+    assert main(["eval-retrieval", str(questions), *ws]) == 2
+    assert "does not contain the quote" in capsys.readouterr().err

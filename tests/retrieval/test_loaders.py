@@ -166,3 +166,10 @@ def test_pdf_running_headers_and_page_numbers_are_dropped():
 def test_two_page_pdfs_keep_every_line():
     doc = load_bytes("short.pdf", pdf_bytes(["Title line\nFirst page.", "Title line\nSecond page."]))
     assert doc.text.count("Title line") == 2
+
+
+def test_an_html_term_and_its_definition_stay_one_paragraph():
+    doc = load_bytes("options.html", b"<dl><dt>--leak-check=full</dt><dd>Shows each leak in detail.</dd>"
+                                     b"<dt>--track-fds</dt><dd>Tracks open file descriptors.</dd></dl>")
+    assert doc.text.split("\n\n") == ["--leak-check=full\nShows each leak in detail.",
+                                      "--track-fds\nTracks open file descriptors."]
