@@ -89,7 +89,7 @@ def make_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=[knowledge], help="search the project's documents")
     search.add_argument("query")
     search.add_argument("--k", type=int, default=5, help="number of hits (default 5)")
-    search.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
+    search.add_argument("--mode", choices=SEARCH_MODES, help="default: hybrid (best MRR over both benchmarks)")
     search.add_argument("--source", action="append", help="only this file name (repeatable)")
     search.add_argument("--json", action="store_true", help="print hits as JSON")
 
@@ -101,7 +101,7 @@ def make_parser() -> argparse.ArgumentParser:
                                "answer); "
                                "default: the project's saved questions (tunewise questions save)")
     evaluate.add_argument("--k", type=int, default=10, help="deepest cut-off (default 10)")
-    evaluate.add_argument("--mode", choices=SEARCH_MODES, help="default: bm25 (measured best)")
+    evaluate.add_argument("--mode", choices=SEARCH_MODES, help="default: hybrid (best MRR over both benchmarks)")
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
 
     questions = commands.add_parser("questions", parents=[knowledge],
