@@ -112,13 +112,17 @@ def latency_at(workdir: Path, embedder: Embedder, sizes: list[int], queries: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true",
+                        help="latency only (quality: bench/retrieval_quality.py)")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "retrieval.json"))
     args = parser.parse_args()
     embedder = Embedder()
     embedder.encode(["warm up"])
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"machine": machine(), "quality": quality(Path(tmp), embedder)}
+        result = {"machine": machine()}
+        if not args.skip_quality:
+            result["quality"] = quality(Path(tmp), embedder)
         if not args.skip_scale:
             result["latency"] = latency_at(Path(tmp), embedder, [int(s) for s in args.sizes.split(",")])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

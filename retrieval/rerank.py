@@ -17,6 +17,7 @@ Whether either helps, and what it costs per query, is measured in bench/retrieva
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -81,30 +82,49 @@ def sentences(text: str) -> list[str]:
 
 
 class SentenceReranker:
-    """Best sentence similarity under the embedding model, each sentence read with its heading path."""
+    """Best sentence similarity under the embedding model, each sentence read with its heading path.
+
+    A chunk's sentence vectors are kept (up to ``cache_chunks`` chunks, least recently used out), so a
+    passage is split and embedded once however often it comes back as a candidate: embedding up to
+    480 sentences is what a query costs the first time (about 3 s on two CPU cores).
+    """
 
     name = "sentences"
 
-    def __init__(self, embedder, max_sentences: int = 24, first_stage_weight: float = 1.0):
+    def __init__(self, embedder, max_sentences: int = 24, first_stage_weight: float = 1.0,
+                 cache_chunks: int = 8192):
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.first_stage_weight = first_stage_weight
+        self.cache_chunks = cache_chunks
+        self._vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
 
-    def scores(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
-        if not chunks:
-            return []
+    def _sentence_vectors(self, chunks: Sequence[Chunk]) -> list:
+        keys = [(chunk.chunk_id, chunk.text) for chunk in chunks]
+        missing = [(key, chunk) for key, chunk in zip(keys, chunks, strict=True) if key not in self._vectors]
         texts, owners = [], []
-        for number, chunk in enumerate(chunks):
+        for number, (_, chunk) in enumerate(missing):
             context = chunk.context[:CONTEXT_CHARS]
             for sentence in sentences(chunk.text)[:self.max_sentences]:
                 texts.append(f"{context}: {sentence}" if context else sentence)
                 owners.append(number)
-        vectors = self.embedder.encode([query, *texts])
-        similarities = vectors[1:] @ vectors[0]
-        best = [-1.0] * len(chunks)
-        for owner, similarity in zip(owners, similarities, strict=True):
-            best[owner] = max(best[owner], float(similarity))
-        return best
+        if texts:
+            vectors = self.embedder.encode(texts)
+            for number, (key, _) in enumerate(missing):
+                self._vectors[key] = vectors[[i for i, owner in enumerate(owners) if owner == number]]
+        found = [self._vectors[key] for key in keys]
+        for key in keys:
+            self._vectors.move_to_end(key)
+        while len(self._vectors) > self.cache_chunks:
+            self._vectors.popitem(last=False)
+        return found
+
+    def scores(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        if not chunks:
+            return []
+        query_vector = self.embedder.encode([query])[0]
+        return [float((vectors @ query_vector).max()) if len(vectors) else -1.0
+                for vectors in self._sentence_vectors(chunks)]
 
 
 def make_reranker(name: str, embedder) -> Reranker:

@@ -230,3 +230,25 @@ def test_the_sentence_reranker_scores_a_chunk_by_its_best_sentence(embedder):
     vectors = embedder.encode([query, "Manual: Memcheck reports a read of freed memory as an invalid read."])
     assert scores[0] == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
     assert scores[0] > scores[1]
+
+
+def test_the_sentence_reranker_embeds_a_passage_once(embedder):
+    from retrieval.chunking import Chunk
+    from retrieval.rerank import SentenceReranker
+
+    calls = []
+
+    class Counting:
+        def encode(self, texts):
+            calls.append(len(texts))
+            return embedder.encode(texts)
+
+    chunks = [Chunk(str(i), "d", "m.md", "Manual", i, 0, 10, f"Sentence number {i} talks about topic {i}.")
+              for i in range(3)]
+    reranker = SentenceReranker(Counting(), cache_chunks=2)
+    first = reranker.scores("topic 1", chunks)
+    assert calls == [1, 3]  # the query, then the three passages' sentences in one batch
+    assert reranker.scores("topic 1", chunks[1:]) == pytest.approx(first[1:], abs=1e-6)
+    assert calls == [1, 3, 1]  # only the query: both passages were kept
+    reranker.scores("topic 1", chunks[:1])
+    assert calls[-2:] == [1, 1]  # the query, and passage 0 again: it had been dropped (two kept at most)
