@@ -95,20 +95,20 @@ def search_settings(sweep: bool, rerankers: list[str]) -> list[tuple[str, dict]]
 
 
 def make_reranker(name: str, embedder: Embedder):
-    from retrieval.rerank import CrossEncoderReranker, SentenceReranker
+    """A fresh reranker (an empty sentence cache) per setting, so each setting's time starts cold;
+    "sentences:W" sets the first stage's weight."""
+    from retrieval.rerank import make_reranker as build
 
-    if name.startswith("sentences"):
-        reranker = SentenceReranker(embedder)
-        if ":" in name:
-            reranker.first_stage_weight = float(name.split(":", 1)[1])
-        return reranker
-    return CrossEncoderReranker(name)
+    reranker = build(name.split(":", 1)[0], embedder)
+    if ":" in name:
+        reranker.first_stage_weight = float(name.split(":", 1)[1])
+    return reranker
 
 
-def evaluate(index: DocumentIndex, embedder: Embedder, golds, kinds, settings: dict, rerankers: dict) -> dict:
+def evaluate(index: DocumentIndex, embedder: Embedder, golds, kinds, settings: dict) -> dict:
     options = dict(settings)
     if "reranker" in options:
-        options["reranker"] = rerankers[options["reranker"]]
+        options["reranker"] = make_reranker(options["reranker"], embedder)
     options = _supported(search, options)
     retrieved, seconds = [], []
     for gold in golds:
@@ -150,7 +150,6 @@ def main() -> None:
     embedder = Embedder()
     embedder.encode(["warm up"])
     rerank_names = [r for r in args.rerank.split(",") if r]
-    rerankers = {name: make_reranker(name, embedder) for name in rerank_names}
     result = {"label": args.label, "machine": {"cpu": platform.processor() or platform.machine(),
                                                "python": platform.python_version()},
               "embedding_backend": embedder.backend, "runs": []}
@@ -175,7 +174,7 @@ def main() -> None:
                 for label, settings in search_settings(args.sweep, rerank_names):
                     if chosen and label not in chosen:
                         continue
-                    run["search"][label] = evaluate(index, embedder, golds, kinds, settings, rerankers)
+                    run["search"][label] = evaluate(index, embedder, golds, kinds, settings)
                     scores = run["search"][label]
                     print(f"{set_name:8} {chunking:14} {label:38} R@5 {scores['recall@5']:.3f} "
                           f"MRR {scores['mrr']:.3f} spanR {scores.get('span_recall@5', 0):.3f} "
