@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.core.errors import TunewiseError
+from retrieval.chunking import Chunk
 
 QUESTIONS_FILE = "eval-questions.jsonl"
 """The project's reviewed questions, in its folder; eval-retrieval and Measure use them by default."""
@@ -78,18 +79,6 @@ class QuestionSettings:
             raise QuestionsError(f"count must be between 1 and 500, not {self.count}")
         if self.min_chars < 0 or self.max_new_tokens < 8 or self.batch_size < 1:
             raise QuestionsError("min_chars must be >= 0, max_new_tokens >= 8 and batch_size >= 1")
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One indexed chunk: where it is and what it says."""
-
-    doc_id: str
-    source: str
-    index: int
-    start: int
-    end: int
-    text: str
 
 
 @dataclass(frozen=True)
@@ -161,11 +150,11 @@ def clean_question(reply: str, passage: str) -> str | None:
     return question
 
 
-def pick_passages(passages: Sequence[Passage], count: int, seed: int = 0, min_chars: int = 200) -> list[Passage]:
+def pick_passages(passages: Sequence[Chunk], count: int, seed: int = 0, min_chars: int = 200) -> list[Chunk]:
     """Up to ``count`` passages spread over the documents: each document's passages in a seeded
     order, taken from each document in turn, so a long document does not crowd out the others.
     Returned in document order."""
-    by_document: dict[str, list[Passage]] = {}
+    by_document: dict[str, list[Chunk]] = {}
     for passage in sorted(passages, key=lambda p: (p.source, p.doc_id, p.index)):
         if len(passage.text.strip()) >= min_chars:
             by_document.setdefault(passage.doc_id, []).append(passage)
@@ -175,19 +164,18 @@ def pick_passages(passages: Sequence[Passage], count: int, seed: int = 0, min_ch
         shuffled = list(doc_passages)
         rng.shuffle(shuffled)
         queues.append(shuffled)
-    picked: list[Passage] = []
+    picked: list[Chunk] = []
     for turn in range(max((len(q) for q in queues), default=0)):
         picked += [q[turn] for q in queues if turn < len(q)]
     return sorted(picked[:count], key=lambda p: (p.source, p.doc_id, p.start))
 
 
-def indexed_passages(index) -> list[Passage]:
+def indexed_passages(index) -> list[Chunk]:
     """Every chunk of the index's whole documents (a retrieval.index.DocumentIndex), in order."""
-    return [Passage(c.doc_id, c.source, c.index, c.start, c.end, c.text)
-            for document in index.documents() for c in index.document_chunks(document.doc_id)]
+    return [c for document in index.documents() for c in index.document_chunks(document.doc_id)]
 
 
-def question_prompt(passage: Passage) -> list[dict]:
+def question_prompt(passage: Chunk) -> list[dict]:
     return [{"role": "system", "content": PROMPT},
             {"role": "user", "content": f"Passage (from {passage.source}):\n{passage.text.strip()}\n\nQuestion:"}]
 

@@ -6,7 +6,6 @@ import pytest
 from assistant.services.eval_questions import (
     CandidateQuestion,
     NoDocumentsError,
-    Passage,
     QuestionsError,
     QuestionSettings,
     clean_question,
@@ -19,6 +18,7 @@ from assistant.services.eval_questions import (
     saved_questions,
 )
 from assistant.services.workspace import Workspace
+from retrieval.chunking import Chunk
 
 PASSAGE = ("Staff get 25 days of paid leave each year, and unused days carry over to the next year up to a "
            "limit of five. Requests go to the line manager at least two weeks ahead.")
@@ -51,8 +51,9 @@ def test_a_reply_is_cleaned_to_one_question_or_refused(reply, expected):
     assert clean_question(reply, PASSAGE) == expected
 
 
-def passage(doc: str, index: int, length: int = 300) -> Passage:
-    return Passage(f"id-{doc}", doc, index, index * 1000, index * 1000 + length, "x" * length)
+def passage(doc: str, index: int, length: int = 300) -> Chunk:
+    return Chunk(f"id-{doc}:{index}", f"id-{doc}", doc, "", index, index * 1000, index * 1000 + length,
+                   "x" * length)
 
 
 def test_passages_are_spread_over_the_documents_seeded_and_long_enough():
