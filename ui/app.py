@@ -179,19 +179,36 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
     return app
 
 
-MAX_UPLOAD = "200mb"
-"""Gradio refuses larger uploads before they reach any handler; loaders apply per-file limits too."""
+def serving_app(app: gr.Blocks, api_key: str | None = None, auth=None, path: str = "/", host: str = "127.0.0.1",
+                limits=None):
+    """The app as ``tunewise serve`` runs it: a FastAPI app with the Gradio app at ``path`` and the
+    OpenAI-compatible ``/v1`` routes (ui/openai_api.py) beside it, both over the same tenants and
+    the one loaded model.
 
-
-def with_openai_api(app: gr.Blocks, api_key: str | None = None, auth=None, path: str = "/"):
-    """A FastAPI app with the Gradio app at ``path`` and the OpenAI-compatible ``/v1`` routes
-    (ui/openai_api.py) beside it, both over the same tenants and the one loaded model."""
+    ``host`` is the address the server binds: on loopback, requests naming any other host are
+    refused (a page on another site that points its own name at 127.0.0.1, DNS rebinding, sends its
+    own name). ``limits`` (ui.openai_api.ApiLimits) bound what one /v1 request may ask.
+    """
     from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
 
+    from ui.exposure import is_local_host_header, is_loopback
     from ui.openai_api import ApiAccess, openai_router
+    from ui.uploads import MAX_UPLOAD
 
     server = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
-    server.include_router(openai_router(app.tenants, ApiAccess(api_key, auth)))
+    if is_loopback(host):
+        @server.middleware("http")
+        async def local_names_only(request, call_next):
+            if not is_local_host_header(request.headers.get("host")):
+                return PlainTextResponse("This server answers to localhost and 127.0.0.1 only.", status_code=421)
+            return await call_next(request)
+
+    server.include_router(openai_router(app.tenants, ApiAccess(api_key, auth), limits))
+    # Gradio checks that a file value names an upload only once launch() has run; mounted, it would
+    # pass any server path to the handlers. The handlers check every file value themselves
+    # (ui/uploads.py::uploaded_file); this turns Gradio's own check on as well.
+    app.has_launched = True
     return gr.mount_gradio_app(server, app.queue(default_concurrency_limit=8), path=path, auth=auth,
                                show_error=True, max_file_size=MAX_UPLOAD, i18n=TRANSLATIONS)
 
@@ -205,4 +222,4 @@ def serve(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = Non
     app = build_app(workspace, project, knowledge, model)
     print(f"Tunewise workspace: {Workspace(workspace).root}")
     print(f"The app: http://{host}:{port}/   OpenAI-compatible API: http://{host}:{port}/v1", flush=True)
-    uvicorn.run(with_openai_api(app, api_key, auth), host=host, port=port, log_level="warning")
+    uvicorn.run(serving_app(app, api_key, auth, host=host), host=host, port=port, log_level="warning")

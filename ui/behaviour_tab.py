@@ -21,6 +21,7 @@ from assistant.services.workspace import WorkspaceError
 from trainers.config import FORM_FIELDS, TrainingConfig
 from trainers.formats import FORMATS
 from trainers.job_files import progress_line
+from ui.uploads import UploadRefusedError, optional_upload
 
 FORMAT_CHOICES = ["auto", *FORMATS]
 SETTING_FIELDS = FORM_FIELDS
@@ -237,6 +238,16 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         if not train:
             return "", "Upload a training file first.", "", [], "", []
         try:
+            train, evaluation, general = (optional_upload(value, what) for value, what in (
+                (train, "training file"), (evaluation, "evaluation file"), (general, "general data file")))
+        except UploadRefusedError as error:
+            return "", f"**Cannot read the file:** {html.escape(str(error))}", "", [], "", []
+        return check_files(request, train, evaluation, general, format_name, prompt_col, completion_col, name, *values)
+
+    def check_files(request: gr.Request, train: Path, evaluation: Path | None, general: Path | None, format_name,
+                    prompt_col, completion_col, name, *values):
+        """Check files the server trusts: uploads resolved by on_check, or the bundled examples."""
+        try:
             settings = settings_from(values)
             read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
             # "intent, slots" names several columns, which trainers.formats joins into one JSON answer
@@ -265,8 +276,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     def on_try_examples(request: gr.Request, name, *values):
         """The example files land in the upload boxes as if uploaded, and are checked at once."""
         train, evaluation = example_copies()
-        return train, evaluation, None, "auto", "", "", *on_check(request, train, evaluation, None, "auto", "", "",
-                                                                   name, *values)
+        checked = check_files(request, Path(train), Path(evaluation), None, "auto", "", "", name, *values)
+        return train, evaluation, None, "auto", "", "", *checked
 
     def on_start(request: gr.Request, dataset_id, adapter, name, *values):
         if not dataset_id:

@@ -30,6 +30,7 @@ from assistant.services.judge import HttpJudge, ModelJudge, check_project_judge,
 from assistant.services.project_variants import ProjectVariants
 from assistant.services.tenants import Tenant, Tenants
 from assistant.services.workspace import Workspace
+from ui.uploads import UploadRefusedError, uploaded_file
 
 MAX_COLUMNS = 4
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
@@ -298,16 +299,16 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
 
     def read_cases(file, limit, default: int | None = None):
         try:
-            return cases_from_file(file, int(limit) if limit else default)
-        except (OSError, ValueError) as error:
+            return cases_from_file(uploaded_file(file, "examples file"), int(limit) if limit else default)
+        except (OSError, ValueError, UploadRefusedError) as error:
             raise gr.Error(str(error)) from error
 
     def on_estimate(file, limit, selection) -> str:
         if not file or not selection:
             return ""
         try:
-            cases = cases_from_file(file, int(limit) if limit else None)
-        except (OSError, ValueError) as error:
+            cases = cases_from_file(uploaded_file(file, "examples file"), int(limit) if limit else None)
+        except (OSError, ValueError, UploadRefusedError) as error:
             return f"**Cannot read the examples:** {html.escape(str(error))}"
         seconds, basis = answer_seconds.get(tenants.model.name, (None, ""))
         return estimate_text(len(cases), len(selection), seconds, basis)

@@ -64,3 +64,32 @@ def check_exposure(host: str, auth: list[tuple[str, str]], insecure: bool) -> No
         return
     raise ExposureError(f"--host {host} makes the app reachable from other machines: add --auth user:password "
                         "(or a file of them), or pass --insecure if the network is trusted")
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(host_header: str | None) -> str:
+    """The name in a Host header (or an origin's authority), without port or IPv6 brackets, lowercased."""
+    value = (host_header or "").strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def is_local_host_header(host_header: str | None) -> bool:
+    """Whether a request's Host names this machine. A server on loopback answers only these: a page
+    on another site that re-points its own name at 127.0.0.1 (DNS rebinding) sends its own name."""
+    name = host_name(host_header)
+    return name in LOCAL_NAMES or name.endswith(".localhost")
+
+
+def is_same_origin(origin: str | None, host_header: str | None) -> bool:
+    """Whether a request's Origin (sent by browsers on cross-site requests) is this server itself;
+    no Origin (curl, SDKs, servers) counts as same-origin."""
+    if origin is None:
+        return True
+    scheme, sep, authority = origin.strip().lower().partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return False
+    return authority.rstrip("/") == (host_header or "").strip().lower()

@@ -31,7 +31,7 @@ from assistant.services.tenants import Tenants
 from retrieval.documents import location
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.search import DEFAULT_SEARCH_MODE, SEARCH_MODES
-from ui.uploads import discard_upload
+from ui.uploads import UploadRefusedError, discard_upload, uploaded_file
 
 DOCUMENT_COLUMNS = ["file", "title", "chunks", "characters"]
 RESULT_COLUMNS = ["file", "result", "chunks", "what to do"]
@@ -160,7 +160,14 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         kbs = tenants.for_request(request).knowledge
         if not files:
             return [["", "nothing uploaded", 0, "choose files first"]], *refresh(kbs, name)
-        return ingest(kbs, name, files, progress), *refresh(kbs, name)
+        accepted, refused = [], []
+        for value in files if isinstance(files, (list, tuple)) else [files]:
+            try:
+                accepted.append(uploaded_file(value, "document"))
+            except UploadRefusedError as error:  # a value naming a file the client never uploaded
+                refused.append([Path(str(value)).name if isinstance(value, str) else "", "refused", 0, str(error)])
+        rows = ingest(kbs, name, accepted, progress) if accepted else []
+        return rows + refused, *refresh(kbs, name)
 
     def on_try_documents(name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         """The example documents go in as an upload would; a question they answer waits in the Ask box."""
@@ -196,7 +203,9 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         from retrieval.evaluate import read_questions
 
         tenant = tenants.for_request(request)
-        if not path:
+        if path:
+            path = uploaded_file(path, "questions file")
+        else:
             path = questions_path(tenant.workspace, name)
             if not path.is_file():
                 raise gr.Error("Upload a questions file, or make questions from your documents and save them as "

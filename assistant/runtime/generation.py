@@ -13,10 +13,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from assistant.core.errors import TunewiseError
 from assistant.runtime.models import BUNDLED_MODEL, ModelUnavailableError, resolve_model
 
 DEFAULT_MODEL = BUNDLED_MODEL
-__all__ = ["DEFAULT_MODEL", "ModelUnavailableError"]
+__all__ = ["DEFAULT_MODEL", "ModelBusyError", "ModelUnavailableError"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ class GenerationSettings:
     otherwise repeats a sentence or a JSON field until the token cap; measured in bench/proof.py."""
 
 
+class ModelBusyError(TunewiseError):
+    """The model stayed busy with other answers for longer than the caller would wait."""
+
+    def __init__(self, waited_s: float):
+        self.waited_s = waited_s
+        super().__init__(f"the model is busy with other answers (waited {waited_s:g} s)", "Try again shortly.")
+
+
 @dataclass
 class LoadedModel:
     model: object
@@ -50,7 +59,14 @@ class LoadedModel:
     device: str
     name: str
     lock: threading.Lock = field(default_factory=threading.Lock)
-    """One generation at a time per model: they share one device."""
+    """One generation at a time per model: they share one device. A streamed answer's lock is held
+    by the thread that generates and released when generation ends (see :func:`stream_chat`)."""
+
+    def acquire(self, wait_s: float | None = None) -> None:
+        """Take the model's lock, waiting at most ``wait_s`` seconds (None: as long as it takes);
+        ModelBusyError when it stays taken."""
+        if not self.lock.acquire(timeout=-1 if wait_s is None else max(wait_s, 0)):
+            raise ModelBusyError(wait_s)
 
     @property
     def stop_token_ids(self) -> list[int]:
@@ -109,40 +125,86 @@ ACTIVE = "__active__"
 """Pass as ``adapter`` to keep whatever adapter is active (or the plain model)."""
 
 
+def stop_criteria(stop: threading.Event):
+    """A transformers stopping criterion that ends generation, for every row, once ``stop`` is set:
+    checked after each new token, so a stopped answer costs at most one more step."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopOnEvent()])
+
+
+def _generate_in_background(loaded: LoadedModel, run, on_error) -> threading.Thread:
+    """Start ``run()`` in a thread that owns the model's lock (already taken by the caller) and
+    releases it when generation ends, however it ends.
+
+    Why a hand-over: the lock used to be held by the generator that streams the answer, so a
+    consumer that went away (a dropped HTTP stream) left it held, or released it while the model
+    still generated. Now the lock lives exactly as long as the generation, and the caller's stop
+    event (a stopping criterion, :func:`stop_criteria`) ends the generation at the next token.
+    """
+    def guarded() -> None:
+        try:
+            run()
+        except BaseException as error:  # surfaced to the consumer
+            on_error(error)
+        finally:
+            loaded.lock.release()
+
+    worker = threading.Thread(target=guarded, daemon=True)
+    try:
+        worker.start()
+    except BaseException:
+        loaded.lock.release()
+        raise
+    return worker
+
+
 def stream_chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None,
-                adapter: str | None = ACTIVE) -> Iterator[str]:
+                adapter: str | None = ACTIVE, stop: threading.Event | None = None,
+                wait_s: float | None = None) -> Iterator[str]:
     """Yield the answer's text as it grows, ending at the end of the assistant's turn.
 
     On a PEFT model, ``adapter`` names the adapter to answer with, or BASE (None) for the base
-    with adapters disabled. The model lock is held for the whole answer, so a switch can never
-    happen half-way through someone else's generation.
+    with adapters disabled. The model lock is held for the whole generation, so a switch can never
+    happen half-way through someone else's answer. Generation stops early when ``stop`` is set, or
+    when the consumer closes this generator (or drops it); ``wait_s`` bounds the wait for the model
+    (ModelBusyError after it; None waits).
     """
     import torch
     from transformers import TextIteratorStreamer
 
     generation = generation or GenerationSettings()
+    stop = stop or threading.Event()
     inputs = prompt_ids(loaded, messages)
     streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kwargs = dict(**inputs, streamer=streamer, **decoding_kwargs(loaded, generation))
+    kwargs = dict(**inputs, streamer=streamer, stopping_criteria=stop_criteria(stop),
+                  **decoding_kwargs(loaded, generation))
     errors: list[BaseException] = []
 
     def run() -> None:
-        try:
-            with torch.no_grad(), _adapter_context(loaded, adapter):
-                torch.manual_seed(generation.seed)
-                loaded.model.generate(**kwargs)
-        except BaseException as error:  # surfaced to the caller below
-            errors.append(error)
-            streamer.end()
+        with torch.no_grad(), _adapter_context(loaded, adapter):
+            torch.manual_seed(generation.seed)
+            loaded.model.generate(**kwargs)
 
-    with loaded.lock:
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+    def failed(error: BaseException) -> None:
+        errors.append(error)
+        streamer.end()
+
+    loaded.acquire(wait_s)
+    worker = _generate_in_background(loaded, run, failed)
+    try:
         text = ""
         for piece in streamer:
             text += piece
             yield text
         worker.join()
+    finally:
+        stop.set()  # a consumer that stopped early (closed, dropped, raised) ends the generation
     if errors:
         raise errors[0]
 
@@ -223,14 +285,16 @@ BASE_ROW = "__base__"
 
 
 def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
-                generation: GenerationSettings | None = None) -> Iterator[list[str]]:
+                generation: GenerationSettings | None = None, stop: threading.Event | None = None,
+                wait_s: float | None = None) -> Iterator[list[str]]:
     """Answer several conversations in one ``generate`` call, each row with its own adapter (None:
     the base), yielding every row's text as it grows.
 
     Why: on one model the variants of a side-by-side chat used to answer one after another, so four
     variants took four times as long. A batch of four costs little more than one row on a CPU or a
     GPU, and PEFT runs a batch whose rows use different adapters (``adapter_names``). Greedy rows
-    give the same answers as :func:`stream_chat` up to float rounding of the padded batch.
+    give the same answers as :func:`stream_chat` up to float rounding of the padded batch. ``stop``
+    and ``wait_s`` as for :func:`stream_chat`.
     """
     import queue
 
@@ -259,28 +323,30 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
         def end(self):
             steps.put(None)
 
-    kwargs = dict(**encoded, streamer=RowStreamer(), **decoding_kwargs(loaded, generation))
+    stop = stop or threading.Event()
+    kwargs = dict(**encoded, streamer=RowStreamer(), stopping_criteria=stop_criteria(stop),
+                  **decoding_kwargs(loaded, generation))
     mixed = any(a is not None for a in adapters)
     if mixed:
         kwargs["adapter_names"] = [BASE_ROW if a is None else a for a in adapters]
     errors: list[BaseException] = []
 
     def run() -> None:
-        try:
-            plain = not mixed and hasattr(loaded.model, "disable_adapter")
-            with torch.no_grad(), (loaded.model.disable_adapter() if plain else _no_context()):
-                torch.manual_seed(generation.seed)
-                loaded.model.generate(**kwargs)
-        except BaseException as error:  # surfaced to the caller below
-            errors.append(error)
-            steps.put(None)
+        plain = not mixed and hasattr(loaded.model, "disable_adapter")
+        with torch.no_grad(), (loaded.model.disable_adapter() if plain else _no_context()):
+            torch.manual_seed(generation.seed)
+            loaded.model.generate(**kwargs)
+
+    def failed(error: BaseException) -> None:
+        errors.append(error)
+        steps.put(None)
 
     stops = set(loaded.stop_token_ids)
     rows: list[list[int]] = [[] for _ in conversations]
     finished = [False] * len(conversations)
-    with loaded.lock:
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+    loaded.acquire(wait_s)
+    worker = _generate_in_background(loaded, run, failed)
+    try:
         while (step := steps.get()) is not None:
             for row, token in enumerate(step):
                 if finished[row]:
@@ -291,6 +357,8 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
                     rows[row].append(token)
             yield [tokenizer.decode(r, skip_special_tokens=True) for r in rows]
         worker.join()
+    finally:
+        stop.set()
     if errors:
         raise errors[0]
 

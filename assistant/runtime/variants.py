@@ -100,8 +100,10 @@ class VariantModel:
         return [Variant(a, r) for a in names for r in ((False, True) if with_retrieval else (False,))]
 
     def stream(self, variant: Variant, messages: list[dict], generation: GenerationSettings | None = None,
-               search=None) -> Iterator[VariantAnswer]:
-        """Answer ``messages`` as ``variant``; ``search(question) -> hits`` feeds retrieval variants."""
+               search=None, stop: threading.Event | None = None, wait_s: float | None = None
+               ) -> Iterator[VariantAnswer]:
+        """Answer ``messages`` as ``variant``; ``search(question) -> hits`` feeds retrieval variants.
+        ``stop`` ends the answer early; ``wait_s`` bounds the wait for the model (ModelBusyError)."""
         if variant.adapter is not None and variant.adapter not in self.adapters:
             raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
         prompt, sources, hits = self._prompt(variant, messages, search)
@@ -109,7 +111,7 @@ class VariantModel:
         first = None
         text = ""
         adapter = BASE if variant.adapter is None else variant.adapter
-        for text in stream_chat(self.loaded, prompt, generation, adapter):
+        for text in stream_chat(self.loaded, prompt, generation, adapter, stop, wait_s):
             first = first or time.perf_counter() - started
             yield VariantAnswer(variant.name, text, sources, first)
         elapsed = time.perf_counter() - started
@@ -119,7 +121,8 @@ class VariantModel:
                             latency_s=elapsed)
 
     def stream_together(self, variants: list[Variant], conversations: list[list[dict]],
-                        generation: GenerationSettings | None = None, search=None) -> Iterator[list[VariantAnswer]]:
+                        generation: GenerationSettings | None = None, search=None,
+                        stop: threading.Event | None = None) -> Iterator[list[VariantAnswer]]:
         """Answer as several variants at once, one conversation each, in one batch on the one model.
 
         Yields every variant's answer as it grows; the last yield has ``done`` set, with sources,
@@ -135,7 +138,8 @@ class VariantModel:
         first: list[float | None] = [None] * len(variants)
         last: list[float] = [0.0] * len(variants)
         texts = [""] * len(variants)
-        for grown in stream_rows(self.loaded, [p for p, _, _ in prompts], [v.adapter for v in variants], generation):
+        for grown in stream_rows(self.loaded, [p for p, _, _ in prompts], [v.adapter for v in variants], generation,
+                                 stop):
             now = time.perf_counter() - started
             for row, text in enumerate(grown):
                 if text and first[row] is None:

@@ -17,7 +17,7 @@ def server(tiny_model_path, tmp_path_factory):
     import uvicorn
 
     from assistant.runtime.generation import ModelSettings
-    from ui.app import build_app, with_openai_api
+    from ui.app import build_app, serving_app
 
     root = tmp_path_factory.mktemp("openai-api")
     app = build_app(root / "ws", model=ModelSettings(model=str(tiny_model_path), device="cpu"))
@@ -27,7 +27,7 @@ def server(tiny_model_path, tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    running = uvicorn.Server(uvicorn.Config(with_openai_api(app, api_key=KEY), host="127.0.0.1", port=port,
+    running = uvicorn.Server(uvicorn.Config(serving_app(app, api_key=KEY), host="127.0.0.1", port=port,
                                             log_level="warning"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
