@@ -21,6 +21,15 @@ from typing import Any
 DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"
 """The bundled model (assistant/runtime/models.py resolves the name to a local folder)."""
 METHODS = ("lora", "qlora")
+MAX_PROCESSES = 64
+"""The most training processes any config may ask for, before the machine is looked at.
+
+Jobs run under ``accelerate launch --num_machines 1``: one machine. The largest single machines
+carry 8 or 16 GPUs, and on a CPU every gloo rank loads a whole copy of the model, so past a few
+dozen ranks the copies alone fill the memory. 64 leaves room for any real machine and refuses, at
+once in the form and the flags, a value that could only start thousands of processes. The exact
+limit (one per visible GPU, one per core on a CPU) is checked when a job is created
+(trainers/jobs.py, ``process_count``), where the machine is known."""
 
 
 def _option(help: str, form: bool = True, **extra) -> dict:
@@ -69,8 +78,8 @@ class TrainingConfig:
     trust_remote_code: bool = field(default=False, metadata=_option(
         "run code shipped with the model (only for models you trust)", form=False, flag=False))
     processes: int = field(default=0, metadata=_option(
-        "training processes, data parallel under accelerate launch (0: one per visible GPU, one on a CPU); "
-        "batch size is per process"))
+        "training processes, data parallel under accelerate launch (0: one per visible GPU, one on a CPU; at most "
+        "one per GPU, or per core on a CPU); batch size is per process"))
 
     def __post_init__(self) -> None:
         problems = []
@@ -88,8 +97,9 @@ class TrainingConfig:
             problems.append("the eval and general fractions must lie in [0, 1)")
         if not 0 <= self.lora_dropout < 1:
             problems.append("LoRA dropout must lie in [0, 1)")
-        if self.processes < 0:
-            problems.append("processes must be 0 (one per GPU) or more")
+        if not 0 <= self.processes <= MAX_PROCESSES:
+            problems.append(f"processes must be between 0 (one per GPU) and {MAX_PROCESSES}, not {self.processes}: "
+                            "a job runs on one machine, at most one process per GPU (or per core on a CPU)")
         if not str(self.target_modules).strip():
             problems.append("name the LoRA target modules, or all-linear")
         if problems:

@@ -80,11 +80,37 @@ def visible_gpus() -> int:
     return sum(1 for line in result.stdout.splitlines() if line.startswith("GPU "))
 
 
-def process_count(processes: int, gpus: int, device: str | None) -> int:
-    """How many training processes a job runs: as asked, else one per visible GPU (one on a CPU)."""
-    if processes > 0:
-        return processes
-    return gpus if gpus > 1 and device != "cpu" else 1
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity (a container's or taskset's share), else the count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def process_count(processes: int, gpus: int, device: str | None, cores: int | None = None) -> int:
+    """How many training processes a job runs: as asked, else one per visible GPU (one on a CPU).
+
+    More than the machine has room for is refused with a ValueError that says the limit: one per
+    visible GPU on CUDA (two processes on one card would each assume the whole card, as two jobs
+    would), one per usable core on a CPU (``cores``, default :func:`usable_cores`; each gloo rank
+    loads its own copy of the model and computes on its own core, so more only fight for memory).
+    """
+    on_gpus = gpus > 0 and device != "cpu"
+    if processes <= 0:
+        return gpus if on_gpus and gpus > 1 else 1
+    limit, unit = (gpus, "visible GPU") if on_gpus else (cores or usable_cores(), "CPU core")
+    if processes > limit:
+        raise ValueError(f"{processes} training processes asked for, but this machine has {limit} {unit}"
+                         f"{'' if limit == 1 else 's'} and a job runs at most one process per {unit}: "
+                         f"set processes to {limit} or fewer (0: one per visible GPU, one on a CPU)")
+    return processes
+
+
+def check_processes(spec: JobSpec) -> int:
+    """The job's process count on this machine; a ValueError (see :func:`process_count`) when it has no room."""
+    gpus = 0 if spec.device == "cpu" or spec.training.processes <= 0 else visible_gpus()
+    return process_count(spec.training.processes, gpus, spec.device)
 
 
 def launch_command(job_dir: Path, resume: bool, gpus: int, processes: int = 0, device: str | None = None) -> list[str]:
@@ -230,6 +256,8 @@ class JobStore:
         return self.root / job_id
 
     def create(self, config: JobSpec, job_id: str | None = None) -> str:
+        """Write a queued job's folder; a job the machine cannot run is refused first, with no folder."""
+        check_processes(config)
         job_id = job_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         job_dir = self.path(job_id)
         job_dir.mkdir(parents=True)
@@ -290,7 +318,14 @@ class JobStore:
         """Start the job's process now (the board calls this for the job whose turn it is)."""
         job_dir = self.path(job_id)
         resume = bool(read_state(job_dir).get("resume"))
-        process = self.launcher(job_dir, resume, self.board.folder.resolve())
+        try:
+            process = self.launcher(job_dir, resume, self.board.folder.resolve())
+        except ValueError as error:
+            # A job this machine cannot run (resumed where fewer GPUs are visible, an unreadable
+            # config): it fails with the reason, rather than stay first in line and hold up every job.
+            set_state(job_dir, JobState.FAILED, reason=str(error),
+                      advice="Start a new job with settings this machine can run.")
+            return
         self._processes[job_id] = process
         # "starting" and the pid in one write, so no reader sees an active job without its process;
         # a child quick enough to have written "running" or "failed" already keeps its word.

@@ -82,8 +82,37 @@ def default_system(tokenizer) -> str | None:
     return None
 
 
+UNQUOTABLE_IN_TRIPLE_QUOTES = '"""'
+"""Ollama's Modelfile parser (parser/parser.go, ``ParseFile``) has no escapes: a value ends at the
+first line break where the text so far is a whole quoted string. In triple quotes that is a line
+ending in three double quotes, so a value holding them would end there and its next line would be
+read as a command of its own (``FROM``, ``ADAPTER``...)."""
+UNQUOTABLE_IN_QUOTES = ('"', "\n", "\r")
+"""In plain quotes a value ends at a line break after a double quote, so a stop string holding a
+quote or a line break is left out rather than cut (a backslash is no escape there: it is kept as is)."""
+
+
+def system_line(system: str) -> str | None:
+    """The SYSTEM line for a default system prompt, or None when the Modelfile cannot hold it."""
+    if UNQUOTABLE_IN_TRIPLE_QUOTES in system:
+        return None
+    return f'SYSTEM """{system}"""'
+
+
+def stop_line(stop: str) -> str | None:
+    """The ``PARAMETER stop`` line for a stop string, or None when the Modelfile cannot hold it."""
+    if any(part in stop for part in UNQUOTABLE_IN_QUOTES):
+        return None
+    return f'PARAMETER stop "{stop}"'
+
+
 def modelfile(tokenizer, source: str = ".") -> tuple[str, list[str]]:
-    """The Modelfile text for a model folder, and warnings (an unknown template)."""
+    """The Modelfile text for a model folder, and warnings (an unknown template, a value left out).
+
+    The system prompt and the end-of-sequence token come from the tokenizer, which may come from
+    anywhere; a value that would end its quotes early and add commands of its own is left out, with
+    a warning, instead of written (see :func:`system_line` and :func:`stop_line`).
+    """
     fmt = prompt_format(tokenizer)
     lines = [f"FROM {source}"]
     warnings = []
@@ -94,8 +123,18 @@ def modelfile(tokenizer, source: str = ".") -> tuple[str, list[str]]:
     lines.append(f'TEMPLATE """{fmt.go_template}"""')
     system = default_system(tokenizer)
     if system:
-        lines.append(f'SYSTEM """{system}"""')
+        line = system_line(system)
+        if line is None:
+            warnings.append('the default system prompt contains """, which a Modelfile cannot quote: the Modelfile '
+                            "has no SYSTEM; set the system prompt in Ollama yourself")
+        else:
+            lines.append(line)
     eos = getattr(tokenizer, "eos_token", None)
     for stop in dict.fromkeys([*fmt.stops, *([eos] if eos else [])]):
-        lines.append(f'PARAMETER stop "{stop}"')
+        line = stop_line(stop)
+        if line is None:
+            warnings.append(f"the stop string {stop!r} contains a quote or a line break, which a Modelfile cannot "
+                            "quote: it is left out, so answers may run past it")
+        else:
+            lines.append(line)
     return "\n".join(lines) + "\n", warnings

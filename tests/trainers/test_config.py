@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 
-from trainers.config import FORM_FIELDS, JobSpec, TrainingConfig, add_flags, overrides_from_flags
+from trainers.config import FORM_FIELDS, MAX_PROCESSES, JobSpec, TrainingConfig, add_flags, overrides_from_flags
 
 
 def test_the_plan_fills_every_setting_it_chose():
@@ -31,6 +31,8 @@ def test_a_plan_without_a_fine_tune_leaves_lora_defaults():
     (dict(epochs=0, max_steps=-1), "epochs or of max steps"),
     (dict(eval_fraction=1.0), "fractions"),
     (dict(target_modules=" "), "target modules"),
+    (dict(processes=-1), "processes must be between 0"),
+    (dict(processes=5000), "processes must be between 0 .one per GPU. and 64, not 5000"),
 ])
 def test_invalid_settings_are_refused_in_one_place_with_the_reason(bad, words):
     with pytest.raises(ValueError, match=words):
@@ -58,3 +60,12 @@ def test_a_job_spec_round_trips_through_its_flat_config_file(tmp_path):
     spec.save(tmp_path)
     assert JobSpec.load(tmp_path) == spec
     assert spec.to_dict()["lora_r"] == 4 and spec.to_dict()["train_file"] == "train.jsonl"
+
+
+def test_the_process_cap_admits_every_single_machine_and_refuses_more_at_once_from_the_flags():
+    assert TrainingConfig(processes=MAX_PROCESSES).processes == MAX_PROCESSES  # a 64-core or 16-GPU machine
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    with pytest.raises(ValueError, match=f"and {MAX_PROCESSES}, not {MAX_PROCESSES + 1}"):
+        TrainingConfig().overridden(**overrides_from_flags(parser.parse_args(["--processes",
+                                                                              str(MAX_PROCESSES + 1)])))

@@ -4,11 +4,12 @@ import json
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from trainers.config import JobSpec
-from trainers.jobs import JobBoard, JobStore
+from trainers.jobs import JobBoard, JobStore, usable_cores
 
 
 def config(model, train, evaluation=None, **overrides) -> JobSpec:
@@ -157,15 +158,78 @@ def test_several_gpus_run_the_same_entry_point_under_accelerate(tmp_path):
     assert multi[-4:] == ["-m", "trainers.sft", str(tmp_path), "--resume"]
 
 
-def test_processes_are_as_asked_else_one_per_gpu_and_one_on_a_cpu(tmp_path):
-    from trainers.jobs import launch_command, process_count
+@pytest.mark.parametrize("processes, gpus, device, cores, expected", [
+    (0, 0, None, 2, 1), (0, 1, None, 2, 1), (0, 4, None, 2, 4), (0, 4, "cpu", 2, 1),  # 0: one per GPU
+    (2, 0, "cpu", 2, 2), (4, 4, None, 2, 4), (3, 0, None, 4, 3),  # as asked, within the machine
+    (8, 8, None, 1, 8),  # GPUs, not cores, bound a job on CUDA
+    (5, 4, None, 64, "5 training processes asked for, but this machine has 4 visible GPUs"),
+    (5000, 8, None, 64, "has 8 visible GPUs and a job runs at most one process per visible GPU"),
+    (3, 4, "cpu", 2, "has 2 CPU cores"),  # forced onto the CPU: the cores bound it, not the GPUs
+    (2, 0, None, 1, "has 1 CPU core and"),
+])
+def test_processes_are_as_asked_within_the_machine_else_one_per_gpu_and_one_on_a_cpu(processes, gpus, device, cores,
+                                                                                       expected):
+    from trainers.jobs import process_count
 
-    assert [process_count(0, 0, None), process_count(0, 1, None), process_count(0, 4, None)] == [1, 1, 4]
-    assert process_count(0, 4, "cpu") == 1 and process_count(2, 0, "cpu") == 2
+    if isinstance(expected, int):
+        assert process_count(processes, gpus, device, cores) == expected
+    else:
+        with pytest.raises(ValueError, match=expected) as refused:
+            process_count(processes, gpus, device, cores)
+        assert "set processes to" in str(refused.value)
+
+
+def test_processes_on_a_cpu_run_under_accelerate(tmp_path, monkeypatch):
+    from trainers.jobs import launch_command
+
+    monkeypatch.setattr("trainers.jobs.usable_cores", lambda: 4)
     on_cpu = launch_command(tmp_path, False, 0, processes=2, device="cpu")
     assert on_cpu[1:3] == ["-m", "accelerate.commands.launch"] and "2" in on_cpu
 
 
+def fake_popen(started: list):
+    """A Popen that records the command and starts nothing."""
+    def popen(command, **options):
+        started.append(command)
+        return SimpleNamespace(pid=os.getpid(), args=command, returncode=None, poll=lambda: None)
+    return popen
+
+
+@pytest.mark.parametrize("visible, device, processes, words", [
+    ("0,1", None, 3, "3 training processes asked for, but this machine has 2 visible GPUs"),
+    ("", None, 5, "5 training processes asked for, but this machine has 4 CPU cores"),
+    ("0,1,2,3,4,5,6,7", "cpu", 5, "has 4 CPU cores"),
+])
+def test_a_job_with_more_processes_than_the_machine_has_is_refused_before_its_folder_exists(
+        tmp_path, monkeypatch, visible, device, processes, words):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.setattr("trainers.jobs.usable_cores", lambda: 4)
+    started = []
+    monkeypatch.setattr("trainers.jobs.subprocess.Popen", fake_popen(started))
+    store = JobStore(tmp_path / "jobs")
+    with pytest.raises(ValueError, match=words):
+        store.create(JobSpec.of(model="m", train_file="t.jsonl", device=device, processes=processes))
+    assert store.jobs() == [] and [p.name for p in store.root.iterdir()] == [".board"] and started == []
+
+
+def test_a_job_the_machine_can_no_longer_run_fails_with_the_reason_and_holds_up_no_other(tmp_path, monkeypatch):
+    """Created with 2 GPUs visible, started with 1: the launch is refused before any process starts,
+    the job fails saying why, and the next job in line still gets the machine."""
+    started = []
+    monkeypatch.setattr("trainers.jobs.subprocess.Popen", fake_popen(started))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    store = JobStore(tmp_path / "jobs")
+    wide = store.create(JobSpec.of(model="m", train_file="t.jsonl", processes=2))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    refused = store.start(wide)
+    assert refused.status == "failed" and "has 1 visible GPU and" in refused.reason and refused.advice
+    assert started == []
+    narrow = store.create(JobSpec.of(model="m", train_file="t.jsonl"))
+    assert store.start(narrow).status == "starting"
+    assert started and "accelerate.commands.launch" not in started[0]
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="two gloo ranks need two CPU cores")
 def test_two_processes_train_one_adapter_through_accelerate_on_a_cpu(tiny_model_path, tmp_path):
     """The multi-process path for real: accelerate starts 2 gloo ranks, each trains on half of every
     epoch's examples, and one adapter comes out, written by rank 0 alone."""
