@@ -64,7 +64,8 @@ class QueueCaller:
 
     def __post_init__(self):
         self.http = httpx.Client(base_url=self.url, cookies=self.cookies, timeout=120)
-        self.config = self.http.get("/config").raise_for_status().json()
+        config = self.http.get("/config")
+        self.config = config.json() if config.status_code == 200 else None  # None until signed in
 
     def login(self, user: str, password: str) -> QueueCaller:
         self.http.post("/login", data={"username": user, "password": password}).raise_for_status()
