@@ -23,6 +23,7 @@ import gradio as gr  # noqa: E402
 
 from assistant.runtime.generation import ModelSettings, SharedModel  # noqa: E402
 from assistant.services.knowledge import KnowledgeSettings  # noqa: E402
+from assistant.services.operator import OperatorPolicy  # noqa: E402
 from assistant.services.tenants import Tenant, Tenants  # noqa: E402
 from assistant.services.workspace import DEFAULT_PROJECT, Workspace, WorkspaceError  # noqa: E402
 from ui.behaviour_tab import build_behaviour_tab  # noqa: E402
@@ -44,16 +45,19 @@ INTRO = ("**Should you fine-tune, retrieve, or just prompt?** Answer a few quest
 
 
 def build_app(workspace: Workspace | str | os.PathLike | None = None, project: str = DEFAULT_PROJECT,
-              knowledge: KnowledgeSettings | None = None, model: ModelSettings | None = None) -> gr.Blocks:
+              knowledge: KnowledgeSettings | None = None, model: ModelSettings | None = None,
+              policy: OperatorPolicy | None = None) -> gr.Blocks:
     """Build the app over ``workspace`` (a Workspace or a folder), opening ``project``.
 
     ``knowledge`` sets the Chroma server and embedding model; ``model`` the chat model used for
-    answers (loaded on first use). When the app is launched with ``auth``, each signed-in user
+    answers (loaded on first use); ``policy`` the judge endpoints and model folders web users may
+    choose among (assistant/services/operator.py; default: none beyond the loaded model and the
+    models already on this machine). When the app is launched with ``auth``, each signed-in user
     works in their own workspace under ``<workspace>/users/`` (see assistant/services/tenants.py).
     """
     if not isinstance(workspace, Workspace):
         workspace = Workspace(workspace)
-    tenants = Tenants(workspace, knowledge, SharedModel(model), project)
+    tenants = Tenants(workspace, knowledge, SharedModel(model), project, policy)
 
     with gr.Blocks(title=TITLE, delete_cache=CACHE_SWEEP) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
@@ -179,6 +183,30 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
     return app
 
 
+class LocalNamesOnly:
+    """ASGI middleware for a server on loopback: a request whose Host is not this machine's name
+    gets 421. A plain ASGI wrapper, not Starlette's BaseHTTPMiddleware, which would stand between
+    the routes and the connection (a handler could no longer see its client disconnect)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        from starlette.datastructures import Headers
+        from starlette.responses import PlainTextResponse
+
+        from ui.exposure import is_local_host_header
+
+        if scope["type"] in ("http", "websocket") and not is_local_host_header(Headers(scope=scope).get("host")):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            response = PlainTextResponse("This server answers to localhost and 127.0.0.1 only.", status_code=421)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def serving_app(app: gr.Blocks, api_key: str | None = None, auth=None, path: str = "/", host: str = "127.0.0.1",
                 limits=None):
     """The app as ``tunewise serve`` runs it: a FastAPI app with the Gradio app at ``path`` and the
@@ -190,20 +218,14 @@ def serving_app(app: gr.Blocks, api_key: str | None = None, auth=None, path: str
     own name). ``limits`` (ui.openai_api.ApiLimits) bound what one /v1 request may ask.
     """
     from fastapi import FastAPI
-    from fastapi.responses import PlainTextResponse
 
-    from ui.exposure import is_local_host_header, is_loopback
+    from ui.exposure import is_loopback
     from ui.openai_api import ApiAccess, openai_router
     from ui.uploads import MAX_UPLOAD
 
     server = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
     if is_loopback(host):
-        @server.middleware("http")
-        async def local_names_only(request, call_next):
-            if not is_local_host_header(request.headers.get("host")):
-                return PlainTextResponse("This server answers to localhost and 127.0.0.1 only.", status_code=421)
-            return await call_next(request)
-
+        server.add_middleware(LocalNamesOnly)
     server.include_router(openai_router(app.tenants, ApiAccess(api_key, auth), limits))
     # Gradio checks that a file value names an upload only once launch() has run; mounted, it would
     # pass any server path to the handlers. The handlers check every file value themselves
@@ -215,11 +237,12 @@ def serving_app(app: gr.Blocks, api_key: str | None = None, auth=None, path: str
 
 def serve(host: str = "127.0.0.1", port: int = 7860, workspace: str | None = None,
           project: str = DEFAULT_PROJECT, knowledge: KnowledgeSettings | None = None,
-          model: ModelSettings | None = None, auth=None, api_key: str | None = None) -> None:
+          model: ModelSettings | None = None, auth=None, api_key: str | None = None,
+          policy: OperatorPolicy | None = None) -> None:
     """Start the app, with its OpenAI-compatible API under /v1, and block until interrupted."""
     import uvicorn
 
-    app = build_app(workspace, project, knowledge, model)
+    app = build_app(workspace, project, knowledge, model, policy)
     print(f"Tunewise workspace: {Workspace(workspace).root}")
     print(f"The app: http://{host}:{port}/   OpenAI-compatible API: http://{host}:{port}/v1", flush=True)
     uvicorn.run(serving_app(app, api_key, auth, host=host), host=host, port=port, log_level="warning")

@@ -21,6 +21,7 @@ from assistant.services.workspace import WorkspaceError
 from trainers.config import FORM_FIELDS, TrainingConfig
 from trainers.formats import FORMATS
 from trainers.job_files import progress_line
+from ui.model_picker import refused_model
 from ui.uploads import UploadRefusedError, optional_upload
 
 FORMAT_CHOICES = ["auto", *FORMATS]
@@ -247,6 +248,9 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     def check_files(request: gr.Request, train: Path, evaluation: Path | None, general: Path | None, format_name,
                     prompt_col, completion_col, name, *values):
         """Check files the server trusts: uploads resolved by on_check, or the bundled examples."""
+        refused = model_refused(request, name, values)
+        if refused:  # before the preview reads the model's tokenizer
+            return "", f"**Cannot train on this model:** {html.escape(refused)}", "", [], "", []
         try:
             settings = settings_from(values)
             read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
@@ -279,9 +283,17 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         checked = check_files(request, Path(train), Path(evaluation), None, "auto", "", "", name, *values)
         return train, evaluation, None, "auto", "", "", *checked
 
+    def model_refused(request: gr.Request, name: str, values) -> str | None:
+        """The base model field: one of the models this server offers (ui/model_picker.py), or refused."""
+        wanted = str(dict(zip(SETTING_FIELDS, values, strict=False)).get("model") or "")
+        return refused_model(tenants, tenants.for_request(request), name, wanted)
+
     def on_start(request: gr.Request, dataset_id, adapter, name, *values):
         if not dataset_id:
             raise gr.Error("Check the examples first.")
+        refused = model_refused(request, name, values)
+        if refused:
+            raise gr.Error(refused[:1].upper() + refused[1:] + ".")
         try:
             settings = settings_from(values)
             service = behaviour(request, name)

@@ -1,6 +1,7 @@
 """The ``tunewise`` command.
 
-    tunewise serve [--host 127.0.0.1] [--port 7860] [--workspace DIR]
+    tunewise serve [--host 127.0.0.1] [--port 7860] [--workspace DIR] [--judge-url URL --judge-name MODEL]
+                   [--model-dir DIR] [--allow-private-judge] [--allow-downloads]
     tunewise advise --profile profile.json --json
     tunewise advise                       # the interview, in the terminal
     tunewise projects list|create|rename|delete ...
@@ -76,6 +77,24 @@ def make_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", metavar="KEY", default=os.environ.get("TUNEWISE_API_KEY"),
                        help="require 'Authorization: Bearer KEY' on the OpenAI-compatible API under /v1 "
                             "(default $TUNEWISE_API_KEY; with --auth, 'Bearer USER:PASSWORD' works too)")
+    offer = serve.add_argument_group("what web users may reach (they choose among these; the CLI stays free)")
+    offer.add_argument("--judge-url", metavar="URL", action="append",
+                       help="an OpenAI-compatible API the Compare tab offers as a judge (its base URL, e.g. "
+                            "http://127.0.0.1:8000/v1); repeatable (default $TUNEWISE_JUDGE_URL)")
+    offer.add_argument("--judge-name", metavar="MODEL", action="append",
+                       help="the model to ask at each --judge-url, in the same order (default $TUNEWISE_JUDGE_NAME)")
+    offer.add_argument("--judge-key", metavar="KEY", action="append",
+                       help="API key for each --judge-url, in the same order ('' for none; default "
+                            "$TUNEWISE_JUDGE_KEY with one --judge-url)")
+    offer.add_argument("--allow-private-judge", action="store_true",
+                       help="let judge URLs resolve to private or link-local addresses (one that names a loopback "
+                            "address, 127.0.0.1 or localhost, is allowed without this)")
+    offer.add_argument("--model-dir", metavar="DIR", action="append", default=[],
+                       help="a folder of model folders web users may pick and train on, besides the models "
+                            "already on this machine (repeatable)")
+    offer.add_argument("--allow-downloads", action="store_true",
+                       help="leave the Hugging Face hub online (serve sets HF_HUB_OFFLINE=1 otherwise, so that "
+                            "nothing a web user does downloads weights); needed for a --model not yet downloaded")
 
     advise = commands.add_parser("advise", parents=[common],
                                  help="plan from a profile file, or interview in the terminal")
@@ -750,7 +769,9 @@ def _judge(args: argparse.Namespace, default_model: str | None = None):
     if args.judge_url:
         if not args.judge_name:
             raise JudgeError("--judge-url needs --judge-name, the model to ask there")
-        return HttpJudge(args.judge_url, args.judge_name, args.judge_key)
+        # The CLI's user is the operator: any address, their own machine's included; the URL's shape
+        # is still checked (HttpJudge refuses a query, a fragment, a user name).
+        return HttpJudge(args.judge_url, args.judge_name, args.judge_key, allow_private=True)
     if not (args.judge_model or default_model):
         return None
     from assistant.runtime.generation import ModelSettings, load_model
@@ -768,6 +789,7 @@ def run_judge(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from assistant.core.errors import TunewiseError
     from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings
     from assistant.services.knowledge import KnowledgeSettings
     from ui.exposure import ExposureError, bound_host, check_exposure, parse_auth
@@ -780,6 +802,14 @@ def run_serve(args: argparse.Namespace) -> int:
         check_exposure(host, auth, args.insecure)
     except (ExposureError, OSError) as error:
         return _fail(str(error))
+    try:
+        policy = operator_policy(args)
+    except TunewiseError as error:  # a judge URL of the wrong shape, flags that do not pair up
+        return _fail(str(error))
+    if not args.allow_downloads:
+        # Web users pick among models already here; offline, a name that slips through cannot download.
+        # Set before ui.app imports gradio, and with it huggingface_hub, which reads it once on import.
+        os.environ["HF_HUB_OFFLINE"] = "1"
     from ui.app import serve
     from ui.logins import Logins
 
@@ -792,8 +822,40 @@ def run_serve(args: argparse.Namespace) -> int:
           api_key=args.api_key or None,
           knowledge=KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
                                       reranker=args.rerank),
-          model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code))
+          model=ModelSettings(model=args.model or DEFAULT_MODEL, trust_remote_code=args.trust_remote_code),
+          policy=policy)
     return 0
+
+
+def operator_policy(args: argparse.Namespace):
+    """What ``serve``'s web users may reach, from its flags (the judge from the environment when no
+    judge flag is given). Raises a TunewiseError that names the flag to fix."""
+    from assistant.services.operator import (
+        JUDGE_KEY_ENV,
+        OperatorPolicy,
+        OperatorPolicyError,
+        judge_endpoints_from_env,
+        judge_endpoints_from_flags,
+        literal_private,
+    )
+
+    urls, keys = args.judge_url or [], args.judge_key
+    if keys is None and len(urls) == 1 and os.environ.get(JUDGE_KEY_ENV):
+        keys = [os.environ[JUDGE_KEY_ENV]]  # one endpoint: the environment's key is plainly its own
+    if urls or args.judge_name or keys:
+        endpoints = judge_endpoints_from_flags(urls, args.judge_name, keys)
+    else:
+        endpoints = judge_endpoints_from_env()
+    for endpoint in endpoints:
+        # Said now rather than to the first web user who picks it (a name is resolved at each request).
+        if not (args.allow_private_judge or endpoint.allow_private) and literal_private(endpoint.url):
+            raise OperatorPolicyError(f"the judge URL {endpoint.url} is a private or link-local address",
+                                      "pass --allow-private-judge to let the web app call it")
+    for folder in args.model_dir:
+        if not Path(folder).expanduser().is_dir():
+            raise OperatorPolicyError(f"--model-dir {folder!r} is not a folder")
+    return OperatorPolicy(endpoints, tuple(Path(f) for f in args.model_dir), args.allow_private_judge,
+                          args.allow_downloads)
 
 
 def _fail(message: str) -> int:

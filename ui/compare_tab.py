@@ -27,6 +27,7 @@ from assistant.services.evaluation import (
     generation_for,
 )
 from assistant.services.judge import HttpJudge, ModelJudge, check_project_judge, saved_agreement, vote_label
+from assistant.services.operator import LOADED_MODEL_JUDGE
 from assistant.services.project_variants import ProjectVariants
 from assistant.services.tenants import Tenant, Tenants
 from assistant.services.workspace import Workspace
@@ -163,11 +164,13 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         with gr.Accordion("An LLM judge, checked against your votes", open=False):
             gr.Markdown("The judge compares each pair you voted on, in both orders (a verdict that flips when "
                         "the answers swap counts as a tie), and its agreement with your votes says how far "
-                        "to trust it on pairs you have not voted on. Leave the URL empty to use the loaded model.")
+                        "to trust it on pairs you have not voted on. The judges besides the loaded model are "
+                        "the ones the operator offers (tunewise serve --judge-url).")
             with gr.Row():
-                judge_url = gr.Textbox(label="OpenAI-compatible URL (optional)", placeholder="http://127.0.0.1:8000/v1")
-                judge_name = gr.Textbox(label="Model at that URL", placeholder="judge model name")
-                judge_key = gr.Textbox(label="API key (optional)", type="password")
+                # A choice among the operator's endpoints, looked up by label on the server: a URL from the
+                # page would let anyone make the server call any address.
+                judge_choice = gr.Dropdown(tenants.policy.judge_labels(), value=LOADED_MODEL_JUDGE, label="Judge",
+                                           elem_id="ab-judge-choice")
                 judge_run = gr.Button("Check the judge against my votes", elem_id="ab-judge")
             judge_md = gr.Markdown(elem_id="ab-judge-result")
     with gr.Tab("Evaluation"):
@@ -375,14 +378,16 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {decision}."
         return note
 
-    def on_judge(url: str, model: str, key: str, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    def on_judge(choice: str | None, name: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         tenant = tenants.for_request(request)
-        if url.strip():
-            if not model.strip():
-                raise gr.Error("Name the model to ask at that URL.")
-            judge = HttpJudge(url.strip(), model.strip(), key.strip() or None)
-        else:
+        policy = tenants.policy
+        if not choice or choice == LOADED_MODEL_JUDGE:
             judge = ModelJudge(tenants.model.get())
+        elif (endpoint := policy.judge(choice)) is not None:
+            judge = HttpJudge(endpoint.url, endpoint.model, endpoint.api_key, label=endpoint.label,
+                              allow_private=policy.may_reach_private(endpoint))
+        else:
+            raise gr.Error("That judge is not one this server offers: choose one from the list.")
         result = check_project_judge(tenant.workspace, name, judge,
                                      progress=lambda f, label: progress(f, desc=label))
         return judge_markdown(result)
@@ -392,7 +397,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         return judge_markdown(saved) if saved else ""
 
     private = {"api_visibility": "private"}
-    judge_run.click(on_judge, [judge_url, judge_name, judge_key, project], [judge_md], **private)
+    judge_run.click(on_judge, [judge_choice, project], [judge_md], **private)
     load.click(judge_on_load, [project], [judge_md], **private)
     load_inputs, load_outputs = [project, chosen, eval_variants, known], [chosen, eval_variants, board, unavailable,
                                                                           known]

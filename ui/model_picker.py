@@ -1,9 +1,11 @@
 """The model picker: which chat model answers in Knowledge, Compare and evaluations.
 
-Wiring only: assistant.runtime.models lists the models this machine can load offline, and
-assistant.runtime.generation.SharedModel switches. The model is the app's one shared base (adapters attach
-to it), so a switch changes it for everyone using the app. A switch loads the new model at once,
-so a folder that exists but holds no usable model is found out here, and the previous model is
+Wiring only: assistant.services.operator lists the models web users may choose (those this machine
+has, and the operator's ``serve --model-dir`` folders), and assistant.runtime.generation.SharedModel
+switches. Any other name, a folder or a hub id, is refused with one sentence that does not say
+whether it exists, and nothing is loaded or downloaded. The model is the app's one shared base
+(adapters attach to it), so a switch changes it for everyone using the app. A switch loads the new
+model at once, so a folder that holds no usable model is found out here, and the previous model is
 put back, instead of failing on someone's next question.
 """
 
@@ -14,17 +16,22 @@ import html
 import gradio as gr
 
 from assistant.runtime.generation import ModelUnavailableError
-from assistant.runtime.models import BUNDLED_MODEL, local_model_choices
+from assistant.runtime.models import BUNDLED_MODEL
+from assistant.services.operator import MODEL_NOT_OFFERED, model_offered, offered_models
 from assistant.services.tenants import Tenant, Tenants
 
 
-def model_choices(tenant: Tenant, project: str, current: str) -> list[tuple[str, str]]:
-    """(label, name) pairs: local models, the bases of the project's adapters, and the current one."""
+def model_choices(tenants: Tenants, tenant: Tenant, project: str) -> list[tuple[str, str]]:
+    """(label, name) pairs: local models, the operator's model folders, the bases of the project's
+    adapters, and the current one."""
     bases = [a.base_model for a in tenant.behaviour(project).adapters.list()]
-    choices = [(c.label, c.name) for c in local_model_choices(bases)]
-    if current not in [name for _, name in choices]:
-        choices.append((current, current))
-    return choices
+    return offered_models(tenants.policy, tenants.model.name, bases, tenants.first_model)
+
+
+def refused_model(tenants: Tenants, tenant: Tenant, project: str, wanted: str) -> str | None:
+    """None when a web user may use the model ``wanted``; else the one sentence every refusal gets."""
+    offered = [name for _, name in model_choices(tenants, tenant, project)]
+    return None if model_offered(wanted, offered, tenants.policy) else MODEL_NOT_OFFERED
 
 
 def label_of(name: str, choices: list[tuple[str, str]]) -> str:
@@ -43,7 +50,8 @@ def build_model_picker(tenants: Tenants, project: gr.Dropdown) -> dict:
     and ``switched``, the event to chain what depends on the model (the Compare tab's variants)."""
     with gr.Row(equal_height=True):
         picker = gr.Dropdown([], value=tenants.model.name, allow_custom_value=True, scale=3, elem_id="model-select",
-                             label="Chat model (pick one, or type a hub id or a model folder and press Enter)")
+                             label="Chat model (pick one, or type a folder in the server's --model-dir and press "
+                                   "Enter)")
         use = gr.Button("Use this model", scale=1, elem_id="model-use")
     status = gr.Markdown(elem_id="model-status")
     gr.Markdown("<small>One model serves everyone using this app: switching changes it for all of them. "
@@ -51,7 +59,7 @@ def build_model_picker(tenants: Tenants, project: gr.Dropdown) -> dict:
 
     def refresh(tenant: Tenant, name: str, notice: str = "") -> list:
         current = tenants.model.name
-        choices = model_choices(tenant, name, current)
+        choices = model_choices(tenants, tenant, name)
         return [gr.Dropdown(choices=choices, value=current), status_markdown(current, choices, notice)]
 
     def on_switch(choice: str | None, name: str, request: gr.Request, progress=gr.Progress()) -> list:  # noqa: B008
@@ -61,6 +69,10 @@ def build_model_picker(tenants: Tenants, project: gr.Dropdown) -> dict:
         previous = shared.name
         if not wanted or wanted == previous:
             return refresh(tenant, name)
+        refused = refused_model(tenants, tenant, name, wanted)
+        if refused:  # checked before anything touches the disk or the hub
+            return refresh(tenant, name, f"**Not switched:** {refused[:1].upper()}{refused[1:]}. "
+                                         f"Still using {html.escape(previous)}.")
         progress(0, desc=f"Loading {wanted}")
         try:
             shared.switch(wanted)

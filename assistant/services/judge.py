@@ -1,20 +1,30 @@
 """An LLM judge, and how far to trust it: its agreement with the user's own blind votes.
 
-A judge is any chat model Tunewise can load, or any OpenAI-compatible URL. It compares two answers
+A judge is any chat model Tunewise can load, or an OpenAI-compatible URL. It compares two answers
 to one prompt with a written rubric and says A, B or tie with a reason. Each pair is judged in
 both orders; a judge that changes its mind when the answers swap places is showing position bias,
 and that pair counts as a tie. Over the pairs the user voted on blind, the judge's verdicts are
 compared with the votes: percent agreement and Cohen's kappa, with n (assistant/core/agreement.py).
 The rubric, every verdict and every reason are saved with the result.
+
+A judge URL is an outbound request the server makes, so :class:`HttpJudge` checks it: http or https,
+no user name, query or fragment (a ``?`` would turn the appended ``/chat/completions`` into a query
+and let the URL pick the path), and, unless allowed, no host that resolves to a loopback, private,
+link-local, multicast, reserved or unspecified address. Its errors say "did not answer" and at
+most the HTTP status: the reply's body and the kind of network failure go to the server's log only.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import re
+import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from assistant.core.agreement import agreement
 from assistant.core.errors import TunewiseError
@@ -24,6 +34,7 @@ RUBRIC = ("You are a strict judge comparing two answers to the same request. The
           "quality. If a reference answer is given, agreement with it matters most. If neither is better, "
           "say tie.\nReply with exactly two lines:\nVerdict: A, B or tie\nReason: one sentence")
 VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(a|b|tie)\b", re.IGNORECASE)
+log = logging.getLogger("tunewise")
 
 
 class JudgeError(TunewiseError):
@@ -52,29 +63,102 @@ class ModelJudge:
         return chat(self.loaded, messages, GenerationSettings(max_new_tokens=self.max_new_tokens), adapter)
 
 
-class HttpJudge:
-    """Any OpenAI-compatible chat endpoint (``URL`` is the API's base, e.g. http://host:8000/v1)."""
+JUDGE_URL_HINT = "give the base URL of an OpenAI-compatible API (ending in /v1), e.g. http://127.0.0.1:8000/v1"
 
-    def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 120.0):
-        self.url = url.rstrip("/")
+
+def check_judge_url(url: str) -> str:
+    """``url`` as a judge's base URL (trailing ``/`` dropped), or a JudgeError saying what is wrong
+    with its shape: http or https, a host, no user name or password, no query, no fragment."""
+    text = (url or "").strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as error:
+        raise JudgeError(f"the judge URL {text!r} cannot be read", JUDGE_URL_HINT) from error
+    problem = ("it is not http or https" if parts.scheme.lower() not in ("http", "https") else
+               "it names no host" if not parts.hostname else
+               "it carries a user name or password (give the key with --judge-key)" if "@" in parts.netloc else
+               "it has a query (?...)" if "?" in text else
+               "it has a fragment (#...)" if "#" in text else
+               "it has spaces or control characters" if any(c.isspace() or ord(c) < 32 for c in text) else "")
+    if problem:
+        raise JudgeError(f"the judge URL {text!r} is refused: {problem}", JUDGE_URL_HINT)
+    return text.rstrip("/")
+
+
+def refused_address(address: str) -> bool:
+    """Whether an IP address is one a judge may not be called at without the operator's leave."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) is no part of it
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour):
+        ip = ip.ipv4_mapped or ip.sixtofour  # ::ffff:127.0.0.1 and 2002:7f00:1:: reach IPv4 hosts
+    return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
+            or ip.is_unspecified or not ip.is_global)
+
+
+def private_host(host: str, port: int) -> bool:
+    """Whether ``host`` is, or resolves to any, address :func:`refused_address` refuses. A name that
+    does not resolve raises OSError."""
+    try:
+        return refused_address(host)
+    except ValueError:  # a name, not an address
+        pass
+    return any(refused_address(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+
+
+class HttpJudge:
+    """Any OpenAI-compatible chat endpoint (``URL`` is the API's base, e.g. http://host:8000/v1).
+
+    ``allow_private`` lets the host resolve to a loopback, private or link-local address (the CLI,
+    whose user is the operator, and endpoints the operator allowed); ``label`` is how errors and
+    saved results name it (default "MODEL at URL").
+    """
+
+    def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 120.0,
+                 allow_private: bool = False, label: str | None = None):
+        self.url = check_judge_url(url)
         self.model = model
-        self.name = f"{model} at {self.url}"
+        self.name = label or f"{model} at {self.url}"
         self.api_key = api_key
         self.timeout = timeout
+        self.allow_private = allow_private
 
     def complete(self, messages: list[dict]) -> str:
         import httpx
 
+        parts = urlsplit(self.url)
+        if not self.allow_private:
+            # Checked before every request, not once: what a name resolves to can change.
+            try:
+                private = private_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            except OSError as error:
+                raise self.no_answer(f"{parts.hostname} does not resolve: {error}") from None
+            if private:
+                raise JudgeError(f"the judge {self.name} is at a loopback, private or link-local address, which "
+                                 "this server does not call",
+                                 "the operator can allow it with serve --allow-private-judge")
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         body = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": 200}
         try:
-            response = httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=self.timeout)
-            response.raise_for_status()
+            response = httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=self.timeout,
+                                  follow_redirects=False)
+        except httpx.HTTPError as error:
+            raise self.no_answer(repr(error)) from None
+        if response.status_code != 200:
+            raise self.no_answer(f"HTTP {response.status_code}: {response.text[:500]!r}",
+                                 f" (HTTP {response.status_code})") from None
+        try:
             return response.json()["choices"][0]["message"]["content"] or ""
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
-            raise JudgeError(f"the judge at {self.url} did not answer: {error}",
-                             "give the base URL of an OpenAI-compatible API (ending in /v1) and a model it serves"
-                             ) from error
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise self.no_answer(f"not a chat completion: {response.text[:500]!r}",
+                                 " with a chat completion") from None
+
+    def no_answer(self, detail: str, shown: str = "") -> JudgeError:
+        """The error a person sees: "did not answer", the HTTP status at most. The detail (the body,
+        refused or timed out) is for the operator's log only: shown to a web user, it would tell them
+        what listens where."""
+        log.warning("the judge %s (%s) did not answer: %s", self.name, self.url, detail)
+        return JudgeError(f"the judge {self.name} did not answer{shown}",
+                          "check that it serves an OpenAI-compatible API and the model named")
 
 
 def parse_verdict(reply: str) -> tuple[str | None, str]:

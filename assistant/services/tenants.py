@@ -17,6 +17,7 @@ from assistant.runtime.variants import SharedVariantModel
 from assistant.services.advisor import Advisor
 from assistant.services.behaviour import Behaviour
 from assistant.services.knowledge import KnowledgeBases, KnowledgeSettings
+from assistant.services.operator import OperatorPolicy
 from assistant.services.project_variants import ProjectVariants
 from assistant.services.workspace import DEFAULT_PROJECT, Workspace
 
@@ -50,12 +51,17 @@ class Tenants:
     """The app's tenants, made on first request and kept for the life of the app."""
 
     def __init__(self, workspace: Workspace, knowledge: KnowledgeSettings | None = None,
-                 model: SharedModel | None = None, project: str = DEFAULT_PROJECT):
+                 model: SharedModel | None = None, project: str = DEFAULT_PROJECT,
+                 policy: OperatorPolicy | None = None):
         """``workspace``: the app's workspace (users' workspaces live under it); ``project``: the
-        project every tenant starts with."""
+        project every tenant starts with; ``policy``: the judges and models the operator lets every
+        tenant reach (default: the loaded model as judge, no extra model folder)."""
         self.workspace = workspace
+        self.policy = policy or OperatorPolicy()
         self.knowledge_settings = knowledge
         self.model = model or SharedModel()
+        self.first_model = self.model.name
+        """The model the app started with (``serve --model``): web users may always switch back to it."""
         self.shared_variants = SharedVariantModel(self.model)
         self.project = project
         self._tenants: dict[str | None, Tenant] = {}

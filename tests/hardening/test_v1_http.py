@@ -144,7 +144,7 @@ BAD_BODIES = [
     ('{"model": "default/base", "messages": [{"role": "user", "content": "hi"}], "top_p": -3}', 400, "top_p"),
     ('{"model": "default/base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', 400,
      "max_tokens"),
-    ('{"model": "default/base", "messages": [{"role": "user", "content": "hi"}], "temperature": Infinity}', 400,
+    ('{"model": "default/base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": Infinity}', 400,
      None),
     ('{"model": "default/base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "9"}', 400,
      "max_tokens"),

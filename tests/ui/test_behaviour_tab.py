@@ -8,7 +8,7 @@ from assistant.core.profile import TaskProfile
 from assistant.core.rules import decide
 from assistant.runtime.hardware import detect_hardware
 from assistant.services.behaviour import settings_from_plan
-from tests.ui.handlers import REQUEST, handler
+from tests.ui.handlers import REQUEST, as_upload, handler
 from ui.behaviour_tab import SETTING_FIELDS, settings_from
 
 HAND_MADE = {"finetune": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]},
@@ -59,7 +59,8 @@ def check(tmp_path, text: str, name: str = "train.jsonl", prompt: str = "", comp
     settings = [overrides.get(name, value) for name, value in zip(SETTING_FIELDS, settings, strict=True)]
     path = tmp_path / name
     path.write_text(text)
-    return handler(app, "on_check")(REQUEST, str(path), None, None, "auto", prompt, completion, "default", *settings)
+    return handler(app, "on_check")(REQUEST, as_upload(path), None, None, "auto", prompt, completion, "default",
+                                    *settings)
 
 
 def test_a_problem_on_many_lines_is_one_row_with_a_count_and_the_first_lines(tmp_path):

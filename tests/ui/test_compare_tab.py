@@ -179,14 +179,15 @@ def test_the_columns_answer_together_and_each_is_timed_on_its_own(compare_app_of
 
 def test_an_evaluation_says_how_long_it_will_take_first(compare_app_offline, tmp_path):
     from assistant.example_data import EXAMPLE_EVAL
-    from tests.ui.handlers import REQUEST
+    from tests.ui.handlers import REQUEST, as_upload
     from ui.compare_tab import EVAL_COLUMNS
 
     app, _ = compare_app_offline
     variants = ["base", "base + retrieval"]
-    before = call(app, "on_estimate", str(EXAMPLE_EVAL), 3, variants)
+    uploaded = as_upload(EXAMPLE_EVAL)
+    before = call(app, "on_estimate", uploaded, 3, variants)
     assert before.startswith("**Estimate:** about 3 cases x 2 variants = 6 answers; the time per answer is measured")
-    steps = list(call(app, "on_run", str(EXAMPLE_EVAL), 3, variants, "default", REQUEST))
+    steps = list(call(app, "on_run", uploaded, 3, variants, "default", REQUEST))
     notes = [step[2] for step in steps]
     assert notes[0] == "Measuring one answer to estimate the time..."
     assert notes[1].startswith("**Estimate:** about 3 cases x 2 variants = 6 answers ≈ ") and "Running" in notes[1]
@@ -194,7 +195,7 @@ def test_an_evaluation_says_how_long_it_will_take_first(compare_app_offline, tmp
     assert list(table.columns) == EVAL_COLUMNS and list(table["variant"]) == variants
     assert all(len(str(v).split(".")[-1]) <= 3 for v in table["latency_p50_s"])  # rounded
     assert "report.json" in final and "It took" in final
-    after = call(app, "on_estimate", str(EXAMPLE_EVAL), 3, variants)
+    after = call(app, "on_estimate", uploaded, 3, variants)
     assert "≈" in after and "the last evaluation on this model" in after
 
 
@@ -207,6 +208,6 @@ def test_the_judge_is_checked_against_the_votes_and_shown_beside_the_leaderboard
     store.add(Vote("base", "base + retrieval", "b", "How many days of leave?", "no idea", "25 days [1]"))
     store.add(Vote("base", "base + retrieval", "tie", "Hello", "hi", "hi"))
     store.close()
-    shown = call(app, "on_judge", "", "", "", "default", REQUEST, lambda *a, **k: None)
+    shown = call(app, "on_judge", "the loaded model", "default", REQUEST, lambda *a, **k: None)
     assert "agrees with your blind votes on" in shown and "of 2 pairs" in shown and "kappa" in shown
     assert call(app, "judge_on_load", "default", REQUEST) == shown  # saved, and shown again on load

@@ -48,7 +48,7 @@ def test_an_uploaded_document_is_gone_from_the_upload_cache_once_indexed(running
 def test_retrieval_is_measured_on_the_users_own_questions_in_every_mode(tmp_path):
     import json
 
-    from tests.ui.handlers import REQUEST, handler
+    from tests.ui.handlers import REQUEST, as_upload, handler
     from tests.ui.test_compare_tab import workspace_with_one_document
     from ui.app import build_app
 
@@ -58,7 +58,7 @@ def test_retrieval_is_measured_on_the_users_own_questions_in_every_mode(tmp_path
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"question": "How many days of paid leave do staff get?", "source": "hr.md",
                                      "spans": [[start, len(text) - 1]], "answer": "25 days"}) + "\n")
-    table = handler(app, "on_measure")(str(questions), "default", REQUEST)
+    table = handler(app, "on_measure")(as_upload(questions), "default", REQUEST)
     assert list(table["mode"]) == ["dense", "bm25", "hybrid"]
     bm25 = table.set_index("mode").loc["bm25"]
     assert bm25["recall@1"] == 1.0 and bm25["answer_recall@1"] == 1.0 and bm25["span_recall@5"] == 1.0
