@@ -11,6 +11,15 @@ SIGKILL and resumed with `tunewise jobs resume`, and the server is stopped and s
 clients reconnect. At the end every acknowledged interview turn must be in its project's transcript,
 every acknowledged upload in its project's index (SQLite and Chroma agreeing), and the job completed.
 Blind votes are private events with no named endpoint, so they are not part of this run.
+
+Hostile clients run beside the users: ``--droppers`` clients that start a long streamed /v1 answer
+(1,024 tokens asked, a long prompt), read three events and hang up, then ask a short non-streamed
+question (which must be answered, or told 503 "busy" with Retry-After, never left waiting); and one
+client that tries what a web page on another site could (a text/plain POST with a foreign Origin, a
+JSON POST with a foreign Origin, a rebound Host name), all of which must be refused. A prober asks
+``GET /config`` every half second throughout: its p95 is how long the page waits while all this runs,
+and a probe that takes over 10 s counts as a hang. ``--no-faults`` leaves out the training job and the
+restart, to measure the server under the hostile clients alone.
 """
 
 from __future__ import annotations
@@ -155,6 +164,91 @@ class SimulatedUser(threading.Thread):
                 time.sleep(1.0)
 
 
+LONG_PROMPT = "Tell me everything about the sea, its tides, its fish and its storms. " * 30
+HANG_S = 10.0
+"""A request that takes longer than this is counted as a hang."""
+
+
+def dropper(server: Server, user: str, password: str, deadline: float, record) -> None:
+    """Start long streamed /v1 answers and hang up after three events, then ask a short question."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {user}:{password}"}
+    long_body = {"model": "soak/base", "messages": [{"role": "user", "content": LONG_PROMPT}], "max_tokens": 1024,
+                 "stream": True}
+    short_body = {"model": "soak/base", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}
+    url = server.url + "v1/chat/completions"
+    while time.time() < deadline:
+        started = time.perf_counter()
+        try:
+            with httpx.stream("POST", url, json=long_body, headers=headers, timeout=HANG_S * 6) as response:
+                if response.status_code == 404:  # the project is made by the users' first interview turn
+                    time.sleep(1.0)
+                    continue
+                events = 0
+                lines = response.iter_lines()
+                for line in lines:
+                    events += line.startswith("data:")
+                    if events == 3:
+                        break
+                outcome = None if response.status_code in (200, 503) else f"HTTP {response.status_code}"
+            record("v1_dropped_stream", time.perf_counter() - started, outcome)
+            started = time.perf_counter()
+            answer = httpx.post(url, json=short_body, headers=headers, timeout=HANG_S * 6)
+            took = time.perf_counter() - started
+            bad = answer.status_code not in (200, 503) or (answer.status_code == 503 and "retry-after" not in
+                                                           answer.headers)
+            record("v1_after_drop", took, f"HTTP {answer.status_code}" if bad else
+                   (f"hang: {took:.1f} s" if took > HANG_S * 3 else None))
+            record("v1_after_drop_busy" if answer.status_code == 503 else "v1_after_drop_answered", took, None)
+        except Exception as error:  # noqa: BLE001 - counted; the server may be restarting
+            record("v1_dropped_stream", time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
+            time.sleep(1.0)
+
+
+def cross_site(server: Server, deadline: float, record) -> None:
+    """What a page on another site could send to a local server: each must be refused (4xx)."""
+    import httpx
+
+    url = server.url + "v1/chat/completions"
+    body = json.dumps({"model": "soak/base", "messages": [{"role": "user", "content": "hi"}]})
+    attempts = [
+        ("post", url, {"Content-Type": "text/plain", "Origin": "http://evil.example"}, body),
+        ("post", url, {"Content-Type": "application/json", "Origin": "http://evil.example"}, body),
+        ("get", server.url + "v1/models", {"Host": "rebind.evil.example"}, None),
+        ("get", server.url + "config", {"Host": "rebind.evil.example"}, None),
+    ]
+    while time.time() < deadline:
+        for method, target, headers, content in attempts:
+            started = time.perf_counter()
+            try:
+                response = httpx.request(method, target, headers=headers, content=content, timeout=HANG_S)
+                refused = 400 <= response.status_code < 500
+                record("cross_site", time.perf_counter() - started,
+                       None if refused else f"accepted: HTTP {response.status_code} for {method} {headers}")
+            except Exception as error:  # noqa: BLE001
+                record("cross_site", time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
+        time.sleep(1.0)
+
+
+def config_prober(server: Server, deadline: float, record) -> None:
+    """GET /config every half second: how long the page waits while everything else runs."""
+    import httpx
+
+    while time.time() < deadline:
+        started = time.perf_counter()
+        try:
+            response = httpx.get(server.url + "config", timeout=HANG_S)
+            took = time.perf_counter() - started
+            # Signed-in pages answer 401 without a session cookie: the server answered, which is what counts.
+            record("config", took, None if response.status_code in (200, 401) else f"HTTP {response.status_code}")
+        except httpx.TimeoutException:
+            record("config", time.perf_counter() - started, f"hang: no answer in {HANG_S:g} s")
+        except Exception as error:  # noqa: BLE001
+            record("config", time.perf_counter() - started, f"{type(error).__name__}: {str(error)[:120]}")
+        time.sleep(0.5)
+
+
 def train_kill_resume(workspace: Path, owner: str, log: Path) -> dict:
     """Start a short training job through the CLI, SIGKILL it mid-run, resume it, wait for the end."""
     from assistant.services.workspace import Workspace
@@ -238,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--droppers", type=int, default=2, help="/v1 clients that hang up mid-answer")
+    parser.add_argument("--no-faults", action="store_true", help="no training job kill and no server restart")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "soak.json"))
     args = parser.parse_args(argv)
     from ui.logins import add_user
@@ -265,11 +361,19 @@ def main(argv: list[str] | None = None) -> int:
     users = [SimulatedUser(n, f"password-of-{n}", server, deadline, record, i, scratch) for i, n in enumerate(names)]
     for user in users:
         user.start()
+    hostile = [threading.Thread(target=dropper, args=(server, names[i % len(names)], f"password-of-"
+                                                      f"{names[i % len(names)]}", deadline, record), daemon=True)
+               for i in range(args.droppers)]
+    hostile += [threading.Thread(target=cross_site, args=(server, deadline, record), daemon=True),
+                threading.Thread(target=config_prober, args=(server, deadline, record), daemon=True)]
+    for client in hostile:
+        client.start()
     memory, training, restart = [], {}, {}
-    trainer = threading.Thread(target=lambda: training.update(train_kill_resume(work / "workspace", names[0],
-                                                                                work / "train.log")))
+    trainer = threading.Thread(target=lambda: training.update(
+        {"skipped": "--no-faults"} if args.no_faults else train_kill_resume(work / "workspace", names[0],
+                                                                            work / "train.log")))
     trainer.start()
-    restarted = False
+    restarted = args.no_faults
     while time.time() < deadline:
         memory.append({"t": round(time.time() - started), "server_rss_mb": round(rss_mb(server.process.pid))})
         if not restarted and time.time() > started + args.minutes * 30:  # halfway: stop and start the server
@@ -281,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5)
     for user in users:
         user.join(timeout=300)
+    for client in hostile:
+        client.join(timeout=300)
     trainer.join(timeout=900)
     server.stop()
     checks = consistency(work / "workspace", users)
@@ -294,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         "endpoints": {a: {"calls": len(v), "errors": len(errors[a]), "p50_s": p(v, 50), "p95_s": p(v, 95)}
                       for a, v in sorted(calls.items())},
         "errors_by_kind": errors_by_kind(errors, restart),
+        "hangs": sum(1 for e in errors.get("config", []) + errors.get("v1_after_drop", []) if "hang" in e["error"]),
+        "config_probe": {"calls": len(calls["config"]), "p50_s": p(calls["config"], 50),
+                         "p95_s": p(calls["config"], 95), "max_s": round(max(calls["config"], default=0), 3)},
         "errors_sample": {a: e[:5] for a, e in errors.items()},
         "server_restart": restart, "training": training, "consistency": checks,
         "server_rss_mb": {"min": min(m["server_rss_mb"] for m in memory),

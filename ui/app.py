@@ -231,7 +231,10 @@ def serving_app(app: gr.Blocks, api_key: str | None = None, auth=None, path: str
     # pass any server path to the handlers. The handlers check every file value themselves
     # (ui/uploads.py::uploaded_file); this turns Gradio's own check on as well.
     app.has_launched = True
-    return gr.mount_gradio_app(server, app.queue(default_concurrency_limit=8), path=path, auth=auth,
+    # Gradio's /login is async and calls the check on the event loop: give it the version that runs
+    # the check (scrypt, and the guessing brake's wait) in a worker thread.
+    page_auth = getattr(auth, "check_in_worker", auth)
+    return gr.mount_gradio_app(server, app.queue(default_concurrency_limit=8), path=path, auth=page_auth,
                                show_error=True, max_file_size=MAX_UPLOAD, i18n=TRANSLATIONS)
 
 
