@@ -110,8 +110,10 @@ class Server:
 
 
 class SimulatedUser(threading.Thread):
-    def __init__(self, name: str, password: str, server: Server, deadline: float, record, seed: int, scratch: Path):
+    def __init__(self, name: str, password: str, server: Server, deadline: float, record, seed: int, scratch: Path,
+                 actions=ACTIONS):
         super().__init__(daemon=True)
+        self.actions = actions
         self.name_, self.password, self.server, self.deadline, self.record = name, password, server, deadline, record
         self.random = random.Random(seed)
         self.scratch = scratch
@@ -147,7 +149,7 @@ class SimulatedUser(threading.Thread):
                                 api_name="/compare")
 
     def run(self) -> None:
-        actions, weights = zip(*ACTIONS, strict=True)
+        actions, weights = zip(*self.actions, strict=True)
         # A project exists once its interview has started: the first act is always a turn.
         pending = ["interview"]
         while time.time() < self.deadline:
@@ -191,8 +193,10 @@ def dropper(server: Server, user: str, password: str, deadline: float, record) -
                     events += line.startswith("data:")
                     if events == 3:
                         break
-                outcome = None if response.status_code in (200, 503) else f"HTTP {response.status_code}"
-            record("v1_dropped_stream", time.perf_counter() - started, outcome)
+                busy = response.status_code == 503 and "retry-after" in response.headers
+                outcome = None if response.status_code == 200 or busy else f"HTTP {response.status_code}"
+            # A stream that started and was dropped, or one told "busy" (503 + Retry-After) after the wait.
+            record("v1_stream_busy" if busy else "v1_dropped_stream", time.perf_counter() - started, outcome)
             started = time.perf_counter()
             answer = httpx.post(url, json=short_body, headers=headers, timeout=HANG_S * 6)
             took = time.perf_counter() - started
@@ -334,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--droppers", type=int, default=2, help="/v1 clients that hang up mid-answer")
     parser.add_argument("--no-faults", action="store_true", help="no training job kill and no server restart")
+    parser.add_argument("--compare-weight", type=float, default=1.0,
+                        help="how often users ask /compare (on the model), against interview and search at 4")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "soak.json"))
     args = parser.parse_args(argv)
     from ui.logins import add_user
@@ -358,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             if error:
                 errors[action].append({"t": round(time.time() - started, 1), "error": error})
 
-    users = [SimulatedUser(n, f"password-of-{n}", server, deadline, record, i, scratch) for i, n in enumerate(names)]
+    actions = tuple((a, args.compare_weight if a == "compare" else w) for a, w in ACTIONS)
+    users = [SimulatedUser(n, f"password-of-{n}", server, deadline, record, i, scratch, actions)
+             for i, n in enumerate(names)]
     for user in users:
         user.start()
     hostile = [threading.Thread(target=dropper, args=(server, names[i % len(names)], f"password-of-"
