@@ -7,7 +7,7 @@
 Named API endpoints, callable from ``gradio_client``:
     /interview (message, project="default") -> the assistant's reply to one chat turn
     /plan      (project="default")          -> the project's current plan as JSON
-    /search    (query, k=5, mode="bm25", project="default") -> hits with source, page, span, score
+    /search    (query, k=5, mode="hybrid", project="default") -> hits with source, page, span, score
     /ingest    (files, project)                              -> per-file results and the document table
     /compare   (prompt, variants, project)                   -> each variant's answer; history per session
 """
@@ -162,7 +162,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
             except WorkspaceError as error:
                 raise gr.Error(str(error)) from error
 
-        def search(request: gr.Request, query: str, k: int = 5, mode: str = "bm25",
+        def search(request: gr.Request, query: str, k: int = 5, mode: str = "hybrid",
                    project: str = DEFAULT_PROJECT) -> list[dict]:
             """Search the project's documents; each hit has source, text, score, page, start, end."""
             try:

@@ -1,5 +1,6 @@
 """The OpenAI-compatible API through the real ``openai`` client against a real server on 127.0.0.1."""
 
+import json
 import socket
 import threading
 import time
@@ -9,6 +10,14 @@ import pytest
 
 KEY = "test-key-123"
 QUESTION = [{"role": "user", "content": "How many days of leave do I get?"}]
+
+
+WORKSPACES = {}
+"""The workspace folder behind each server's URL."""
+
+
+def server_workspace(url: str):
+    return WORKSPACES[url]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +43,7 @@ def server(tiny_model_path, tmp_path_factory):
     deadline = time.time() + 60
     while not running.started and time.time() < deadline:
         time.sleep(0.1)
+    WORKSPACES[f"http://127.0.0.1:{port}"] = root / "ws"
     yield f"http://127.0.0.1:{port}"
     running.should_exit = True
     thread.join(timeout=30)
@@ -92,8 +102,12 @@ def test_a_bad_request_is_a_400_that_names_the_field(server):
 def test_the_web_app_and_its_named_api_still_answer_beside_v1(server):
     from gradio_client import Client
 
+    from assistant.services.advisor import Advisor
+    from assistant.services.workspace import Workspace
+
     plan = Client(server + "/", verbose=False).predict(project="default", api_name="/plan")
-    assert isinstance(plan, dict)
+    expected = Advisor(Workspace(server_workspace(server))).plan("default")  # the same plan, read directly
+    assert plan["decision"] and plan == json.loads(json.dumps(expected))
 
 
 def test_with_sign_in_a_users_password_reaches_that_users_projects_only():
