@@ -48,13 +48,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from assistant.core.rules import Plan  # noqa: E402
 from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model  # noqa: E402
 from assistant.runtime.hardware import detect_hardware  # noqa: E402
 from assistant.runtime.variants import Variant, VariantModel  # noqa: E402
 from assistant.services.advisor import Advisor  # noqa: E402
-from assistant.services.behaviour import Behaviour, settings_from_plan  # noqa: E402
+from assistant.services.behaviour import Behaviour  # noqa: E402
 from assistant.services.evaluation import EvalCase, gap_check, generation_for, record_outcome, run_evaluation  # noqa: E402
 from assistant.services.knowledge import KnowledgeBase  # noqa: E402
+from assistant.services.training_settings import training_settings  # noqa: E402
 from assistant.services.workspace import Workspace  # noqa: E402
 
 
@@ -99,7 +101,7 @@ def cases_of(records: list[dict]) -> list[EvalCase]:
 
 def train_adapter(workspace: Workspace, project: str, train_file: Path, settings, name: str) -> dict:
     """Prepare, validate and train through the project's Behaviour service; the job's own numbers."""
-    behaviour = Behaviour(workspace, project)
+    behaviour = Behaviour(workspace, project, create=True)
     prepared = behaviour.prepare(train_file.name, train_file.read_text(encoding="utf-8"), settings=settings)
     started = time.perf_counter()
     job_id = behaviour.start(prepared, settings, name, "cpu")
@@ -107,7 +109,7 @@ def train_adapter(workspace: Workspace, project: str, train_file: Path, settings
     wall = time.perf_counter() - started
     if status.status != "completed":
         raise RuntimeError(f"training {name} {status.status}: {status.reason} {status.advice}")
-    behaviour.refresh()
+    behaviour.register_finished()
     card = json.loads((behaviour.adapters.path(name) / "training.json").read_text())
     metrics = card.get("metrics", {})
     progress = behaviour.jobs.progress(job_id)
@@ -193,7 +195,7 @@ def run_task(task: str, args, workspace: Workspace, model: VariantModel, scratch
     gap_s = time.perf_counter() - started
     log(f"{task}: gap check ({len(gap_cases)} cases, {gap_s:.0f} s): {finding.text}")
 
-    settings, _ = settings_from_plan(advisor.plan(project), hardware)
+    settings = training_settings(Plan.from_dict(advisor.plan(project)), hardware).config
     settings = replace(settings, model=DEFAULT_MODEL, method="lora", epochs=args.epochs, batch_size=8,
                        max_length=args.max_length, eval_fraction=0.05)
     train_file = write_jsonl(scratch / f"{task}_train.jsonl", train_records)

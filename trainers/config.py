@@ -1,10 +1,11 @@
 """The one training config: what a fine-tuning run does, and the job that runs it.
 
-:class:`TrainingConfig` is the single owner of every training setting and its default. The plan
-proposes one (:meth:`TrainingConfig.from_plan`), the Behaviour form and ``tunewise train``'s flags
-override it (both are derived from the fields here: :data:`FORM_FIELDS`, :func:`add_flags`), it is
-validated once (``__post_init__``), written into the job folder and saved beside the adapter it
-produced. :class:`JobSpec` adds what one job needs besides the settings: its files and device.
+:class:`TrainingConfig` is the single owner of every training setting, its default, help and
+validation. It knows nothing of plans: the assistant maps a plan onto it
+(assistant/services/training_settings.py), the Behaviour form and ``tunewise train``'s flags override
+it (both are derived from the fields here: :data:`FORM_FIELDS`, :func:`add_flags`), it is validated
+once (``__post_init__``), written into the job folder and saved beside the adapter it produced.
+:class:`JobSpec` adds what one job needs besides the settings: its files and device.
 
 No torch here: the interview, the form and ``--help`` import this without the ML stack.
 """
@@ -46,7 +47,8 @@ class TrainingConfig:
     method: str = field(default="lora", metadata=_option(
         "lora (16-bit base; fp32 on CPU) or qlora (4-bit NF4 base, needs CUDA)", choices=METHODS))
     lora_r: int = field(default=8, metadata=_option("LoRA rank r"))
-    lora_alpha: int = field(default=16, metadata=_option("LoRA alpha (default with --lora-r: 2 x r)"))
+    lora_alpha: int = field(default=16, metadata=_option(
+        "LoRA alpha (left at the proposed value while r changes, it follows r: 2 x r)"))
     lora_dropout: float = field(default=0.05, metadata=_option("LoRA dropout"))
     target_modules: str = field(default="all-linear", metadata=_option(
         "comma-separated projection names (q_proj,v_proj,...), or all-linear"))
@@ -123,23 +125,6 @@ class TrainingConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    @classmethod
-    def from_plan(cls, plan: Mapping | None, model: str = DEFAULT_MODEL) -> TrainingConfig:
-        """The settings a plan (its dict form, as saved in project.json) proposes, on ``model``.
-
-        Nothing the plan chose is dropped: method, LoRA rank/alpha/dropout/targets, learning rate
-        and epochs. A plan without a fine-tune (prompting, retrieval) leaves LoRA's defaults.
-        """
-        if not plan:
-            return cls(model=model)
-        lora = plan.get("lora") or {}
-        targets = lora.get("target_modules") or "all-linear"
-        return cls(model=model, method=plan.get("finetune") if plan.get("finetune") in METHODS else "lora",
-                   lora_r=int(lora.get("r", 8)), lora_alpha=int(lora.get("alpha", 16)),
-                   lora_dropout=float(lora.get("dropout", 0.05)),
-                   target_modules=targets if isinstance(targets, str) else ",".join(targets),
-                   learning_rate=float(plan.get("learning_rate", 2e-4)), epochs=float(plan.get("epochs", 3)))
-
 
 FORM_FIELDS = tuple(f.name for f in fields(TrainingConfig) if f.metadata.get("form"))
 """The fields the Behaviour form shows, in this order."""
@@ -150,7 +135,8 @@ def field_help(name: str) -> str:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per setting, typed from its default; every default is None ("the plan's")."""
+    """One ``--flag`` per setting, typed from its default; every default is None (not given: the proposed value
+    stands)."""
     for f in fields(TrainingConfig):
         if not f.metadata.get("flag", True):
             continue
@@ -165,12 +151,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from_flags(args: argparse.Namespace) -> dict:
-    """The settings given on the command line (None for those left to the plan); ``--lora-r`` alone
-    also sets alpha to 2 x r, the usual pairing."""
-    values = {f.name: getattr(args, f.name, None) for f in fields(TrainingConfig) if f.metadata.get("flag", True)}
-    if values.get("lora_r") is not None and values.get("lora_alpha") is None:
-        values["lora_alpha"] = 2 * values["lora_r"]
-    return values
+    """The settings given on the command line, exactly as given (None for those not given)."""
+    return {f.name: getattr(args, f.name, None) for f in fields(TrainingConfig) if f.metadata.get("flag", True)}
 
 
 @dataclass(frozen=True)

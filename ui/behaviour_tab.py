@@ -15,8 +15,9 @@ import gradio as gr
 from assistant.example_data import EXAMPLE_EVAL, EXAMPLE_TRAINING
 from assistant.runtime.hardware import detect_hardware
 from assistant.runtime.models import ModelUnavailableError
-from assistant.services.behaviour import Behaviour, DatasetError, settings_from_plan
+from assistant.services.behaviour import Behaviour, DatasetError
 from assistant.services.tenants import Tenant, Tenants
+from assistant.services.training_settings import SettingsChoice, project_plan, training_settings, with_overrides
 from assistant.services.workspace import WorkspaceError
 from trainers.config import FORM_FIELDS, TrainingConfig
 from trainers.formats import FORMATS
@@ -132,13 +133,31 @@ def preview_notes(previews) -> str:
     return head + ("\n" + "\n".join(lines) if lines else "")
 
 
-def settings_from(values) -> TrainingConfig:
-    """The form's values (in SETTING_FIELDS order) as the TrainingConfig the CLI would build."""
+def form_values(values) -> dict:
+    """The form's values (in SETTING_FIELDS order) by setting, typed as TrainingConfig types them."""
     data = dict(zip(SETTING_FIELDS, values, strict=True))
     ints = {f.name for f in fields(TrainingConfig) if f.type in ("int", int)}
     data = {k: (int(v) if k in ints and v is not None else v) for k, v in data.items()}
     data["target_modules"] = (data["target_modules"] or "").strip() or TrainingConfig.target_modules
-    return TrainingConfig(**data)
+    return data
+
+
+def form_choice(planned: SettingsChoice, values) -> SettingsChoice:
+    """The form's values over the planned settings, as ``tunewise train``'s flags are applied: the same
+    function (with_overrides), so the same values give the same settings and reasons in both faces."""
+    return with_overrides(planned, form_values(values))
+
+
+def settings_from(values, planned: SettingsChoice | None = None) -> TrainingConfig:
+    """The TrainingConfig the form's values make: over ``planned`` (see :func:`form_choice`), or as they stand."""
+    if planned is not None:
+        return form_choice(planned, values).config
+    return TrainingConfig(**form_values(values))
+
+
+def reasons_markdown(reasons: dict[str, str]) -> str:
+    """The reasons beside the form's settings, one line per setting."""
+    return "\n".join(f"- **{k.replace('_', ' ')}**: {html.escape(v)}" for k, v in reasons.items() if v)
 
 
 def setting_input(setting):
@@ -202,7 +221,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                                      show_legend=True, color_map={"trained": "green"}, elem_id="bh-tokens")
     problems = gr.Dataframe(headers=PROBLEM_COLUMNS, label="Problems", interactive=False, elem_id="bh-problems")
     with gr.Accordion("Training settings (from the plan)", open=True):
-        # The defaults until the page loads and the plan's choice (settings_from_plan) fills them in.
+        # The defaults until the page loads and the plan's choice (training_settings) fills them in.
         by_name = {f.name: f for f in fields(TrainingConfig)}
         setting_inputs = []
         for row in range(0, len(SETTING_FIELDS), SETTINGS_PER_ROW):
@@ -224,15 +243,25 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                                       elem_id="bh-adapters")
     timer = gr.Timer(2.0)
 
+    def planned(tenant: Tenant, name: str) -> SettingsChoice:
+        """The settings the project's plan proposes on this machine (the CLI's `train` starts from the same)."""
+        return training_settings(project_plan(tenant.workspace, name), hardware)
+
     def prefill(tenant: Tenant, name: str):
-        settings, reasons = settings_from_plan(tenant.workspace.load(name).get("plan"), hardware)
-        note = "\n".join(f"- **{k.replace('_', ' ')}**: {html.escape(v)}" for k, v in reasons.items() if v)
-        values = [getattr(settings, f) for f in SETTING_FIELDS]
-        values[0] = settings.model
-        return [*values, note]
+        choice = planned(tenant, name)
+        return [*(getattr(choice.config, f) for f in SETTING_FIELDS), reasons_markdown(choice.reasons)]
 
     def on_prefill(name: str, request: gr.Request):
         return prefill(tenants.for_request(request), name)
+
+    def on_settings_input(request: gr.Request, name: str, *values):
+        """A setting changed by hand: alpha follows a new r (when left at the plan's value), and the
+        reasons say which values are the plan's and which are the person's."""
+        choice = form_choice(planned(tenants.for_request(request), name), values)
+        return choice.config.lora_alpha, reasons_markdown(choice.reasons)
+
+    def form_settings(request: gr.Request, name: str, values) -> TrainingConfig:
+        return settings_from(values, planned(tenants.for_request(request), name))
 
     def on_check(request: gr.Request, train, evaluation, general, format_name, prompt_col, completion_col, name,
                  *values):
@@ -252,7 +281,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         if refused:  # before the preview reads the model's tokenizer
             return "", f"**Cannot train on this model:** {html.escape(refused)}", "", [], "", []
         try:
-            settings = settings_from(values)
+            settings = form_settings(request, name, values)
             read = lambda f: Path(f).read_text(encoding="utf-8") if f else None  # noqa: E731
             # "intent, slots" names several columns, which trainers.formats joins into one JSON answer
             # ({"intent": ..., "slots": ...}); spaces around the names are dropped.
@@ -295,7 +324,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         if refused:
             raise gr.Error(refused[:1].upper() + refused[1:] + ".")
         try:
-            settings = settings_from(values)
+            settings = form_settings(request, name, values)
             service = behaviour(request, name)
             prepared = service.load_prepared(dataset_id)
             job_id = service.start(prepared, settings, adapter.strip() or f"adapter-{dataset_id}",
@@ -316,7 +345,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         import pandas as pd
 
         service = behaviour(request, name)
-        jobs = service.refresh()
+        jobs = service.advance()  # the timer's explicit step: register finished adapters, start the next job
         job_rows = [[j.job_id, j.status, j.step, j.max_steps, j.reason] for j in reversed(jobs)]
         adapter_rows = [[a.name, a.method, a.base_model, a.steps,
                          None if a.eval_loss is None else round(a.eval_loss, 3)] for a in service.adapters.list()]
@@ -355,4 +384,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     cancel.click(on_cancel, [jobs_choice, project], None, **private)
     resume.click(on_resume, [jobs_choice, project], None, **private)
     timer.tick(on_tick, [jobs_choice, project], [job_md, loss_plot, jobs_table, adapters_table], **private)
+    alpha_input = setting_inputs[SETTING_FIELDS.index("lora_alpha")]
+    for setting in setting_inputs:  # .input: a person's edit, not the prefill's
+        setting.input(on_settings_input, [project, *setting_inputs], [alpha_input, reasons_md], **private)
     return {"prefill": prefill, "on_prefill": on_prefill, "outputs": [*setting_inputs, reasons_md]}

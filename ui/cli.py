@@ -2,7 +2,7 @@
 
     tunewise serve [--host 127.0.0.1] [--port 7860] [--workspace DIR] [--judge-url URL --judge-name MODEL]
                    [--model-dir DIR] [--allow-private-judge] [--allow-downloads]
-    tunewise advise --profile profile.json --json
+    tunewise advise --profile profile.json --json [--project P]   # --project: save the plan there
     tunewise advise                       # the interview, in the terminal
     tunewise projects list|create|rename|delete ...
     tunewise ingest PATH... [--project P]
@@ -11,7 +11,8 @@
     tunewise questions make [--count 20] [--model ID|PATH] [--out FILE];  tunewise questions save FILE
     tunewise validate TRAIN [--eval EVAL] --json
     tunewise train --data FILE [--eval FILE] [--model ID|PATH] [--method qlora|lora] [--project P]
-    tunewise jobs [list|cancel ID|resume ID];  tunewise adapters [list|rename|delete|export]
+    tunewise train --data FILE --dry-run --json   # the settings, their reasons and the estimate; starts nothing
+    tunewise jobs [list|cancel ID|resume ID|wait ID];  tunewise adapters [list|rename|delete|export]
     tunewise eval --data FILE [--adapters all] [--retrieval] [--limit N]
     tunewise gap-check --data FILE [--limit 20]
     tunewise chat "PROMPT" [--model ID|PATH] [--adapter NAME] [--retrieval] [--json]
@@ -40,19 +41,26 @@ BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.runtime.models.BUNDLED_MO
 MODEL_HELP = f"hub id or local folder (default: the bundled {BUNDLED}, offline)"
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tunewise",
-        description="Should you fine-tune, retrieve, or just prompt? Plan it, then prove it.")
+def common_options(project_default: str | None, project_help: str) -> argparse.ArgumentParser:
+    """The options every project command takes (a parent parser; each command's own copy, since
+    argparse shares the parents' option objects and so their defaults)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", metavar="DIR",
                         help=f"workspace folder (default ${WORKSPACE_ENV} or ./tunewise-data)")
-    common.add_argument("--project", default=DEFAULT_PROJECT, help="project name (default: default)")
+    common.add_argument("--project", default=project_default, help=project_help)
     common.add_argument("--user", metavar="NAME",
                         help="a signed-in user's projects, as `serve --auth` keeps them (default: the workspace's own)")
     common.add_argument("--model-cache", metavar="DIR",
                         help="where the bundled model is converted to on first use "
                              f"(default ${MODEL_CACHE_ENV} or ~/.cache/tunewise/models)")
+    return common
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunewise",
+        description="Should you fine-tune, retrieve, or just prompt? Plan it, then prove it.")
+    common = common_options(DEFAULT_PROJECT, "project name (default: default)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     knowledge = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -96,7 +104,9 @@ def make_parser() -> argparse.ArgumentParser:
                        help="leave the Hugging Face hub online (serve sets HF_HUB_OFFLINE=1 otherwise, so that "
                             "nothing a web user does downloads weights); needed for a --model not yet downloaded")
 
-    advise = commands.add_parser("advise", parents=[common],
+    saving = common_options(None, "save the profile and plan in this project, as the app's interview does "
+                                  "(default: print the plan only)")
+    advise = commands.add_parser("advise", parents=[saving],
                                  help="plan from a profile file, or interview in the terminal")
     advise.add_argument("--profile", metavar="FILE", help="JSON file with the profile slots")
     advise.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -159,9 +169,14 @@ def make_parser() -> argparse.ArgumentParser:
     add_flags(settings)
     train.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when present")
     train.add_argument("--detach", action="store_true", help="start the job and return without following it")
+    train.add_argument("--dry-run", action="store_true",
+                       help="check the data and print the settings, their reasons and the estimate; start nothing")
+    train.add_argument("--json", action="store_true", help="with --dry-run: print config, reasons and estimate as JSON")
 
-    jobs = commands.add_parser("jobs", parents=[common], help="list, cancel or resume training jobs")
-    jobs.add_argument("action", choices=("list", "cancel", "resume"), nargs="?", default="list")
+    jobs = commands.add_parser("jobs", parents=[common],
+                               help="list jobs (reads only), cancel or resume one, or wait for one to end (starting it "
+                                    "when its turn comes) and register its adapter")
+    jobs.add_argument("action", choices=("list", "cancel", "resume", "wait"), nargs="?", default="list")
     jobs.add_argument("job_id", nargs="?")
 
     adapters = commands.add_parser("adapters", parents=[common], help="list, rename, delete or export adapters")
@@ -264,9 +279,33 @@ def run_advise(args: argparse.Namespace) -> int:
             return _fail(f"{args.profile} is not valid JSON (line {error.lineno}: {error.msg})")
         except ProfileError as error:
             return _fail(f"{args.profile}: {error}")
+        if args.project:
+            from assistant.core import interview
+
+            # The file answers every slot, as the profile card would: the app then shows the same
+            # profile, an interview with nothing left to ask, and this plan.
+            _save_interview(args, lambda state: interview.edit_answers(state, profile.to_dict()))
         _print_plan(decide(profile).to_dict(), args.json)
         return 0
     return run_terminal_interview(args)
+
+
+def _save_interview(args: argparse.Namespace, change) -> None:
+    """Save ``change(saved interview)`` in ``--project`` (created if new) as the app's interview saves
+    a turn (assistant/services/advisor.py): the interview, its profile and its plan, in one update
+    under the project's lock."""
+    from assistant.core.interview import InterviewState
+
+    workspace = _workspace(args)
+    with workspace.locked(args.project):
+        workspace.ensure(args.project)
+
+        def save(data: dict) -> dict:
+            state = change(InterviewState.from_dict(data.get("interview")))
+            return data | {"interview": state.to_dict(), "profile": state.profile().to_dict(),
+                           "plan": state.plan().to_dict()}
+
+        workspace.update(args.project, save)
 
 
 def run_terminal_interview(args: argparse.Namespace) -> int:
@@ -286,6 +325,8 @@ def run_terminal_interview(args: argparse.Namespace) -> int:
         state = turn.state
         if not state.done:
             print(turn.reply)
+    if args.project:
+        _save_interview(args, lambda saved: state)
     _print_plan(state.plan().to_dict(), args.json)
     return 0
 
@@ -512,7 +553,7 @@ def _follow(behaviour, job_id: str) -> int:
         status = behaviour.jobs.wait(job_id, timeout=300)
         print(f"cancelled at step {status.step}; resume with: tunewise jobs resume {job_id}")
         return 130
-    behaviour.refresh()
+    behaviour.advance()  # register the adapter; start the next job in line if the ended one could not
     if status.status != "completed":
         return _fail(f"job {job_id} {status.status}: {status.reason} {status.advice}".strip())
     print(f"job {job_id} completed; adapters: {', '.join(a.name for a in behaviour.adapters.list())}")
@@ -520,52 +561,77 @@ def _follow(behaviour, job_id: str) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from assistant.runtime.hardware import detect_hardware
-    from assistant.services.behaviour import Behaviour, DatasetError, settings_from_plan
+    import time
 
-    behaviour = Behaviour(_workspace(args), args.project)
+    from assistant.runtime.hardware import detect_hardware
+    from assistant.services.behaviour import (
+        Behaviour,
+        DatasetError,
+        TrainingDoesNotFitError,
+        check_examples,
+        estimate_for_examples,
+    )
+    from assistant.services.training_settings import project_plan, training_settings, with_overrides
+
+    if args.json and not args.dry_run:
+        return _fail("--json goes with --dry-run (a training run prints its progress)")
+    workspace = _workspace(args)
     hardware = detect_hardware()
-    settings, reasons = settings_from_plan(behaviour.plan(), hardware)
-    if not args.model:
-        print(f"model: {reasons['model']}")
+    # A project that does not exist yet has no plan; a dry run leaves it uncreated, a run creates it.
+    plan = project_plan(workspace, args.project) if workspace.exists(args.project) else None
     try:
-        settings = settings.overridden(**overrides_from_flags(args))
+        choice = with_overrides(training_settings(plan, hardware), overrides_from_flags(args))
     except ValueError as error:
         return _fail(f"invalid training settings: {error}")
+    settings = choice.config
+    say = (lambda *_: None) if args.json else print
+    if not args.model and not args.dry_run:  # a dry run lists every setting with its reason below
+        say(f"model: {choice.reasons['model']}")
     try:
         train_text = Path(args.data).read_text(encoding="utf-8")
         eval_text = Path(args.eval).read_text(encoding="utf-8") if args.eval else None
         general_text = Path(args.general).read_text(encoding="utf-8") if args.general else None
     except (OSError, UnicodeDecodeError) as error:
         return _fail(f"cannot read the data: {error}")
+    train_name = Path(args.data).name
     try:
-        prepared = behaviour.prepare(Path(args.data).name, train_text, Path(args.eval).name if args.eval else None,
-                                     eval_text, args.format, None, general_text, settings)
+        checked = check_examples(train_name, train_text, Path(args.eval).name if args.eval else None, eval_text,
+                                 args.format, None, general_text, settings)
     except DatasetError as error:
         for problem in (error.report or {}).get("errors", [])[:20]:
             print(f"  line {problem['line']}: {problem['kind']}: {problem['message']}", file=sys.stderr)
         return _fail(str(error))
-    report = prepared.report
-    print(f"{report['format']}: {report['valid']} of {report['records']} records valid; "
-          f"{prepared.train_count} train, {prepared.eval_count} eval"
-          + (f", {prepared.general_count} general" if prepared.general_count else ""))
+    report = checked.report
+    say(f"{report['format']}: {report['valid']} of {report['records']} records valid; "
+        f"{len(checked.train)} train, {len(checked.eval)} eval"
+        + (f", {checked.general_count} general" if checked.general_count else ""))
     for problem in report["errors"][:10]:
-        print(f"  excluded line {problem['line']}: {problem['kind']}: {problem['message']}")
+        say(f"  excluded line {problem['line']}: {problem['kind']}: {problem['message']}")
     for warning in report.get("warnings", []):
-        print(f"  warning: {warning['message']}")
+        say(f"  warning: {warning['message']}")
     if report["leakage"]:
-        print(f"  warning: {len(report['leakage'])} eval prompts also appear in training (leakage)")
-    estimate = behaviour.estimate(prepared, settings, hardware)
+        say(f"  warning: {len(report['leakage'])} eval prompts also appear in training (leakage)")
+    estimate = estimate_for_examples(settings, report, len(checked.train), hardware)
+    if args.dry_run and args.json:
+        print(json.dumps(choice.to_dict() | {"estimate": estimate.to_dict()}, indent=2))
+        return 0
     memory = f"{estimate.memory_gb:.1f} GB" if estimate.memory_gb is not None else "unknown"
     of_gpu = f" of {hardware.vram_gb:.0f} GB" if hardware.vram_gb else ""
     print(f"{settings.method} on {settings.model} ({hardware.device}): {estimate.steps} steps, about "
           f"{estimate.tokens:,} tokens, memory {memory}{of_gpu}")
     for note in estimate.notes:
         print(f"  note: {note}")
-    import time
+    if args.dry_run:
+        for name, value in settings.to_dict().items():
+            why = choice.reasons.get(name)
+            print(f"  {name} = {value}" + (f"  ({why})" if why else ""))
+        if not estimate.fits:
+            print("  this does not fit in the GPU's memory; try: " + "; or ".join(estimate.alternatives))
+        print("dry run: nothing was saved or started")
+        return 0
 
-    from assistant.services.behaviour import TrainingDoesNotFitError
-
+    behaviour = Behaviour(workspace, args.project, create=True)
+    prepared = behaviour.keep(checked, train_name, train_text)
     name = args.name or time.strftime("adapter-%Y%m%d-%H%M%S")
     try:
         job_id = behaviour.start(prepared, settings, name, args.device, estimate)
@@ -581,8 +647,8 @@ def run_jobs(args: argparse.Namespace) -> int:
     from assistant.services.behaviour import Behaviour
 
     behaviour = Behaviour(_workspace(args), args.project)
-    if args.action == "list":
-        for job in behaviour.refresh():
+    if args.action == "list":  # reads only: starting and registering are `jobs wait`'s, the tab's and train's
+        for job in behaviour.list_jobs():
             print(f"{job.job_id}  {job.status:9}  step {job.step}/{job.max_steps}  {job.reason}".rstrip())
         return 0
     if not args.job_id:
@@ -594,7 +660,8 @@ def run_jobs(args: argparse.Namespace) -> int:
     if args.action == "cancel":
         print(behaviour.jobs.cancel(args.job_id).status)
         return 0
-    behaviour.jobs.start(args.job_id, resume=True)
+    if args.action == "resume":
+        behaviour.jobs.start(args.job_id, resume=True)
     return _follow(behaviour, args.job_id)
 
 
@@ -602,16 +669,18 @@ def run_adapters(args: argparse.Namespace) -> int:
     from assistant.services.behaviour import Behaviour
     from trainers.adapters import AdapterError
 
-    registry = Behaviour(_workspace(args), args.project).adapters
+    behaviour = Behaviour(_workspace(args), args.project)  # an unknown project is an error, never created
     expected = {"list": 0, "delete": 1, "rename": 2, "export": 2}[args.action]
     if len(args.names) != expected:
         return _fail(f"adapters {args.action} takes {expected} argument(s)")
+    if args.action == "list":
+        for adapter in behaviour.list_adapters():
+            loss = f"eval loss {adapter.eval_loss:.4g}" if adapter.eval_loss is not None else ""
+            print(f"{adapter.name}  {adapter.method}  {adapter.base_model}  {adapter.steps} steps  {loss}".rstrip())
+        return 0
+    registry = behaviour.adapters
     try:
-        if args.action == "list":
-            for adapter in registry.list():
-                loss = f"eval loss {adapter.eval_loss:.4g}" if adapter.eval_loss is not None else ""
-                print(f"{adapter.name}  {adapter.method}  {adapter.base_model}  {adapter.steps} steps  {loss}".rstrip())
-        elif args.action == "rename":
+        if args.action == "rename":
             registry.rename(*args.names)
         elif args.action == "delete":
             registry.delete(args.names[0])

@@ -8,10 +8,19 @@ and the losing rule's reason says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from assistant.core.catalog import ModelShape, ladder_shapes
-from assistant.core.memory import ALL_LINEAR, MemoryEstimate, TrainingShape, estimate_memory, needed_vram_gb
+from assistant.core.memory import (
+    ALL_LINEAR,
+    MemoryEstimate,
+    MethodMemory,
+    TrainingShape,
+    estimate_memory,
+    needed_vram_gb,
+)
 from assistant.core.profile import TaskProfile
 
 FINETUNE_METHODS = ("none", "lora", "qlora", "full")
@@ -29,6 +38,13 @@ SMALL_DATA_MAX_SIZE_B = 8.0
 """Largest model proposed for fewer than 1,000 examples (rule 8)."""
 CPU_MAX_SIZE_B = 0.5
 """Largest model a CPU LoRA run finishes in reasonable time on a laptop (rule 5)."""
+LEARNING_RATES = {"full": 1e-5, "lora": 2e-4, "qlora": 2e-4}
+"""Starting learning rate by method. A full fine-tune moves every weight of a trained model, so it
+starts small; a LoRA adapter starts at zero and needs a rate about twenty times larger to move."""
+ALPHA_PER_RANK = 2
+"""RULES.md: alpha = 2 x r."""
+FEW_EXAMPLES = 1000
+"""Below this many examples the plan regularises more (rule 8) and takes more passes."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,10 @@ class Plan:
             parts.append("prompting (few-shot)")
         return " + ".join(parts) or "prompting"
 
+    def reasons_for(self, rule: str) -> tuple[str, ...]:
+        """The texts of the reasons rule ``rule`` ("1".."8" or "defaults") left, in order."""
+        return tuple(r.text for r in self.reasons if r.rule == rule)
+
     def to_dict(self) -> dict:
         totals = self.memory.totals_gb()
         return {
@@ -102,6 +122,41 @@ class Plan:
             "next_steps": list(self.next_steps),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """The plan :meth:`to_dict` wrote (as saved in project.json, through JSON or not).
+
+        The derived keys (decision, memory_gb, fits) are left out: they follow from the rest.
+        Raises ValueError naming what is missing or malformed.
+        """
+        try:
+            lora = data["lora"]
+            return cls(
+                retrieval=bool(data["retrieval"]),
+                finetune=data["finetune"],
+                flags=tuple(data["flags"]),
+                model=data["model"],
+                model_size_b=data["model_size_b"],
+                lora=LoraSettings(lora["r"], lora["alpha"], lora["dropout"], tuple(lora["target_modules"])),
+                learning_rate=data["learning_rate"],
+                epochs=data["epochs"],
+                vram_gb=data["vram_gb"],
+                memory=_memory_from_dict(data["memory"]),
+                reasons=tuple(Reason(r["rule"], r["reason"]) for r in data["reasons"]),
+                next_steps=tuple(data.get("next_steps", ())),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a plan as Tunewise saves one (missing or malformed: {error})") from error
+
+
+def _memory_from_dict(data: Mapping[str, Any]) -> MemoryEstimate:
+    """The estimate MemoryEstimate.to_dict wrote (its per-method total_gb is derived, so dropped)."""
+    method_fields = [f.name for f in fields(MethodMemory)]
+    methods = {name: MethodMemory(**{key: data[name][key] for key in method_fields})
+               for name in ("full", "lora", "qlora")}
+    return MemoryEstimate(data["model"], data["total_params"], data["lora_rank"], tuple(data["target_modules"]),
+                          TrainingShape(**data["training"]), **methods)
+
 
 def lora_rank_for(size_b: float) -> int:
     """RULES.md's starting ranks: up to ~7B r=8, ~13B r=16, 70B and up r=64 (32 between)."""
@@ -116,11 +171,84 @@ def lora_rank_for(size_b: float) -> int:
 
 def epochs_for(examples: int) -> int:
     """Fewer examples need more passes; large sets overfit past one epoch."""
-    if examples < 1000:
+    if examples < FEW_EXAMPLES:
         return 3
     if examples < 10_000:
         return 2
     return 1
+
+
+def dropout_for(examples: int) -> float:
+    """Rule 8: few examples overfit, so more LoRA dropout."""
+    return 0.1 if examples < FEW_EXAMPLES else 0.05
+
+
+def learning_rate_for(method: str) -> float:
+    """The starting learning rate of a method (LoRA's when there is no fine-tune)."""
+    return LEARNING_RATES.get(method, LEARNING_RATES["lora"])
+
+
+def alpha_for(rank: int) -> int:
+    return ALPHA_PER_RANK * rank
+
+
+# Why each proposed setting has its value: one sentence per setting, naming the value, so that the
+# plan's settings and the training form say the same thing. A value that is not the rules' own
+# (edited, or saved by an older version) gets a plain sentence that is still true of it.
+
+def rate_text(rate: float) -> str:
+    """A learning rate as people write it: 2e-4, 1e-5, 1.5e-4."""
+    mantissa, exponent = f"{rate:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def learning_rate_reason(method: str, rate: float) -> str:
+    label = METHOD_LABELS.get(method, method)
+    if rate != learning_rate_for(method):
+        return f"{rate_text(rate)}: the plan's learning rate for {label}."
+    if method == "full":
+        return f"{rate_text(rate)}: a full fine-tune moves every weight of a trained model, so it starts small."
+    return (f"{rate_text(rate)}: the usual starting point for {label}; an adapter starts at zero and needs a "
+            f"larger rate than a full fine-tune ({rate_text(learning_rate_for('full'))}).")
+
+
+def rank_reason(rank: int, size_b: float) -> str:
+    scale = "4-8 suits format or style, 16-64 deep domain adaptation"
+    if rank != lora_rank_for(size_b):
+        return f"r={rank}: the plan's rank ({scale})."
+    return (f"r={rank}: the starting rank for the plan's {size_b:.1f}B model (up to ~7B r=8, ~13B r=16, "
+            f"70B and up r=64); {scale}.")
+
+
+def alpha_reason(rank: int, alpha: int) -> str:
+    if alpha == alpha_for(rank):
+        return f"alpha = {ALPHA_PER_RANK} x r = {alpha}, the usual pairing."
+    return f"alpha = {alpha}, {alpha / rank:g} x r (the usual pairing is {ALPHA_PER_RANK} x r = {alpha_for(rank)})."
+
+
+def dropout_reason(dropout: float) -> str:
+    if dropout == dropout_for(0):
+        return (f"{dropout:g}: fewer than {FEW_EXAMPLES:,} examples overfit easily, so more regularisation "
+                "(rule 8).")
+    if dropout == dropout_for(FEW_EXAMPLES):
+        return f"{dropout:g}: with {FEW_EXAMPLES:,} examples or more, light regularisation is enough."
+    return f"{dropout:g}: the plan's LoRA dropout."
+
+
+def targets_reason(targets: tuple[str, ...], method: str) -> str:
+    if set(targets) != set(ALL_LINEAR):
+        return f"{','.join(targets)}: the plan's target modules."
+    if method == "qlora":
+        return "All linear projections of attention and MLP, as QLoRA wants."
+    return "All linear projections of attention and MLP (q_proj,v_proj is the minimal classic choice)."
+
+
+def epochs_reason(epochs: float) -> str:
+    bands = {epochs_for(0): f"fewer than {FEW_EXAMPLES:,} examples need several passes",
+             epochs_for(FEW_EXAMPLES): f"{FEW_EXAMPLES:,} to 9,999 examples: two passes",
+             epochs_for(10_000): "10,000 examples or more overfit past one epoch"}
+    why = bands.get(epochs, "the plan's number of passes")
+    return f"{epochs:g} epoch{'' if epochs == 1 else 's'}: {why}."
 
 
 def article(size_b: float) -> str:
@@ -298,13 +426,13 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
 
     # Rule 8 also prefers regularised PEFT when examples are few.
     rank = lora_rank_for(shape.size_b)
-    dropout = 0.1 if n < 1000 else 0.05
+    dropout = dropout_for(n)
     if tuning:
         flags.add("mix_general_data")
         target_note = "all linear projections of attention and MLP" + (
             "" if finetune == "qlora" else " (q_proj,v_proj is the minimal classic choice)")
         size = f"{article(shape.size_b)} {shape.size_b:.1f}B model"
-        because("defaults", f"LoRA r={rank}, alpha={2 * rank} for {size}, on {target_note}; dropout {dropout}.")
+        because("defaults", f"LoRA r={rank}, alpha={alpha_for(rank)} for {size}, on {target_note}; dropout {dropout}.")
         because("defaults", "Mix about 10% general instruction data into training and compare a "
                             "general held-out set before and after, to catch forgetting.")
 
@@ -316,8 +444,8 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
         flags=tuple(f for f in FLAGS if f in flags),
         model=shape.name,
         model_size_b=round(shape.size_b, 2),
-        lora=LoraSettings(rank, 2 * rank, dropout, ALL_LINEAR),
-        learning_rate=1e-5 if finetune == "full" else 2e-4,
+        lora=LoraSettings(rank, alpha_for(rank), dropout, ALL_LINEAR),
+        learning_rate=learning_rate_for(finetune),
         epochs=epochs_for(n),
         vram_gb=vram,
         memory=estimate,

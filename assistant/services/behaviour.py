@@ -1,23 +1,31 @@
 """A project's behaviour work: its example files, the estimate before training, jobs and adapters.
 
 The glue between the workspace and trainers/, shared by `tunewise train` and the Behaviour tab.
-Settings start from the plan, each with the reason it has that value.
+Settings start from the plan (assistant/services/training_settings.py). Reading never creates or
+starts anything: opening a project that does not exist is an error unless the caller means to create
+it, listing jobs reads their folders, and a queued job starts only when a caller asks
+(:meth:`Behaviour.start`, :meth:`Behaviour.advance`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import TunewiseError
 from assistant.runtime.hardware import Hardware
-from assistant.services.workspace import Workspace, atomic_write_json
+from assistant.services.workspace import Workspace, WorkspaceError, atomic_write_json
 from trainers.config import JobSpec, TrainingConfig
+
+if TYPE_CHECKING:
+    from trainers.adapters import AdapterRegistry
+    from trainers.jobs import JobStore
 
 
 class DatasetError(TunewiseError):
@@ -26,60 +34,6 @@ class DatasetError(TunewiseError):
     def __init__(self, message: str, report: dict | None = None):
         super().__init__(message)
         self.report = report
-
-
-def model_for_plan(plan: dict | None, hardware: Hardware | None = None,
-                   available: list[str] | None = None) -> tuple[str, str]:
-    """The base model to train for ``plan`` on this machine, and why.
-
-    The plan names a model size from its catalog (e.g. Qwen2.5-0.5B). A matching model already on
-    this machine (in the Hugging Face cache) is taken; otherwise, and always without a GPU, the
-    bundled model, saying so. ``available``: local model names (default: the Hugging Face cache).
-    """
-    from assistant.runtime.model_shapes import catalog_shape_for
-    from assistant.runtime.models import BUNDLED_MODEL
-
-    wanted = (plan or {}).get("model")
-    if not wanted:
-        return BUNDLED_MODEL, "No plan yet: the bundled SmolLM2-135M-Instruct, which runs offline."
-    if hardware is not None and hardware.device != "cuda":
-        return BUNDLED_MODEL, (f"No CUDA GPU on this machine: the bundled SmolLM2-135M-Instruct, which trains on "
-                               f"the CPU in minutes (the plan's {wanted} model wants a GPU, or hours of CPU time).")
-    if available is None:
-        from assistant.runtime.models import local_model_choices
-
-        available = [c.name for c in local_model_choices() if c.name != BUNDLED_MODEL]
-    for name in available:
-        shape = catalog_shape_for(name)
-        if shape is not None and shape.name == wanted:
-            return name, f"The plan settled on a {wanted} model; {name} is on this machine."
-    return BUNDLED_MODEL, (f"The plan settled on a {wanted} model, which is not on this machine: the bundled "
-                           f"SmolLM2-135M-Instruct is used instead. Download a {wanted} instruct model and pick "
-                           "it (or pass --model ID_OR_PATH) to follow the plan.")
-
-
-def settings_from_plan(plan: dict | None, hardware: Hardware | None = None,
-                       available: list[str] | None = None) -> tuple[TrainingConfig, dict]:
-    """Training settings the plan proposes on this machine, and a one-line reason for each (nothing
-    the plan chose is dropped: model, method, LoRA rank/alpha/dropout/targets, learning rate, epochs)."""
-    model, model_reason = model_for_plan(plan, hardware, available)
-    settings, reasons = TrainingConfig.from_plan(plan, model), {"model": model_reason}
-    if not plan:
-        reasons["method"] = "No plan yet: LoRA with common defaults."
-        return settings, reasons
-    if hardware is not None and hardware.device != "cuda" and settings.method == "qlora":
-        settings = replace(settings, method="lora")
-        reasons["method"] = "The plan said QLoRA, but this machine has no CUDA GPU: LoRA in fp32 on the CPU (slow)."
-    else:
-        reasons["method"] = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "5"),
-                                 "The plan's method.")
-    defaults = next((r["reason"] for r in plan.get("reasons", []) if r["rule"] == "defaults"), "")
-    reasons.update({"lora_r": defaults, "lora_alpha": "alpha = 2 x r.",
-                    "lora_dropout": "More dropout when examples are few (rule 8).",
-                    "learning_rate": "2e-4 is the usual LoRA starting point.",
-                    "target_modules": "The plan's targets: all linear projections of attention and MLP.",
-                    "epochs": "Fewer examples need more passes; large sets overfit past one epoch."})
-    return settings, reasons
 
 
 class TrainingDoesNotFitError(TunewiseError, ValueError):
@@ -184,65 +138,125 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
                             hardware.vram_gb, fits, seconds, notes, alternatives)
 
 
+@dataclass
+class CheckedExamples:
+    """Examples parsed, validated, split and mixed, not yet kept anywhere (a dry run stops here)."""
+
+    report: dict
+    train: list
+    eval: list
+    general_count: int = 0
+
+
+def check_examples(train_name: str, train_text: str, eval_name: str | None = None, eval_text: str | None = None,
+                   format: str | None = None, mapping: dict | None = None, general_text: str | None = None,
+                   settings: TrainingConfig | None = None, count_tokens=None) -> CheckedExamples:
+    """Parse, validate, split and mix the examples; writes nothing. Raises DatasetError with the
+    report when nothing can be trained on."""
+    from trainers.formats import ColumnMapping, parse_examples
+    from trainers.splits import mix_general, split_examples
+    from trainers.validation import approximate_tokens, build_report
+
+    settings = settings or TrainingConfig()
+    column_mapping = ColumnMapping(**(mapping or {}))
+    train = parse_examples(train_name, train_text, format, column_mapping)
+    evaluation = parse_examples(eval_name or "eval", eval_text, format, column_mapping) if eval_text else None
+    report = build_report(train, evaluation, count_tokens or approximate_tokens, settings.max_length).to_dict()
+    if not train.examples:
+        raise DatasetError(f"{train_name}: no valid examples ({len(train.problems)} problems)", report)
+    if report["tokens"]["answer_cut_off"] == len(train.examples):
+        raise DatasetError(f"{train_name}: every prompt fills the max length of {settings.max_length} tokens, so "
+                           "training would see none of the answers; raise the max length or shorten the prompts",
+                           report)
+    if evaluation is not None and evaluation.examples:
+        train_examples, eval_examples = train.examples, evaluation.examples
+    else:
+        split = split_examples(train.examples, settings.eval_fraction, settings.seed)
+        train_examples, eval_examples = split.train, split.eval
+    general_count = 0
+    if general_text:
+        general = parse_examples("general", general_text).examples
+        mixed = mix_general(train_examples, general, settings.general_fraction, settings.seed)
+        general_count = len(mixed) - len(train_examples)
+        train_examples = mixed
+    return CheckedExamples(report, list(train_examples), list(eval_examples), general_count)
+
+
+def estimate_for_examples(settings: TrainingConfig, report: dict, train_count: int,
+                          hardware: Hardware) -> TrainingEstimate:
+    """The estimate for ``train_count`` examples whose token counts ``report`` gives, on the settings' model
+    (its shape from the catalog or a local config; memory is left out when neither is readable)."""
+    from assistant.runtime.model_shapes import ModelConfigError, shape_for_model
+
+    try:
+        shape = shape_for_model(settings.model)
+    except ModelConfigError:
+        shape = None
+    median = report["tokens"]["median"] or 0
+    return estimate_training(settings, train_count, int(median * train_count), hardware, shape)
+
+
 class Behaviour:
     """Datasets, jobs and adapters of one project."""
 
-    def __init__(self, workspace: Workspace, project: str):
-        from trainers.adapters import AdapterRegistry
-        from trainers.jobs import JobBoard, JobStore
-
+    def __init__(self, workspace: Workspace, project: str, create: bool = False):
+        """``create``: make the project if it does not exist (a training run); False for everything
+        else, which gets "there is no project" instead of a new, empty one."""
         self.workspace = workspace
         self.project = project
-        root = workspace.ensure(project).path
-        self.datasets_dir = root / "datasets"
-        # One training job at a time on the machine, across projects and users.
-        self.jobs = JobStore(root / "jobs", JobBoard(workspace.machine_dir / "training-queue"))
-        self.adapters = AdapterRegistry(root / "adapters")
+        if create:
+            self.root = workspace.ensure(project).path
+        elif not workspace.exists(project):
+            raise WorkspaceError(f"there is no project named {project!r}")
+        else:
+            self.root = workspace.project(project).path
+        self.datasets_dir = self.root / "datasets"
+        self._jobs: JobStore | None = None
+        self._adapters: AdapterRegistry | None = None
+        self._open_lock = threading.Lock()  # the app's threads share one Behaviour per project
 
-    def plan(self) -> dict | None:
-        return self.workspace.load(self.project).get("plan")
+    @property
+    def jobs(self) -> JobStore:
+        """The project's JobStore, opened on first use (reading the job list does not need it)."""
+        from trainers.jobs import JobBoard, JobStore
+
+        with self._open_lock:
+            if self._jobs is None:
+                # One training job at a time on the machine, across projects and users.
+                self._jobs = JobStore(self.root / "jobs", JobBoard(self.workspace.machine_dir / "training-queue"))
+            return self._jobs
+
+    @property
+    def adapters(self) -> AdapterRegistry:
+        """The project's AdapterRegistry, opened on first use (it makes the adapters folder)."""
+        from trainers.adapters import AdapterRegistry
+
+        with self._open_lock:
+            if self._adapters is None:
+                self._adapters = AdapterRegistry(self.root / "adapters")
+            return self._adapters
 
     def prepare(self, train_name: str, train_text: str, eval_name: str | None = None, eval_text: str | None = None,
                 format: str | None = None, mapping: dict | None = None, general_text: str | None = None,
                 settings: TrainingConfig | None = None, count_tokens=None) -> PreparedDataset:
         """Parse, validate, split and mix the examples; keep the files and the report."""
-        from trainers.formats import ColumnMapping, parse_examples
-        from trainers.splits import mix_general, split_examples
-        from trainers.validation import approximate_tokens, build_report
+        checked = check_examples(train_name, train_text, eval_name, eval_text, format, mapping, general_text,
+                                 settings, count_tokens)
+        return self.keep(checked, train_name, train_text)
 
-        settings = settings or TrainingConfig()
-        column_mapping = ColumnMapping(**(mapping or {}))
-        train = parse_examples(train_name, train_text, format, column_mapping)
-        evaluation = parse_examples(eval_name or "eval", eval_text, format, column_mapping) if eval_text else None
-        report = build_report(train, evaluation, count_tokens or approximate_tokens, settings.max_length).to_dict()
-        if not train.examples:
-            raise DatasetError(f"{train_name}: no valid examples ({len(train.problems)} problems)", report)
-        if report["tokens"]["answer_cut_off"] == len(train.examples):
-            raise DatasetError(f"{train_name}: every prompt fills the max length of {settings.max_length} tokens, so "
-                               "training would see none of the answers; raise the max length or shorten the prompts",
-                               report)
-        if evaluation is not None and evaluation.examples:
-            train_examples, eval_examples = train.examples, evaluation.examples
-        else:
-            split = split_examples(train.examples, settings.eval_fraction, settings.seed)
-            train_examples, eval_examples = split.train, split.eval
-        general_count = 0
-        if general_text:
-            general = parse_examples("general", general_text).examples
-            mixed = mix_general(train_examples, general, settings.general_fraction, settings.seed)
-            general_count = len(mixed) - len(train_examples)
-            train_examples = mixed
+    def keep(self, checked: CheckedExamples, train_name: str, train_text: str) -> PreparedDataset:
+        """Write checked examples as a dataset of the project: the upload, train/eval files, the report."""
         dataset_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         path = self.datasets_dir / dataset_id
         path.mkdir(parents=True)
         (path / f"original-{Path(train_name).name}").write_text(train_text, encoding="utf-8")
         train_file, eval_file = path / "train.jsonl", path / "eval.jsonl"
-        for file, examples in ((train_file, train_examples), (eval_file, eval_examples)):
+        for file, examples in ((train_file, checked.train), (eval_file, checked.eval)):
             file.write_text("".join(json.dumps({"messages": list(e.messages)}, ensure_ascii=False) + "\n"
                                     for e in examples), encoding="utf-8")
-        atomic_write_json(path / "report.json", report)
-        return PreparedDataset(dataset_id, path, report, train_file, eval_file, len(train_examples),
-                               len(eval_examples), general_count)
+        atomic_write_json(path / "report.json", checked.report)
+        return PreparedDataset(dataset_id, path, checked.report, train_file, eval_file, len(checked.train),
+                               len(checked.eval), checked.general_count)
 
     def load_prepared(self, dataset_id: str) -> PreparedDataset:
         """A dataset prepared earlier (the UI keeps only its id between events)."""
@@ -258,15 +272,7 @@ class Behaviour:
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
     def estimate(self, prepared: PreparedDataset, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
-        from assistant.runtime.model_shapes import ModelConfigError, shape_for_model
-
-        try:
-            shape = shape_for_model(settings.model)
-        except ModelConfigError:
-            shape = None
-        median = prepared.report["tokens"]["median"] or 0
-        total = int(median * prepared.train_count)
-        return estimate_training(settings, prepared.train_count, total, hardware, shape)
+        return estimate_for_examples(settings, prepared.report, prepared.train_count, hardware)
 
     def preview(self, prepared: PreparedDataset, settings: TrainingConfig, count: int = 2) -> list:
         """The first ``count`` training examples as the job will see them (trainers/preview.py), with
@@ -304,19 +310,71 @@ class Behaviour:
         self.jobs.start(job_id)
         return job_id
 
-    def refresh(self) -> list[Any]:
-        """Register finished jobs' adapters and start the next queued job; returns all jobs."""
+    def list_jobs(self) -> list[Any]:
+        """The project's jobs, read from their folders: nothing is created, registered or started."""
+        if self._jobs is not None:  # the store is open (it knows the processes it started)
+            return self._jobs.jobs()
+        from trainers.job_files import STATE_FILE
+        from trainers.jobs import read_status
+
+        folder = self.root / "jobs"
+        if not folder.is_dir():
+            return []
+        return [read_status(p) for p in sorted(folder.iterdir()) if (p / STATE_FILE).exists()]
+
+    def list_adapters(self) -> list[Any]:
+        """The project's adapters; reads only (no folder is made for a project that has none yet)."""
+        if self._adapters is None and not (self.root / "adapters").is_dir():
+            return []
+        return self.adapters.list()
+
+    def register_finished(self) -> list[str]:
+        """Copy the adapters of completed jobs into the project's adapters, once; their names."""
         from trainers.adapters import AdapterError
 
-        jobs = self.jobs.jobs()
-        for job in jobs:
+        registered = []
+        for job in self.list_jobs():
             if job.status == "completed" and job.adapter_dir is not None:
                 name = JobSpec.load(job.path).extra.get("adapter_name") or job.job_id
                 if not self.adapters.path(name).exists() and not (job.path / "registered").exists():
                     try:
                         self.adapters.add(job.adapter_dir, name)
                     except AdapterError:
-                        self.adapters.add(job.adapter_dir, f"{name}-{job.job_id[-6:]}")
+                        name = f"{name}-{job.job_id[-6:]}"
+                        self.adapters.add(job.adapter_dir, name)
                     (job.path / "registered").write_text(name)
-        self.jobs.start_next()
+                    registered.append(name)
+        return registered
+
+    def start_next(self) -> str | None:
+        """Start the first queued job on the machine's board if nothing runs; its id."""
+        return self.jobs.start_next()
+
+    def advance(self) -> list[Any]:
+        """The step a watcher takes on purpose (the tab's timer, the CLI's wait loop): register
+        finished jobs' adapters and start the next queued job. Returns all the project's jobs."""
+        self.register_finished()
+        self.start_next()
         return self.jobs.jobs()
+
+
+class Behaviours:
+    """One Behaviour per project of a workspace, kept so each job store is opened once."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self._open: dict[str, Behaviour] = {}
+        self._lock = threading.Lock()
+
+    def get(self, project: str, create: bool = False) -> Behaviour:
+        """The project's Behaviour; ``create`` makes a missing project, a read gets "there is no
+        project" instead."""
+        with self._lock:
+            if project not in self._open:
+                self._open[project] = Behaviour(self.workspace, project, create=create)
+            return self._open[project]
+
+    def forget(self, project: str) -> None:
+        """Drop a project's Behaviour (before it is renamed or deleted)."""
+        with self._lock:
+            self._open.pop(project, None)

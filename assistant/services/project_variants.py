@@ -1,8 +1,9 @@
 """The variants of a workspace's projects: which adapters of a project can ride on the loaded base,
 attached on first use, and the retrieval each variant may use.
 
-A service: it reads the project's adapters (through Behaviour) and knowledge base and hands them to
-the runtime's one shared :class:`~assistant.runtime.variants.VariantModel`.
+A service: it reads the project's adapters (through the tenant's Behaviours, so no job store is
+opened and no project created by a read) and knowledge base and hands them to the runtime's one
+shared :class:`~assistant.runtime.variants.VariantModel`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import threading
 
 from assistant.runtime.models import same_model
 from assistant.runtime.variants import AdapterBaseMismatchError, SharedVariantModel, Variant, VariantModel, adapter_key
-from assistant.services.behaviour import Behaviour
+from assistant.services.behaviour import Behaviours
 
 
 class ProjectVariants:
     """The variants of one workspace's projects, their adapters attached on first use."""
 
-    def __init__(self, workspace, shared: SharedVariantModel, kbs):
+    def __init__(self, workspace, shared: SharedVariantModel, kbs, behaviours: Behaviours | None = None):
         """``workspace``: the Workspace; ``shared``: the app's SharedVariantModel; ``kbs``: the
-        workspace's KnowledgeBases."""
+        workspace's KnowledgeBases; ``behaviours``: the workspace's Behaviours (the tenant's own, so
+        each project's is opened once; default: new ones)."""
         self.workspace, self.shared, self.kbs = workspace, shared, kbs
+        self.behaviours = behaviours or Behaviours(workspace)
         self._lock = threading.Lock()
 
     def _key(self, project: str, adapter: str) -> str:
@@ -29,7 +32,7 @@ class ProjectVariants:
     def _split(self, project: str) -> tuple[list, list]:
         """This project's adapters: those trained on the loaded base, and the others."""
         base = self.shared.model.name
-        adapters = Behaviour(self.workspace, project).adapters.list()
+        adapters = self.behaviours.get(project).list_adapters()
         return ([a for a in adapters if same_model(a.base_model, base)],
                 [a for a in adapters if not same_model(a.base_model, base)])
 

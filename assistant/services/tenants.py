@@ -10,12 +10,12 @@ resolved inside the tenant's workspace, so one user's project names never reach 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from assistant.runtime.generation import SharedModel
 from assistant.runtime.variants import SharedVariantModel
 from assistant.services.advisor import Advisor
-from assistant.services.behaviour import Behaviour
+from assistant.services.behaviour import Behaviour, Behaviours
 from assistant.services.knowledge import KnowledgeBases, KnowledgeSettings
 from assistant.services.operator import OperatorPolicy
 from assistant.services.project_variants import ProjectVariants
@@ -30,21 +30,18 @@ class Tenant:
     advisor: Advisor
     knowledge: KnowledgeBases
     variants: ProjectVariants
-    _behaviours: dict[str, Behaviour] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    behaviours: Behaviours
+    """The projects' training services, shared with ``variants`` (which reads their adapters)."""
 
     def behaviour(self, project: str) -> Behaviour:
-        """The project's training service, kept so its job store is opened once."""
-        with self._lock:
-            if project not in self._behaviours:
-                self._behaviours[project] = Behaviour(self.workspace, project)
-            return self._behaviours[project]
+        """The project's training service, kept so its job store is opened once; a project that
+        does not exist is a WorkspaceError, never created here."""
+        return self.behaviours.get(project)
 
     def forget(self, project: str) -> None:
         """Close what is open for a project about to be renamed or deleted."""
         self.knowledge.forget(project)
-        with self._lock:
-            self._behaviours.pop(project, None)
+        self.behaviours.forget(project)
 
 
 class Tenants:
@@ -74,8 +71,10 @@ class Tenants:
                 workspace = self.workspace.for_user(user)
                 workspace.ensure(self.project)
                 knowledge = KnowledgeBases(workspace, self.knowledge_settings)
+                behaviours = Behaviours(workspace)
                 self._tenants[user] = Tenant(workspace, Advisor(workspace), knowledge,
-                                             ProjectVariants(workspace, self.shared_variants, knowledge))
+                                             ProjectVariants(workspace, self.shared_variants, knowledge, behaviours),
+                                             behaviours)
             return self._tenants[user]
 
     def for_request(self, request) -> Tenant:

@@ -8,8 +8,9 @@ from assistant.core.catalog import MODEL_CATALOG
 from assistant.core.profile import TaskProfile
 from assistant.core.rules import decide
 from assistant.runtime.hardware import Hardware
-from assistant.services.behaviour import Behaviour, DatasetError, estimate_training, settings_from_plan
-from assistant.services.workspace import Workspace
+from assistant.services.behaviour import Behaviour, DatasetError, estimate_training
+from assistant.services.training_settings import training_settings, with_overrides
+from assistant.services.workspace import Workspace, WorkspaceError
 from tests.snips import snips_chat_jsonl
 from trainers.config import TrainingConfig
 
@@ -17,14 +18,27 @@ GPU16 = Hardware("cuda", "Tesla T4", 1, 16.0, False)
 CPU = Hardware("cpu")
 
 
-def test_settings_come_from_the_plan_with_reasons():
-    plan = decide(TaskProfile(gap="behaviour", examples=500, vram_gb=16)).to_dict()
-    settings, reasons = settings_from_plan(plan, GPU16)
-    assert settings.method == "qlora" and settings.lora_r == plan["lora"]["r"]
-    assert settings.epochs == plan["epochs"] and settings.learning_rate == plan["learning_rate"]
-    assert all(reasons[k] for k in ("method", "lora_r", "learning_rate", "epochs"))
-    on_cpu, cpu_reasons = settings_from_plan(plan, CPU)
-    assert on_cpu.method == "lora" and "no CUDA" in cpu_reasons["method"]
+def test_opening_a_project_that_does_not_exist_is_an_error_unless_it_is_meant_to_create_it(tmp_path):
+    workspace = Workspace(tmp_path)
+    with pytest.raises(WorkspaceError, match="no project named 'typo'"):
+        Behaviour(workspace, "typo")
+    assert not workspace.project("typo").path.exists()
+    behaviour = Behaviour(workspace, "new", create=True)  # a training run may start a project
+    assert workspace.exists("new") and behaviour.list_jobs() == [] and behaviour.list_adapters() == []
+    assert not (behaviour.root / "jobs").exists() and not (behaviour.root / "adapters").exists()  # reads made nothing
+
+
+def test_project_variants_read_adapters_through_the_tenants_behaviour_and_open_no_job_store(tmp_path):
+    from assistant.services.tenants import Tenants
+
+    tenant = Tenants(Workspace(tmp_path / "ws")).get(None)
+    assert tenant.variants.unavailable("default") == []
+    root = tenant.workspace.project("default").path
+    assert not (root / "jobs").exists() and not (tenant.workspace.machine_dir / "training-queue").exists()
+    assert tenant.variants.behaviours is tenant.behaviours  # one Behaviour per project, shared with the tabs
+    with pytest.raises(WorkspaceError, match="no project named 'typo'"):
+        tenant.variants.unavailable("typo")
+    assert tenant.workspace.list_projects() == ["default"] and not tenant.workspace.project("typo").path.exists()
 
 
 def test_estimate_refuses_what_cannot_fit_and_offers_alternatives():
@@ -41,7 +55,7 @@ def test_estimate_refuses_what_cannot_fit_and_offers_alternatives():
 def test_a_training_that_cannot_fit_is_refused_before_any_job_exists(tmp_path):
     from assistant.services.behaviour import TrainingDoesNotFitError
 
-    behaviour = Behaviour(Workspace(tmp_path), "p")
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
     settings = TrainingConfig(model="meta-llama/Llama-3.1-8B-Instruct", method="lora", batch_size=8, max_length=1024)
     estimate = behaviour.estimate(prepared, settings, GPU16)
@@ -58,7 +72,7 @@ def test_estimate_counts_steps_and_tokens():
 
 
 def test_prepare_splits_reports_and_keeps_the_files(tmp_path):
-    behaviour = Behaviour(Workspace(tmp_path), "p")
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
     text = snips_chat_jsonl("train", limit=200, seed=0) + "not json\n"
     prepared = behaviour.prepare("snips.jsonl", text, settings=TrainingConfig(eval_fraction=0.1))
     assert prepared.train_count + prepared.eval_count == 200 and 18 <= prepared.eval_count <= 22
@@ -68,14 +82,14 @@ def test_prepare_splits_reports_and_keeps_the_files(tmp_path):
 
 
 def test_a_file_with_no_valid_example_is_refused_with_its_report(tmp_path):
-    behaviour = Behaviour(Workspace(tmp_path), "p")
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
     with pytest.raises(DatasetError) as caught:
         behaviour.prepare("bad.jsonl", '{"oops": 1}\n{broken\n')
     assert len(caught.value.report["errors"]) == 2
 
 
 def test_a_file_whose_prompts_fill_the_max_length_is_refused_before_training(tmp_path):
-    behaviour = Behaviour(Workspace(tmp_path), "p")
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
     long_prompts = "".join(json.dumps({"prompt": f"{i} " + "word " * 400, "completion": "ok"}) + "\n"
                            for i in range(20))
     with pytest.raises(DatasetError, match="none of the answers") as caught:
@@ -86,13 +100,14 @@ def test_a_file_whose_prompts_fill_the_max_length_is_refused_before_training(tmp
 
 
 @pytest.mark.slow
-def test_start_then_refresh_registers_the_adapter(tmp_path, tiny_model_path):
-    behaviour = Behaviour(Workspace(tmp_path), "p")
+def test_start_then_register_finished_adds_the_adapter(tmp_path, tiny_model_path):
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
     settings = TrainingConfig(model=str(tiny_model_path), max_steps=3, batch_size=4, max_length=96)
     job_id = behaviour.start(prepared, settings, "snips-v1", device="cpu")
     assert behaviour.jobs.wait(job_id, timeout=300).status == "completed"
-    behaviour.refresh()
+    assert behaviour.list_adapters() == []  # a job's adapter is registered on purpose, by whoever watches it
+    assert behaviour.register_finished() == ["snips-v1"]
     [adapter] = behaviour.adapters.list()
     assert adapter.name == "snips-v1" and adapter.dataset_fingerprint == prepared.report["fingerprint"]
 
@@ -138,18 +153,19 @@ def test_every_setting_the_plan_chose_arrives_in_the_started_jobs_saved_config(t
 
     from trainers.config import JobSpec
 
-    plan = decide(TaskProfile(gap="behaviour", examples=500, vram_gb=16)).to_dict()
-    plan |= {"learning_rate": 1e-4, "epochs": 2.0}
-    plan["lora"] |= {"r": 32, "alpha": 64, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
-    local = shutil.copytree(tiny_model_path, tmp_path / "models" / f"{plan['model']}-Instruct")
-    settings, _ = settings_from_plan(plan, GPU16, available=[str(local)])
-    behaviour = Behaviour(Workspace(tmp_path / "ws"), "p")
+    plan = decide(TaskProfile(gap="behaviour", examples=500, vram_gb=16))
+    assert (plan.finetune, plan.lora.r, plan.learning_rate, plan.epochs) == ("qlora", 8, 2e-4, 3)
+    local = shutil.copytree(tiny_model_path, tmp_path / "models" / f"{plan.model}-Instruct")
+    planned = training_settings(plan, GPU16, available=[str(local)])
+    settings = with_overrides(planned, {"lora_r": 32, "lora_dropout": 0.2, "target_modules": "q_proj,v_proj",
+                                        "learning_rate": 1e-4, "epochs": 2.0}).config
+    behaviour = Behaviour(Workspace(tmp_path / "ws"), "p", create=True)
     behaviour.jobs.launcher = lambda job_dir, resume, board: subprocess.Popen(["true"])  # the saved config is the point
     prepared = behaviour.prepare("s.jsonl", snips_chat_jsonl("train", limit=40, seed=1))
     job_id = behaviour.start(prepared, settings, "planned")
 
     saved = JobSpec.load(behaviour.jobs.path(job_id)).training
-    assert saved.model == str(local) and saved.method == plan["finetune"] == "qlora"
-    assert (saved.lora_r, saved.lora_alpha, saved.lora_dropout) == (32, 64, 0.1)
+    assert saved.model == str(local) and saved.method == plan.finetune == "qlora"
+    assert (saved.lora_r, saved.lora_alpha, saved.lora_dropout) == (32, 64, 0.2)
     assert saved.peft_target_modules == ["q_proj", "v_proj"]
     assert (saved.learning_rate, saved.epochs) == (1e-4, 2.0)

@@ -29,6 +29,24 @@ def test_advise_prints_the_plan_as_json(tmp_path, capsys):
     assert plan["finetune"] == "lora"
 
 
+def test_advise_with_a_project_saves_profile_and_plan_as_the_apps_interview_does(tmp_path, capsys, monkeypatch):
+    from assistant.services.advisor import Advisor
+    from assistant.services.workspace import Workspace
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["advise", "--profile", write(tmp_path, PROFILE), "--json"]) == 0
+    assert not (tmp_path / "tunewise-data").exists()  # no --project: the plan is printed, nothing is saved
+    ws = ["--workspace", str(tmp_path / "ws")]
+    assert main(["advise", "--profile", write(tmp_path, PROFILE), "--project", "tickets", *ws]) == 0
+    workspace = Workspace(tmp_path / "ws")
+    saved = workspace.load("tickets")
+    as_json = lambda data: json.loads(json.dumps(data))  # noqa: E731
+    assert saved["plan"] == as_json(decide(TaskProfile.from_dict(PROFILE)).to_dict())
+    assert saved["profile"] == PROFILE
+    advisor = Advisor(workspace)  # what the app's interview and plan card read
+    assert advisor.state("tickets").done and as_json(advisor.plan("tickets")) == saved["plan"]
+
+
 def test_advise_without_json_prints_a_readable_plan(tmp_path, capsys):
     assert main(["advise", "--profile", write(tmp_path, PROFILE)]) == 0
     out = capsys.readouterr().out

@@ -27,10 +27,14 @@ def test_eval_compares_base_and_adapter_and_writes_the_report(tiny_model_path, t
     assert (folder / "report.json").exists() and "| snips-v1 |" in (folder / "report.md").read_text()
 
 
-def test_eval_names_missing_adapters(tmp_path, capsys):
+def test_eval_names_missing_adapters_and_a_missing_project(tmp_path, capsys):
     data = tmp_path / "t.jsonl"
     data.write_text(snips_chat_jsonl("test", limit=2))
-    assert main(["eval", "--data", str(data), "--adapters", "ghost", "--workspace", str(tmp_path / "ws")]) == 2
+    ws = ["--workspace", str(tmp_path / "ws")]
+    assert main(["eval", "--data", str(data), "--adapters", "ghost", *ws]) == 2
+    assert "there is no project named 'default'" in capsys.readouterr().err  # a read does not create it
+    assert main(["projects", "create", "default", *ws]) == 0
+    assert main(["eval", "--data", str(data), "--adapters", "ghost", *ws]) == 2
     assert "ghost" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
-"""The one training config: defaults, validation, the plan, the form and the flags all meet here."""
+"""The one training config: defaults, validation, the form and the flags all meet here (the plan's mapping
+onto it is the assistant's: tests/assistant/test_training_settings.py)."""
 
 import argparse
 from dataclasses import fields
@@ -8,19 +9,14 @@ import pytest
 from trainers.config import FORM_FIELDS, MAX_PROCESSES, JobSpec, TrainingConfig, add_flags, overrides_from_flags
 
 
-def test_the_plan_fills_every_setting_it_chose():
-    plan = {"finetune": "qlora", "lora": {"r": 32, "alpha": 64, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]},
-            "learning_rate": 1e-4, "epochs": 2}
-    config = TrainingConfig.from_plan(plan, "some/model")
-    assert (config.model, config.method, config.lora_r, config.lora_alpha, config.lora_dropout) == (
-        "some/model", "qlora", 32, 64, 0.1)
-    assert config.peft_target_modules == ["q_proj", "v_proj"] and config.target_modules == "q_proj,v_proj"
-    assert (config.learning_rate, config.epochs) == (1e-4, 2.0)
+def test_trainers_know_nothing_of_plans():
+    """The plan is the assistant's record; trainers/ sits below it and reads only its own config."""
+    import inspect
 
+    import trainers.config
 
-def test_a_plan_without_a_fine_tune_leaves_lora_defaults():
-    assert TrainingConfig.from_plan({"finetune": "none"}) == TrainingConfig()
-    assert TrainingConfig.from_plan(None, "m") == TrainingConfig(model="m")
+    assert not hasattr(TrainingConfig, "from_plan")
+    assert "finetune" not in inspect.getsource(trainers.config)
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -48,8 +44,11 @@ def test_the_flags_are_generated_from_the_fields_and_default_to_the_plan():
     assert set(untouched) == flagged and all(v is None for v in untouched.values())
     given = overrides_from_flags(parser.parse_args(["--lora-r", "16", "--method", "qlora", "--packing",
                                                     "--learning-rate", "3e-4"]))
-    assert TrainingConfig().overridden(**given) == TrainingConfig(lora_r=16, lora_alpha=32, method="qlora",
-                                                                  packing=True, learning_rate=3e-4)
+    # exactly what was given: how alpha follows r is decided once, above trainers/ (with_overrides)
+    assert {k: v for k, v in given.items() if v is not None} == dict(lora_r=16, method="qlora", packing=True,
+                                                                      learning_rate=3e-4)
+    assert TrainingConfig().overridden(**given) == TrainingConfig(lora_r=16, method="qlora", packing=True,
+                                                                  learning_rate=3e-4)
     with pytest.raises(SystemExit):
         parser.parse_args(["--method", "dora"])
 

@@ -1,41 +1,98 @@
-"""The Behaviour tab's form carries every setting the plan chose, and its problems table reads as a summary."""
+"""The Behaviour tab's form carries every setting the plan chose, with reasons that agree with its values
+and with `tunewise train`'s, and its problems table reads as a summary."""
 
+import html
 import json
+import re
 
 import pytest
 
 from assistant.core.profile import TaskProfile
 from assistant.core.rules import decide
-from assistant.runtime.hardware import detect_hardware
-from assistant.services.behaviour import settings_from_plan
 from tests.ui.handlers import REQUEST, as_upload, handler
 from ui.behaviour_tab import SETTING_FIELDS, settings_from
 
-HAND_MADE = {"finetune": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]},
-             "learning_rate": 1e-4, "epochs": 2, "reasons": []}
-PLANS = {
-    "hand-made, two targets": HAND_MADE,
-    "the rules, 8B on a 16 GB GPU": decide(TaskProfile(task="Extract order fields", examples=300, vram_gb=16,
-                                                        model_size_b=8)).to_dict(),
+PROFILES = {
+    "LoRA on a 24 GB GPU, two targets' worth of examples": TaskProfile(task="Tickets", examples=2500, vram_gb=24),
+    "QLoRA: an 8B model on a 16 GB GPU": TaskProfile(task="Extract order fields", examples=300, vram_gb=16,
+                                                     model_size_b=8),
+    "a full fine-tune: 50k examples on a 141 GB GPU": TaskProfile(examples=50_000, vram_gb=141),
+    "no fine-tune: no metric yet": TaskProfile(examples=500, vram_gb=24, can_measure=False),
 }
 
 
-@pytest.mark.parametrize("plan", PLANS.values(), ids=PLANS.keys())
-def test_the_form_gives_back_every_setting_the_plan_chose(tmp_path, plan):
+def app_with_plan(tmp_path, profile: TaskProfile):
+    """The web app over a workspace whose project "default" holds the rules' plan for ``profile``."""
     from assistant.services.workspace import Workspace
     from ui.app import build_app
 
     workspace = Workspace(tmp_path / "ws")
     workspace.ensure("default")
-    workspace.update("default", lambda data: data | {"plan": plan})
-    app = build_app(workspace)
+    workspace.update("default", lambda data: data | {"plan": decide(profile).to_dict()})
+    return build_app(workspace)
+
+
+def reasons_by_setting(markdown: str) -> dict[str, str]:
+    """The reasons list beside the form ("- **learning rate**: ...") by setting."""
+    return {name: html.unescape(text) for name, text in re.findall(r"^- \*\*(.+?)\*\*: (.*)$", markdown, re.M)}
+
+
+@pytest.mark.parametrize("profile", PROFILES.values(), ids=PROFILES.keys())
+def test_the_form_gives_back_every_setting_the_plan_chose(tmp_path, profile):
+    from assistant.runtime.hardware import detect_hardware
+    from assistant.services.training_settings import training_settings
+
+    app = app_with_plan(tmp_path, profile)
     *values, reasons = handler(app, "on_prefill")("default", REQUEST)
-    planned, why = settings_from_plan(plan, detect_hardware())
-    assert settings_from(values) == planned  # nothing the plan chose is lost on the way through the form
-    assert set(why) <= set(SETTING_FIELDS)
-    assert "target modules" in reasons
-    if plan is HAND_MADE:
-        assert values[SETTING_FIELDS.index("target_modules")] == "q_proj,v_proj"
+    planned = training_settings(decide(profile), detect_hardware())
+    assert settings_from(values) == planned.config  # nothing the plan chose is lost on the way through the form
+    assert set(planned.reasons) <= set(SETTING_FIELDS)
+    assert set(reasons_by_setting(reasons)) == {name.replace("_", " ") for name in planned.reasons}
+
+
+def test_a_full_fine_tune_plan_fills_the_form_with_lora_and_loras_rate_and_says_why(tmp_path):
+    """The plan says full fine-tune at 1e-5; Tunewise trains adapters, so the form must not pair LoRA with a
+    full fine-tune's rate, nor give a "full fine-tune fits" reason as the reason for LoRA."""
+    profile = PROFILES["a full fine-tune: 50k examples on a 141 GB GPU"]
+    assert (decide(profile).finetune, decide(profile).learning_rate) == ("full", 1e-5)  # the plan card's
+    *values, reasons = handler(app_with_plan(tmp_path, profile), "on_prefill")("default", REQUEST)
+    settings = dict(zip(SETTING_FIELDS, values, strict=True))
+    assert (settings["method"], settings["learning_rate"]) == ("lora", 2e-4)
+    why = reasons_by_setting(reasons)
+    assert "full fine-tune" in why["method"] and "trains LoRA and QLoRA adapters" in why["method"]
+    assert why["method"].index("starts from LoRA") < why["method"].index("fits")  # the fit is context only
+    assert why["learning rate"].startswith("2e-4: the usual starting point for LoRA")
+    assert not any("fits" in text for name, text in why.items() if name != "method")
+    assert "2e-4 is the usual LoRA starting point" not in reasons
+
+
+@pytest.mark.parametrize("setting, value, flags", [
+    ("lora_r", 32, ["--lora-r", "32"]),
+    ("learning_rate", 1e-4, ["--learning-rate", "1e-4"]),
+    ("method", "lora", ["--method", "lora"]),
+], ids=["r=32", "learning rate", "method"])
+def test_the_form_and_train_dry_run_give_the_same_settings_and_reasons(tmp_path, capsys, setting, value, flags):
+    from trainers.config import TrainingConfig
+    from ui.behaviour_tab import reasons_markdown
+    from ui.cli import main
+
+    app = app_with_plan(tmp_path, PROFILES["QLoRA: an 8B model on a 16 GB GPU"])
+    *values, _ = handler(app, "on_prefill")("default", REQUEST)
+    values[SETTING_FIELDS.index(setting)] = value
+    alpha, form_reasons = handler(app, "on_settings_input")(REQUEST, "default", *values)
+    values[SETTING_FIELDS.index("lora_alpha")] = alpha
+    form = settings_from(values)
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(chat(f"question {i}", f"answer {i}") + "\n" for i in range(30)))
+    assert main(["train", "--data", str(data), "--dry-run", "--json", "--workspace", str(tmp_path / "ws"),
+                 *flags]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert TrainingConfig.from_dict(cli["config"]) == form
+    assert form_reasons == reasons_markdown(cli["reasons"])
+    if setting == "lora_r":
+        assert (form.lora_r, form.lora_alpha) == (32, 64)  # alpha follows r in both faces
+        assert "alpha = 2 x r = 64: follows the r you set" in form_reasons
 
 
 def test_an_emptied_targets_box_means_all_linear():
