@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = ROOT / "bench" / "data" / "public"
 TUNEWISE = [sys.executable, "-m", "ui.cli"]
 
 

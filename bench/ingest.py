@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "retrieval" / "chroma_chunking_eval"
+DATA = ROOT / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval"
 
 from retrieval.chunking import chunk_document  # noqa: E402
 from retrieval.embeddings import Embedder, bundled_model_path  # noqa: E402

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.knowledge_task --out DIR [--held-out 60] [--seed 0]
 
-Source: the chunking-evaluation set in ../shared/data/retrieval/chroma_chunking_eval (five public
+Source: the chunking-evaluation set in bench/data/public/retrieval/chroma_chunking_eval (five public
 corpora and 472 questions whose gold spans are character offsets into one corpus; MIT repository,
-third-party public texts, see shared/data/SOURCES.md). The questions were written for retrieval,
+third-party public texts, see bench/data/public/SOURCES.md). The questions were written for retrieval,
 so most of them ask for a paragraph ("What were the reasons ..."). A knowledge benchmark scored
 by "does the answer contain the gold string" needs a SHORT gold string instead, so this module
 derives one by rules over the question and its gold span, and keeps only the questions where the
@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "retrieval" / "chroma_chunking_eval"
+DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval"
 MOJIBAKE_CORPORA = {"finance.md"}
 """finance.md came out of PDFs with Unicode punctuation written as hex code points (’ as 2019,
 “ ” as 201c 201d, • as 2022), so there 2019 and 2022 are quotes and bullets, not years."""

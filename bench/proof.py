@@ -12,7 +12,7 @@ The model is the bundled SmolLM2-135M-Instruct on the CPU.
 
 Two tasks, on public data we did not write:
 - knowledge: questions about five public corpora (the chunking-evaluation set in
-  ../shared/data/retrieval, MIT repository), each with a short answer taken from its gold span by
+  bench/data/public/retrieval, MIT repository), each with a short answer taken from its gold span by
   fixed rules (bench/knowledge_task.py); scored by contains-reference. The LoRA variant is the
   "fine-tune the facts in" alternative: trained on the other questions and their gold passages.
 - behaviour: Snips text-to-JSON (CC0): 1,000 training requests, 100 held-out requests that do not
@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = ROOT / "bench" / "data" / "public"
 SNIPS = SHARED / "tasks" / "snips"
 RESULTS = ROOT / "bench" / "results" / "proof.json"
 SNIPS_SYSTEM = "Return the intent and slots of the user's request as JSON."

@@ -3,7 +3,7 @@
     .venv/bin/python bench/retrieval.py                  # everything, writes bench/results/retrieval.json
     .venv/bin/python bench/retrieval.py --skip-scale     # quality and ingest only
 
-Quality: the chunking-evaluation set in ../shared/data/retrieval/chroma_chunking_eval (5 corpora,
+Quality: the chunking-evaluation set in bench/data/public/retrieval/chroma_chunking_eval (5 corpora,
 472 questions with gold character spans). A hit is a chunk from the gold corpus whose span
 overlaps a gold span. Scale: the index is filled to 10k and 100k chunks (real corpus text,
 random unit vectors, so only latency is measured) and timed on the full search path
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "retrieval" / "chroma_chunking_eval"
+DATA = ROOT / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval"
 
 from retrieval.embeddings import Embedder  # noqa: E402
 from retrieval.evaluate import RetrievedChunk, read_questions, score_retrieval  # noqa: E402

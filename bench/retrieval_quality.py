@@ -6,7 +6,7 @@
 
 The two sets:
 
-* ``shared``: Chroma's chunking-evaluation data (../shared/data/retrieval/chroma_chunking_eval):
+* ``shared``: Chroma's chunking-evaluation data (bench/data/public/retrieval/chroma_chunking_eval):
   5 markdown corpora, 472 questions written from the passages (they share its words), gold
   character spans.
 * ``manuals``: bench/data/manuals: real HTML manuals (Valgrind, Node.js) with navigation and
@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data" / "retrieval" / "chroma_chunking_eval"
+SHARED = ROOT / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval"
 MANUALS = ROOT / "bench" / "data" / "manuals"
 
 from retrieval.chunking import ChunkingConfig  # noqa: E402

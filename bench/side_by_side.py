@@ -37,7 +37,7 @@ from assistant.runtime.generation import GenerationSettings, ModelSettings, load
 from assistant.runtime.variants import Variant, VariantModel  # noqa: E402
 from retrieval.search import ChunkHit  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "data" / "retrieval" / "chroma_chunking_eval" / "corpora" / "wikitexts.md"
+CORPUS = ROOT / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval" / "corpora" / "wikitexts.md"
 PROMPT = [{"role": "user", "content": "Explain in a few sentences what the passage says about its subject."}]
 VARIANTS = [Variant(), Variant(None, True), Variant("a"), Variant("b", True)]
 
@@ -82,7 +82,7 @@ def random_model(shape: str, tokenizer_dir: str, device: str):
 
 
 def passage() -> list[ChunkHit]:
-    text = (CORPUS.read_text()[2000:3200] if CORPUS.is_file()  # a GPU machine may lack ../shared
+    text = (CORPUS.read_text()[2000:3200] if CORPUS.is_file()  # a machine may lack the data
             else " ".join(f"Sentence {i} of a passage about the subject, long enough to fill a prompt."
                           for i in range(16)))
     return [ChunkHit("c1", "d1", "wikitexts.md", "", None, "", 2000, 3200, text, 1.0, 0.9)]

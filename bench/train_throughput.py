@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = ROOT / "bench" / "data" / "public"
 SETTINGS = dict(lora_r=16, lora_alpha=32, lora_dropout=0.05, learning_rate=2e-4, batch_size=8, max_length=1024,
                 epochs=1.0, seed=0)
 
