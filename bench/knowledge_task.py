@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval"
+DEFAULT_SOURCE = Path(__file__).resolve().parent / "data" / "public" / "retrieval" / "chroma_chunking_eval"
 MOJIBAKE_CORPORA = {"finance.md"}
 """finance.md came out of PDFs with Unicode punctuation written as hex code points (’ as 2019,
 “ ” as 201c 201d, • as 2022), so there 2019 and 2022 are quotes and bullets, not years."""
