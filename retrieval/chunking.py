@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from retrieval.documents import Document
+from tunewise.errors import InputError
 
 TokenCounter = Callable[[list[str]], list[int]]
 CONTEXT_CHARS = 160
@@ -38,11 +39,11 @@ class ChunkingConfig:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 16:
-            raise ValueError("max_tokens must be at least 16")
+            raise InputError("max_tokens must be at least 16")
         if not 0 <= self.overlap_tokens < self.max_tokens // 2:
-            raise ValueError("overlap_tokens must be between 0 and half of max_tokens")
+            raise InputError("overlap_tokens must be between 0 and half of max_tokens")
         if self.min_tokens is not None and not 0 <= self.min_tokens <= self.max_tokens // 2:
-            raise ValueError("min_tokens must be between 0 and half of max_tokens")
+            raise InputError("min_tokens must be between 0 and half of max_tokens")
 
     @property
     def minimum_tokens(self) -> int:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from tunewise.errors import TunewiseError
 
-class DocumentError(Exception):
+
+class DocumentError(TunewiseError):
     """A file that cannot be ingested. ``str()`` names the file, the problem and what to do."""
 
     def __init__(self, source: str, problem: str, hint: str = ""):
-        self.source, self.problem, self.hint = source, problem, hint
-        super().__init__(f"{source}: {problem}" + (f" ({hint})" if hint else ""))
+        self.source, self.problem = source, problem
+        super().__init__(f"{source}: {problem}", hint)
+
+    def __str__(self) -> str:
+        return self.message + (f" ({self.hint})" if self.hint else "")
 
     def __reduce__(self):  # crosses the parsing worker's process boundary whole
         return type(self), (self.source, self.problem, self.hint)

@@ -16,6 +16,8 @@ import os
 import threading
 from functools import lru_cache
 
+from tunewise.errors import TunewiseError
+
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2 (bundled)"
 BACKENDS = ("auto", "onnx", "torch")
 BACKEND_ENV = "TUNEWISE_EMBEDDING_BACKEND"
@@ -28,7 +30,7 @@ quantised per batch, so a text's vector depends on the texts batched with it; th
 ranking in a test, so int8 is a choice, not the default."""
 
 
-class EmbeddingModelError(Exception):
+class EmbeddingModelError(TunewiseError):
     """The embedding model cannot be loaded; the message says what to set."""
 
 

@@ -16,6 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from tunewise.errors import InputError
+
 
 @dataclass(frozen=True)
 class GoldAnswer:
@@ -170,7 +172,7 @@ def with_quote_spans(golds: Sequence[GoldAnswer], text_of) -> list[GoldAnswer]:
         span = locate_quote(text, gold.quote) if text is not None else None
         if span is None:
             where = "is not indexed" if text is None else "does not contain the quote"
-            raise ValueError(f"question {number}: {gold.source} {where}: {gold.quote[:60]!r}")
+            raise InputError(f"question {number}: {gold.source} {where}: {gold.quote[:60]!r}")
         out.append(replace(gold, spans=(span,)))
     return out
 
@@ -198,7 +200,7 @@ def read_questions(path: str) -> list[GoldAnswer]:
                 spans = tuple((int(r["start_index"]), int(r["end_index"])) for r in references)
                 golds.append(GoldAnswer(row["question"], row["corpus_id"], spans))
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"line {line}: expected question, references, corpus_id ({error})") from error
+                raise InputError(f"line {line}: expected question, references, corpus_id ({error})") from error
     else:
         for line, raw in enumerate(text.splitlines(), start=1):
             if not raw.strip():
@@ -209,7 +211,7 @@ def read_questions(path: str) -> list[GoldAnswer]:
                 golds.append(GoldAnswer(record["question"], record["source"], spans, str(record.get("answer") or ""),
                                         str(record.get("quote") or "")))
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"line {line}: expected question, source, spans ({error})") from error
+                raise InputError(f"line {line}: expected question, source, spans ({error})") from error
     if not golds:
-        raise ValueError("no questions found")
+        raise InputError("no questions found")
     return golds

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from retrieval.chunking import Chunk
 from retrieval.lexical import fts_match, query_terms
+from tunewise.errors import InputError, TunewiseError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -48,7 +49,7 @@ _COLLECTION_NAME = re.compile(r"[^a-zA-Z0-9._-]")
 _ADD_BATCH = 5000  # below Chroma's maximum batch of 5461
 
 
-class IndexUnavailableError(Exception):
+class IndexUnavailableError(TunewiseError):
     """The index cannot be used right now; the message says why and what to do."""
 
 
@@ -86,7 +87,7 @@ class ChromaSettings:
                                   "with `chroma run --path DIR --host 127.0.0.1 --port 8000`, or drop "
                                   "--chroma-url to use the embedded index") from error
         if self.path is None:
-            raise ValueError("ChromaSettings needs a path or a url")
+            raise InputError("ChromaSettings needs a path or a url")
         self.path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(self.path), settings=settings)
 

@@ -22,6 +22,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunewise.errors import InputError, TunewiseError
+
 EXPORT_VERSION = "1"
 """Bump when the export changes, so old cached files are not reused."""
 
@@ -30,7 +32,7 @@ ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CACHE_ENV = "TUNEWISE_MODEL_CACHE"
 
 
-class OnnxUnavailable(Exception):
+class OnnxUnavailable(TunewiseError):
     """This model cannot run through ONNX here; the message says why (the caller falls back)."""
 
 
@@ -90,7 +92,7 @@ def export_folder(layout: SentenceModelLayout, cache_dir: Path) -> Path:
 def onnx_file(layout: SentenceModelLayout, precision: str, cache_dir: Path | None = None) -> Path:
     """The cached ONNX file for ``precision``, exporting (and quantising) it the first time."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        raise InputError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     folder = export_folder(layout, cache_dir or default_cache_dir())
     target = folder / f"model-{precision}.onnx"
     if target.is_file():

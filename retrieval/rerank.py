@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from retrieval.chunking import CONTEXT_CHARS, Chunk
+from tunewise.errors import InputError
 
 RERANK_CANDIDATES = 20
 """How many first-stage hits a reranker re-scores."""
@@ -52,7 +53,7 @@ class CrossEncoderReranker:
         try:
             self.model = CrossEncoder(model, device=device, max_length=max_length)
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot load the reranker {model!r}: give a local folder or a cached "
+            raise InputError(f"cannot load the reranker {model!r}: give a local folder or a cached "
                              f"cross-encoder id ({str(error).splitlines()[0]})") from error
         self.name = f"cross-encoder:{model}"
         self.batch_size = batch_size

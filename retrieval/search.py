@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from retrieval.embeddings import Embedder
 from retrieval.index import DEFAULT_HEADING_WEIGHT, DocumentIndex
 from retrieval.rerank import RERANK_CANDIDATES, Reranker, min_max
+from tunewise.errors import InputError
 
 SEARCH_MODES = ("dense", "bm25", "hybrid")
 DEFAULT_SEARCH_MODE = "hybrid"
@@ -95,9 +96,9 @@ def search(index: DocumentIndex, embedder: Embedder, query: str, k: int = 5,
     ``reranker`` re-scores the first stage's top ``rerank_candidates`` before the cut to ``k``.
     """
     if mode not in SEARCH_MODES:
-        raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        raise InputError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
     if fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+        raise InputError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
     if not query.strip() or k < 1:
         return []
     wanted = max(k, rerank_candidates) if reranker is not None else k

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainers.ollama import modelfile
+from tunewise.errors import TunewiseError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class AdapterError(Exception):
+class AdapterError(TunewiseError):
     """An adapter operation that cannot be done; the message says why."""
 
 

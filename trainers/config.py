@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tunewise.errors import InputError
+
 DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"
 """The bundled model (assistant/runtime/models.py resolves the name to a local folder)."""
 METHODS = ("lora", "qlora")
@@ -105,7 +107,7 @@ class TrainingConfig:
         if not str(self.target_modules).strip():
             problems.append("name the LoRA target modules, or all-linear")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise InputError("; ".join(problems))
 
     @property
     def peft_target_modules(self) -> list[str] | str:

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewise.errors import InputError
+
 FORMATS = ("openai", "alpaca", "sharegpt", "prompt_completion")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "function_call": "assistant", "observation": "tool", "tool": "tool"}
@@ -286,7 +288,7 @@ def parse_examples(name: str, text: str, format: str | None = None,
     records, problems = read_records(name, text)
     detected = format or detect_format(records, mapping)
     if format is not None and format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
+        raise InputError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
     parsed = ParsedFile(detected or "unknown", problems=list(problems), records=len(records) + len(problems))
     for line, record in records:
         if not isinstance(record, dict):

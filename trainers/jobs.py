@@ -28,6 +28,7 @@ from pathlib import Path
 
 from trainers.config import JobSpec
 from trainers.job_files import ACTIVE, BOARD_ENV, LOG_FILE, PROGRESS_FILE, STATE_FILE, JobState, read_state, set_state
+from tunewise.errors import InputError
 
 JOB_ENTRY_POINT = "trainers.sft"
 """The module a job process runs (``python -m trainers.sft JOB_DIR``); named, not imported."""
@@ -101,7 +102,7 @@ def process_count(processes: int, gpus: int, device: str | None, cores: int | No
         return gpus if on_gpus and gpus > 1 else 1
     limit, unit = (gpus, "visible GPU") if on_gpus else (cores or usable_cores(), "CPU core")
     if processes > limit:
-        raise ValueError(f"{processes} training processes asked for, but this machine has {limit} {unit}"
+        raise InputError(f"{processes} training processes asked for, but this machine has {limit} {unit}"
                          f"{'' if limit == 1 else 's'} and a job runs at most one process per {unit}: "
                          f"set processes to {limit} or fewer (0: one per visible GPU, one on a CPU)")
     return processes
@@ -252,7 +253,7 @@ class JobStore:
 
     def path(self, job_id: str) -> Path:
         if not job_id or "/" in job_id or job_id.startswith("."):
-            raise ValueError(f"not a job id: {job_id!r}")
+            raise InputError(f"not a job id: {job_id!r}")
         return self.root / job_id
 
     def create(self, config: JobSpec, job_id: str | None = None) -> str:

@@ -36,12 +36,13 @@ from trainers.job_files import (
     write_json,
 )
 from trainers.preview import has_generation_markers
+from tunewise.errors import InputError
 
 SMALLER_STEPS = ("a smaller batch size (raise gradient accumulation to keep the effective batch), or a shorter "
                  "max length")
 
 
-class NoAnswerLeftError(ValueError):
+class NoAnswerLeftError(InputError):
     """Every example's prompt fills the max length, so truncation left no answer to learn from."""
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trainers.formats import Example
+from tunewise.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ def split_examples(examples: Sequence[Example], eval_fraction: float = 0.1, seed
     Examples sharing a prompt go to the same side, so the split itself never leaks.
     """
     if not 0 < eval_fraction < 1:
-        raise ValueError("eval_fraction must be between 0 and 1")
+        raise InputError("eval_fraction must be between 0 and 1")
     by_prompt: dict[str, list[Example]] = {}
     for example in examples:
         by_prompt.setdefault(example.prompt, []).append(example)
@@ -33,7 +34,7 @@ def split_examples(examples: Sequence[Example], eval_fraction: float = 0.1, seed
     for group in groups:
         (evaluation if len(evaluation) < wanted else train).extend(group)
     if not train:
-        raise ValueError(f"{len(examples)} examples are too few to split; add more or give an eval file")
+        raise InputError(f"{len(examples)} examples are too few to split; add more or give an eval file")
     return Split(train, evaluation)
 
 
@@ -43,7 +44,7 @@ def mix_general(train: Sequence[Example], general: Sequence[Example], fraction: 
     if not general or fraction <= 0:
         return list(train)
     if not 0 < fraction < 1:
-        raise ValueError("fraction must be between 0 and 1")
+        raise InputError("fraction must be between 0 and 1")
     wanted = round(len(train) * fraction / (1 - fraction))
     rng = random.Random(seed)
     chosen = rng.sample(list(general), min(wanted, len(general)))

@@ -35,6 +35,7 @@ from retrieval.documents import location
 from retrieval.search import SEARCH_MODES
 from trainers.config import add_flags, overrides_from_flags
 from trainers.formats import FORMATS
+from tunewise.errors import InputError
 
 MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.runtime.models.MODEL_CACHE_ENV, without importing it at start-up
 BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.runtime.models.BUNDLED_MODEL, likewise
@@ -469,7 +470,7 @@ def run_validate(args: argparse.Namespace) -> int:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise ValueError(f"cannot read {path}: {error}") from error
+            raise InputError(f"cannot read {path}: {error}") from error
         return parse_examples(Path(path).name, text, args.format, mapping)
 
     try:

@@ -1,9 +1,9 @@
 """Errors as a person reads them, in one place for both faces.
 
-:func:`explain` turns any error Tunewise raises for people (the :class:`TunewiseError` family, and
-the few exception classes of trainers/ and retrieval/, which sit below that family) into one
-sentence; anything else is a bug, which :func:`report_unexpected` logs with its traceback and
-describes in one line. The web app wraps every event handler with :func:`shows_errors` (see
+:func:`explain` turns any error Tunewise raises for people (the one :class:`TunewiseError` family,
+tunewise/errors.py, which retrieval/ and trainers/ share) into one sentence; anything else is a
+bug, which :func:`report_unexpected` logs with its traceback and shows as "unexpected error
+(logged)". The web app wraps every event handler with :func:`shows_errors` (see
 :func:`guard_handlers`); the CLI's ``main`` has one ``except`` that calls :func:`explain`.
 """
 
@@ -19,27 +19,16 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.core.errors import TunewiseError
+from tunewise.errors import TunewiseError
 
 log = logging.getLogger("tunewise")
 
 
-def _lower_errors() -> tuple[type[Exception], ...]:
-    """trainers/ and retrieval/ errors whose messages are written for people."""
-    from retrieval.documents import DocumentError
-    from retrieval.embeddings import EmbeddingModelError
-    from retrieval.index import IndexUnavailableError
-    from trainers.adapters import AdapterError
-
-    return DocumentError, EmbeddingModelError, IndexUnavailableError, AdapterError
-
-
 def explain(error: BaseException) -> str | None:
     """What to tell a person about an error meant for people (message, then hint); None for
-    anything else (a bug)."""
-    if isinstance(error, (TunewiseError, *_lower_errors())):
-        return str(error)
-    if isinstance(error, ValueError):  # a value a person gave that the code refused (a setting, a mode)
+    anything else, which is a bug. Every error the project raises for people is a TunewiseError
+    (tunewise/errors.py), retrieval/ and trainers/ included; a bare ValueError is not one."""
+    if isinstance(error, TunewiseError):
         return str(error)
     return None
 
@@ -60,8 +49,7 @@ def report_unexpected(error: BaseException) -> str:
     except OSError:
         where = "the server's output"
         log.error("unexpected error", exc_info=error)
-    return (f"Something went wrong ({type(error).__name__}: {str(error)[:200]}). This is a bug in Tunewise; "
-            f"the details are in {where}.")
+    return f"unexpected error (logged): {type(error).__name__}: {str(error)[:200]}. The details are in {where}."
 
 
 def _as_gradio_error(error: Exception):

@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from tunewise.errors import InputError
+
 SCHEME = "scrypt"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 
@@ -104,9 +106,9 @@ class BrakeSettings:
 
     def __post_init__(self):
         if self.max_failures < 1 or self.max_names < 1:
-            raise ValueError("max_failures and max_names are at least 1")
+            raise InputError("max_failures and max_names are at least 1")
         if min(self.window_s, self.spacing_s, self.max_wait_s) < 0:
-            raise ValueError("window_s, spacing_s and max_wait_s are not negative")
+            raise InputError("window_s, spacing_s and max_wait_s are not negative")
 
 
 @dataclass(slots=True)
@@ -235,9 +237,9 @@ def add_user(path: str | Path, name: str, password: str) -> None:
     from trainers.atomic_files import write_text_atomic
 
     if not name or ":" in name or name != name.strip():
-        raise ValueError("a user name is not empty, has no ':' and no surrounding spaces")
+        raise InputError("a user name is not empty, has no ':' and no surrounding spaces")
     if len(password) < 8:
-        raise ValueError("use a password of at least 8 characters")
+        raise InputError("use a password of at least 8 characters")
     path = Path(path)
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept = [line for line in lines if line.partition(":")[0].strip() != name]

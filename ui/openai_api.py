@@ -35,6 +35,7 @@ from assistant.runtime.generation import GenerationSettings, ModelBusyError
 from assistant.runtime.variants import AdapterBaseMismatchError
 from assistant.services.tenants import Tenants
 from assistant.services.workspace import WorkspaceError
+from tunewise.errors import TunewiseError
 from ui.exposure import is_same_origin
 
 MAX_NEW_TOKENS = 1024
@@ -54,13 +55,13 @@ class ApiLimits:
     retry_after_s: int = 5
 
 
-class ApiError(Exception):
+class ApiError(TunewiseError):
     """An error to answer in OpenAI's shape."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
                  param: str | None = None):
         super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
+        self.status, self.kind, self.code, self.param = status, kind, code, param
 
     def response(self) -> JSONResponse:
         body = {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}

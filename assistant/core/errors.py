@@ -1,32 +1,6 @@
-"""The one error family: every error a person can act on says what went wrong and what to do.
+"""The error family, as the assistant's layers import it; it is defined once, in tunewise/errors.py,
+at the bottom of the house, so that retrieval/ and trainers/ raise the same family."""
 
-Raise a :class:`TunewiseError` (or a subclass) with a message and, where there is one, a hint.
-The faces turn it into words at one place each: ``ui/errors.py`` for the web app's handlers and
-the CLI's ``main``. trainers/ and retrieval/ sit below this package and keep their own exception
-classes; ``ui/errors.py`` gives their hints, so a person sees the same kind of sentence for them.
-"""
+from tunewise.errors import InputError, TunewiseError
 
-from __future__ import annotations
-
-
-class TunewiseError(Exception):
-    """What went wrong (``message``) and what to do about it (``hint``, may be empty)."""
-
-    hint: str = ""
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        if hint is not None:
-            self.hint = hint
-
-    def __str__(self) -> str:
-        if not self.hint:
-            return self.message
-        message = self.message.rstrip()
-        return f"{message}{'' if message.endswith(('.', '!', '?')) else '.'} {self.hint}"
-
-    def user_text(self) -> str:
-        """The sentence a person sees: the message, then the hint."""
-        text = str(self)
-        return text[:1].upper() + text[1:]
+__all__ = ["InputError", "TunewiseError"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from assistant.core.catalog import ModelShape
+from assistant.core.errors import InputError
 from trainers.activations import CPU_ACTIVATION_FACTOR, CPU_OVERHEAD_GB, layer_bytes_per_token
 
 GB = 1e9
@@ -71,7 +72,7 @@ class TrainingShape:
 
     def __post_init__(self) -> None:
         if self.seq_len < 1 or self.batch_size < 1:
-            raise ValueError("seq_len and batch_size must be at least 1")
+            raise InputError("seq_len and batch_size must be at least 1")
 
     @property
     def tokens(self) -> int:
@@ -112,7 +113,7 @@ class MemoryEstimate:
 
     def method(self, name: str) -> MethodMemory:
         if name not in METHODS:
-            raise ValueError(f"unknown method {name!r}; expected one of {METHODS}")
+            raise InputError(f"unknown method {name!r}; expected one of {METHODS}")
         return getattr(self, name)
 
     def totals_gb(self) -> dict[str, float]:
@@ -129,7 +130,7 @@ def lora_trainable_params(shape: ModelShape, rank: int, target_modules: tuple[st
     """Weights LoRA adds at ``rank`` on the named projections of every layer."""
     unknown = set(target_modules) - set(shape.module_names)
     if unknown:
-        raise ValueError(f"{shape.name} has no modules named {sorted(unknown)}")
+        raise InputError(f"{shape.name} has no modules named {sorted(unknown)}")
     return sum(g.lora_params(rank) for g in shape.linear_groups if g.name in target_modules)
 
 

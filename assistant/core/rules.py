@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from assistant.core.catalog import ModelShape, ladder_shapes
+from assistant.core.errors import InputError
 from assistant.core.memory import (
     ALL_LINEAR,
     MemoryEstimate,
@@ -146,7 +147,7 @@ class Plan:
                 next_steps=tuple(data.get("next_steps", ())),
             )
         except (KeyError, TypeError) as error:
-            raise ValueError(f"not a plan as Tunewise saves one (missing or malformed: {error})") from error
+            raise InputError(f"not a plan as Tunewise saves one (missing or malformed: {error})") from error
 
 
 def _memory_from_dict(data: Mapping[str, Any]) -> MemoryEstimate:

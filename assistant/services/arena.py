@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.core.errors import InputError
+
 OUTCOMES = ("a", "b", "tie", "both_bad")
 ELO_SCALE = 400 / math.log(10)
 """Scores on the familiar Elo scale: a 3:1 strength ratio is about 191 points."""
@@ -36,9 +38,9 @@ class Vote:
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
+            raise InputError(f"outcome must be one of {OUTCOMES}, not {self.outcome!r}")
         if self.variant_a == self.variant_b:
-            raise ValueError("a vote compares two different variants")
+            raise InputError("a vote compares two different variants")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Standing:
 def draw_pair(variants: Sequence[str], rng: random.Random) -> tuple[str, str]:
     """Two different variants in random order: the blind pair for the next vote."""
     if len(variants) < 2:
-        raise ValueError("blind voting needs at least two variants")
+        raise InputError("blind voting needs at least two variants")
     first, second = rng.sample(list(variants), 2)
     return first, second
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from assistant.core.errors import InputError
 from assistant.core.outcomes import share_with_interval
 from assistant.runtime.generation import GenerationSettings
 from assistant.runtime.variants import Variant, VariantModel
@@ -75,7 +76,7 @@ def cases_from_file(path: str | Path, limit: int | None = None) -> list[EvalCase
 
     parsed = parse_examples(Path(path).name, Path(path).read_text(encoding="utf-8"))
     if not parsed.examples:
-        raise ValueError(f"{path}: no usable examples ({len(parsed.problems)} problems)")
+        raise InputError(f"{path}: no usable examples ({len(parsed.problems)} problems)")
     return [EvalCase(e.messages[:-1], e.answer, e.line) for e in parsed.examples[:limit]]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+from assistant.core.errors import InputError
 from assistant.runtime.models import same_model
 from assistant.runtime.variants import AdapterBaseMismatchError, SharedVariantModel, Variant, VariantModel, adapter_key
 from assistant.services.behaviour import Behaviours
@@ -69,7 +70,7 @@ class ProjectVariants:
         if found is None and mismatched is not None:
             raise AdapterBaseMismatchError(mismatched.name, mismatched.base_model, self.shared.model.name)
         if found is None:
-            raise ValueError(f"Unknown variant {name!r}; available: {self.names(project)}")
+            raise InputError(f"Unknown variant {name!r}; available: {self.names(project)}")
         return found
 
     def search(self, project: str):

@@ -5,6 +5,7 @@
     assistant/runtime/   models in memory: load, attach adapters, generate
     assistant/core/      pure decisions: profile, rules, plan, memory estimate, catalog
     trainers/ retrieval/ the machinery below; they import neither each other nor anything above
+    tunewise/            the floor: the error family every package shares; it imports nothing of ours
 
 Every import counts, including those inside functions (the lazy ones that keep start-up fast):
 a lazy import that runs upward is still a dependency upward.
@@ -16,19 +17,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("assistant", "retrieval", "trainers", "ui")
+PACKAGES = ("assistant", "retrieval", "trainers", "tunewise", "ui")
 
 # What each layer may import (besides itself). Listed top-down.
 ALLOWED = {
     "ui": {"assistant.services", "assistant.runtime", "assistant.core", "assistant.example_data", "trainers",
-           "retrieval"},
-    "assistant.services": {"assistant.runtime", "assistant.core", "assistant.example_data", "trainers", "retrieval"},
-    "assistant.runtime": {"assistant.core", "trainers", "retrieval"},
-    "assistant.core": {"trainers"},
+           "retrieval", "tunewise"},
+    "assistant.services": {"assistant.runtime", "assistant.core", "assistant.example_data", "trainers", "retrieval",
+                           "tunewise"},
+    "assistant.runtime": {"assistant.core", "trainers", "retrieval", "tunewise"},
+    "assistant.core": {"trainers", "tunewise"},
     "assistant.example_data": set(),
     "assistant": set(),  # the package itself: a docstring
-    "trainers": set(),
-    "retrieval": set(),
+    "trainers": {"tunewise"},
+    "retrieval": {"tunewise"},
+    "tunewise": set(),
 }
 HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "sentence_transformers", "chromadb", "gradio")
 
@@ -81,11 +84,16 @@ ALL = modules()
 GRAPH = {module: imports_of(path, set(ALL)) for module, path in ALL.items()}
 
 
+def upward_imports(module: str, found: list[tuple[str, int, bool]]) -> list[str]:
+    """The imports of ``module`` that its layer may not make."""
+    layer = layer_of(module)
+    return [f"{module}:{line} imports {target} ({layer_of(target)})" for target, line, _ in found
+            if layer_of(target) != layer and layer_of(target) not in ALLOWED[layer]]
+
+
 @pytest.mark.parametrize("module", sorted(ALL))
 def test_imports_point_down_only(module):
-    layer = layer_of(module)
-    upward = [f"{module}:{line} imports {target} ({layer_of(target)})" for target, line, _ in GRAPH[module]
-              if layer_of(target) != layer and layer_of(target) not in ALLOWED[layer]]
+    upward = upward_imports(module, GRAPH[module])
     assert not upward, upward
 
 
@@ -112,8 +120,8 @@ def test_no_modules_import_each_other_in_a_circle():
 
 def test_the_machinery_below_imports_neither_the_other_nor_anything_above():
     for module, found in GRAPH.items():
-        if layer_of(module) in ("trainers", "retrieval"):
-            assert {layer_of(t) for t, _, _ in found} <= {layer_of(module)}, (module, found)
+        if layer_of(module) in ("trainers", "retrieval", "tunewise"):
+            assert {layer_of(t) for t, _, _ in found} <= {layer_of(module), "tunewise"}, (module, found)
 
 
 def test_gradio_is_imported_by_the_web_face_only_and_the_core_loads_no_ml_library():
@@ -126,7 +134,10 @@ def test_gradio_is_imported_by_the_web_face_only_and_the_core_loads_no_ml_librar
 
 
 def test_a_new_upward_import_would_be_caught():
-    """The check itself can fail: a trainers module that imported the services would be reported."""
-    fake = {"trainers.x": [("assistant.services.behaviour", 1, True)]}
-    upward = [t for t, _, _ in fake["trainers.x"] if layer_of(t) not in ALLOWED["trainers"] | {"trainers"}]
-    assert upward == ["assistant.services.behaviour"]
+    """The check itself can fail: the same function that checks every module reports a trainers
+    module importing the services, or the floor importing anything above it."""
+    assert upward_imports("trainers.x", [("assistant.services.behaviour", 1, True)]) == [
+        "trainers.x:1 imports assistant.services.behaviour (assistant.services)"]
+    assert upward_imports("tunewise.errors", [("retrieval.index", 3, False)]) == [
+        "tunewise.errors:3 imports retrieval.index (retrieval)"]
+    assert upward_imports("retrieval.index", [("tunewise.errors", 3, True)]) == []

@@ -16,9 +16,35 @@ def test_a_tunewise_error_reads_as_its_message_then_its_hint():
 
 
 def test_errors_of_the_machinery_below_are_explained_and_bugs_are_not():
+    from retrieval.search import search
+
     assert explain(AdapterError("an adapter named 'a' already exists")) == "an adapter named 'a' already exists"
-    assert explain(ValueError("mode must be one of dense, bm25, hybrid")) == "mode must be one of dense, bm25, hybrid"
+    with pytest.raises(ValueError) as refused:  # a value a person gave: an InputError, still a ValueError
+        search(None, None, "q", mode="nonsense")
+    assert explain(refused.value).startswith("unknown search mode 'nonsense'")
+    assert explain(ValueError("one embedding per chunk")) is None  # a bare ValueError is a bug
     assert explain(KeyError("x")) is None
+
+
+def test_every_exception_class_the_project_defines_descends_from_one_base():
+    import ast
+    import importlib
+    from pathlib import Path
+
+    from tunewise.errors import TunewiseError
+
+    root = Path(__file__).resolve().parents[2]
+    defined = []
+    for package in ("assistant", "retrieval", "trainers", "tunewise", "ui"):
+        for path in (root / package).rglob("*.py"):
+            module = ".".join(path.relative_to(root).with_suffix("").parts)
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef):
+                    cls = getattr(importlib.import_module(module), node.name)
+                    if isinstance(cls, type) and issubclass(cls, BaseException):
+                        defined.append(cls)
+    assert len(defined) >= 20
+    assert [c.__qualname__ for c in defined if not issubclass(c, TunewiseError)] == []
 
 
 def test_a_wrapped_handler_turns_any_error_into_a_page_message_and_logs_bugs(tmp_path, monkeypatch):
@@ -35,7 +61,7 @@ def test_a_wrapped_handler_turns_any_error_into_a_page_message_and_logs_bugs(tmp
         shows_errors(fails_for_people)("p")
     stream = shows_errors(has_a_bug)("p")
     assert next(stream) == "first"  # still a generator: Gradio streams it
-    with pytest.raises(gr.Error, match="This is a bug in Tunewise; the details are in .*errors.log"):
+    with pytest.raises(gr.Error, match=r"Unexpected error \(logged\): ZeroDivisionError.*details are in .*errors.log"):
         next(stream)
     assert "ZeroDivisionError" in (tmp_path / "errors.log").read_text()
 
