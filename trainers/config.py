@@ -132,10 +132,6 @@ FORM_FIELDS = tuple(f.name for f in fields(TrainingConfig) if f.metadata.get("fo
 """The fields the Behaviour form shows, in this order."""
 
 
-def field_help(name: str) -> str:
-    return next(f.metadata["help"] for f in fields(TrainingConfig) if f.name == name)
-
-
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per setting, typed from its default; every default is None (not given: the proposed value
     stands)."""

@@ -39,7 +39,6 @@ class JobState(StrEnum):
 
 
 ACTIVE = (JobState.STARTING, JobState.RUNNING)
-ENDED = (JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -24,7 +24,6 @@ from assistant.core.memory import (
 )
 from assistant.core.profile import TaskProfile
 
-FINETUNE_METHODS = ("none", "lora", "qlora", "full")
 METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
 FLAGS = (
     "build_eval_first", "workflow", "few_shot", "grow_data", "prompting_baseline",
