@@ -1,6 +1,7 @@
 """The Knowledge tab: upload documents, see what is indexed, search, and ask with sources.
 
-Wiring only: the work is done by assistant.services.knowledge (index) and assistant.runtime.answering (answers).
+Wiring only: the work is done by assistant.services.knowledge (index) and the tenant's project variants
+(answers: the "base + retrieval" variant, as Compare, ``tunewise chat --retrieval`` and ``/v1`` answer).
 Every piece of document text and every model answer is escaped before display.
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.example_data import EXAMPLE_DOCUMENTS, EXAMPLE_QUESTIONS
-from assistant.runtime.answering import stream_cited_answer
-from assistant.runtime.generation import ModelUnavailableError
+from assistant.runtime.generation import GenerationSettings, ModelUnavailableError
+from assistant.runtime.variants import Variant
 from assistant.services.eval_questions import (
     REVIEW_COLUMNS,
     QuestionsError,
@@ -35,6 +36,11 @@ from ui.uploads import UploadRefusedError, discard_upload, uploaded_file
 
 DOCUMENT_COLUMNS = ["file", "title", "chunks", "characters"]
 RESULT_COLUMNS = ["file", "result", "chunks", "what to do"]
+ASK_VARIANT = Variant(None, retrieval=True)
+"""Ask answers as "base + retrieval": the frozen base with every adapter disabled, whatever Compare or
+/v1 attached to the shared model, on the project's documents."""
+GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
+"""Compare's settings (ui.compare_tab.GENERATION), so Ask and Compare's "base + retrieval" agree."""
 EXAMPLE_NOTE = ("<small>Example data: the 2024 State of the Union address, a work of the US federal government "
                 "(public domain). Sources and licences: <code>assistant/example_data/SOURCES.md</code>.</small>")
 
@@ -188,13 +194,13 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         if not text.strip():
             yield "Type a question first.", ""
             return
-        found = tenants.for_request(request).knowledge.get(name).search(text, 5, with_similarity=True)
+        variants = tenants.for_request(request).variants
         try:
-            loaded = tenants.model.get()
+            model = variants.for_project(name)
         except ModelUnavailableError as error:
             yield f"The model is not available: {error}", sources_html([])
             return
-        for partial in stream_cited_answer(loaded, text, found):
+        for partial in model.answer_from_documents(ASK_VARIANT, text, variants.search(name), GENERATION):
             yield partial.text, sources_html(partial.sources)
 
     def on_measure(path: str | None, name: str, request: gr.Request):

@@ -1,15 +1,18 @@
 """Answers grounded in retrieved chunks, citing them as [n].
 
-The prompt building and the relevance decision are pure; generation goes through the runtime.
+The prompt building, the relevance decision and citation attribution are pure. Answers are generated in
+one place, assistant.runtime.variants.VariantModel (the Knowledge tab, Compare, ``tunewise chat`` and
+``/v1`` alike), which builds its grounded prompts with :func:`cited_messages`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 NOTHING_FOUND = "I could not find this in your documents, so I will not guess."
+"""The answer to a question asked of the documents when no passage is relevant (VariantModel.answer_from_documents)."""
 MIN_SIMILARITY = 0.25
 """Cosine similarity below which a chunk is taken as unrelated to the question (all-MiniLM-L6-v2:
 unrelated sentence pairs mostly score under 0.2)."""
@@ -37,14 +40,6 @@ class Source:
     snippet: str
     start: int
     end: int
-
-
-@dataclass(frozen=True)
-class CitedAnswer:
-    text: str
-    sources: tuple[Source, ...]
-    grounded: bool
-    """False when nothing relevant was found and the answer says so instead of guessing."""
 
 
 def relevant_hits(hits: Sequence, min_similarity: float = MIN_SIMILARITY) -> list:
@@ -167,18 +162,3 @@ def attribute_citations(answer: str, hits: Sequence) -> str:
             sentence = f"{stripped[:end]} [{best + 1}]{stripped[end:]}"
         pieces.append(sentence)
     return " ".join(pieces)
-
-
-def stream_cited_answer(loaded, question: str, hits: Sequence, generation=None) -> Iterator[CitedAnswer]:
-    """Stream a cited answer; says so without calling the model when nothing is relevant."""
-    from assistant.runtime.generation import stream_chat
-
-    useful = relevant_hits(hits)
-    if not useful:
-        yield CitedAnswer(NOTHING_FOUND, (), False)
-        return
-    sources = sources_for(useful)
-    text = ""
-    for text in stream_chat(loaded, cited_messages(question, useful), generation):
-        yield CitedAnswer(text, sources, True)
-    yield CitedAnswer(attribute_citations(text, useful), sources, True)

@@ -113,16 +113,13 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def prompt_ids(loaded: LoadedModel, messages: list[dict]):
-    encoded = loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                   return_tensors="pt", return_dict=True)
-    return {k: v.to(loaded.device) for k, v in encoded.items()}
-
-
 BASE = None
-"""Pass as ``adapter`` to answer with every adapter disabled (the frozen base)."""
-ACTIVE = "__active__"
-"""Pass as ``adapter`` to keep whatever adapter is active (or the plain model)."""
+"""Pass as ``adapter`` to answer with the frozen base: every adapter disabled (on a model with no
+adapters, the plain model). There is no "whatever adapter is active": adapters are attached to the
+one shared model and switched per request, so an answer that does not name its adapter would answer
+with whichever one the last request used."""
+BASE_ROW = "__base__"
+"""PEFT's name for a row of a mixed batch that runs with no adapter."""
 
 
 def stop_criteria(stop: threading.Event):
@@ -164,51 +161,6 @@ def _generate_in_background(loaded: LoadedModel, run, on_error) -> threading.Thr
     return worker
 
 
-def stream_chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None,
-                adapter: str | None = ACTIVE, stop: threading.Event | None = None,
-                wait_s: float | None = None) -> Iterator[str]:
-    """Yield the answer's text as it grows, ending at the end of the assistant's turn.
-
-    On a PEFT model, ``adapter`` names the adapter to answer with, or BASE (None) for the base
-    with adapters disabled. The model lock is held for the whole generation, so a switch can never
-    happen half-way through someone else's answer. Generation stops early when ``stop`` is set, or
-    when the consumer closes this generator (or drops it); ``wait_s`` bounds the wait for the model
-    (ModelBusyError after it; None waits).
-    """
-    import torch
-    from transformers import TextIteratorStreamer
-
-    generation = generation or GenerationSettings()
-    stop = stop or threading.Event()
-    inputs = prompt_ids(loaded, messages)
-    streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kwargs = dict(**inputs, streamer=streamer, stopping_criteria=stop_criteria(stop),
-                  **decoding_kwargs(loaded, generation))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        with torch.no_grad(), _adapter_context(loaded, adapter):
-            torch.manual_seed(generation.seed)
-            loaded.model.generate(**kwargs)
-
-    def failed(error: BaseException) -> None:
-        errors.append(error)
-        streamer.end()
-
-    loaded.acquire(wait_s)
-    worker = _generate_in_background(loaded, run, failed)
-    try:
-        text = ""
-        for piece in streamer:
-            text += piece
-            yield text
-        worker.join()
-    finally:
-        stop.set()  # a consumer that stopped early (closed, dropped, raised) ends the generation
-    if errors:
-        raise errors[0]
-
-
 def decoding_kwargs(loaded: LoadedModel, generation: GenerationSettings) -> dict:
     """The same decoding for streamed and batched answers, so their results compare."""
     sampling = generation.temperature > 0
@@ -222,19 +174,30 @@ def decoding_kwargs(loaded: LoadedModel, generation: GenerationSettings) -> dict
     return kwargs
 
 
-def _adapter_context(loaded: LoadedModel, adapter: str | None):
+def _adapter_scope(loaded: LoadedModel, adapters: list[str | None]):
+    """How a batch runs its rows' adapters: (a context to generate in, extra ``generate`` arguments).
+
+    Every row BASE: adapters disabled. Every row the same adapter: that adapter set active, which
+    works for any PEFT method. Rows with different adapters: PEFT's per-row ``adapter_names``
+    (LoRA's mixed batches). Called by the generating thread, which holds the model's lock, so
+    setting the active adapter cannot change an answer already under way.
+    """
     import contextlib
 
-    if adapter is None and hasattr(loaded.model, "disable_adapter"):
-        return loaded.model.disable_adapter()
-    if adapter not in (None, ACTIVE):
-        loaded.model.set_adapter(adapter)
-    return contextlib.nullcontext()
+    named = set(adapters)
+    if named == {BASE}:
+        plain = not hasattr(loaded.model, "disable_adapter")
+        return (contextlib.nullcontext() if plain else loaded.model.disable_adapter()), {}
+    if len(named) == 1:
+        loaded.model.set_adapter(adapters[0])
+        return contextlib.nullcontext(), {}
+    return contextlib.nullcontext(), {"adapter_names": [BASE_ROW if a is BASE else a for a in adapters]}
 
 
 def left_padded_prompts(loaded: LoadedModel, conversations: list[list[dict]]) -> dict:
     """The conversations' prompts (chat template, generation prompt) as one left-padded batch on the
-    model's device: generation continues every row from its last real token."""
+    model's device: generation continues every row from its last real token. One conversation gives
+    the very tokens ``apply_chat_template(tokenize=True)`` gives (no special tokens are added twice)."""
     tokenizer = loaded.tokenizer
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     side = tokenizer.padding_side
@@ -246,55 +209,16 @@ def left_padded_prompts(loaded: LoadedModel, conversations: list[list[dict]]) ->
     return {k: v.to(loaded.device) for k, v in encoded.items()}
 
 
-def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generation: GenerationSettings | None = None,
-                   adapter: str | None = ACTIVE, batch_size: int = 8) -> list[tuple[str, int, float]]:
-    """Answers to many conversations at once, left-padded in batches: the same greedy answers as
-    :func:`stream_chat` (up to float rounding), several times faster on a CPU, whose matrix
-    products are barely slower for 8 rows than for 1. Returns (text, new tokens, seconds) each,
-    the seconds being the batch's time shared evenly."""
-    import time
+def _token_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
+                generation: GenerationSettings | None, stop: threading.Event | None,
+                wait_s: float | None) -> Iterator[list[list[int]]]:
+    """The one decode loop behind :func:`stream_chat`, :func:`stream_rows` and :func:`generate_batch`.
 
-    import torch
-
-    generation = generation or GenerationSettings()
-    tokenizer = loaded.tokenizer
-    results: list[tuple[str, int, float]] = []
-    stops = set(loaded.stop_token_ids)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    with loaded.lock:
-        for start in range(0, len(conversations), batch_size):
-            chunk = conversations[start:start + batch_size]
-            encoded = left_padded_prompts(loaded, chunk)
-            began = time.perf_counter()
-            with torch.no_grad(), _adapter_context(loaded, adapter):
-                torch.manual_seed(generation.seed)
-                output = loaded.model.generate(**encoded, **decoding_kwargs(loaded, generation))
-            share = (time.perf_counter() - began) / len(chunk)
-            for row in output[:, encoded["input_ids"].shape[1]:].tolist():
-                kept = []
-                for token in row:
-                    if token in stops or token == pad:
-                        break
-                    kept.append(token)
-                results.append((tokenizer.decode(kept, skip_special_tokens=True), len(kept), share))
-    return results
-
-
-BASE_ROW = "__base__"
-"""PEFT's name for a row of a mixed batch that runs with no adapter."""
-
-
-def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
-                generation: GenerationSettings | None = None, stop: threading.Event | None = None,
-                wait_s: float | None = None) -> Iterator[list[str]]:
-    """Answer several conversations in one ``generate`` call, each row with its own adapter (None:
-    the base), yielding every row's text as it grows.
-
-    Why: on one model the variants of a side-by-side chat used to answer one after another, so four
-    variants took four times as long. A batch of four costs little more than one row on a CPU or a
-    GPU, and PEFT runs a batch whose rows use different adapters (``adapter_names``). Greedy rows
-    give the same answers as :func:`stream_chat` up to float rounding of the padded batch. ``stop``
-    and ``wait_s`` as for :func:`stream_chat`.
+    One ``generate`` call over the conversations as a left-padded batch, each row with its adapter
+    (see :func:`_adapter_scope`), in a thread that owns the model's lock for exactly as long as it
+    generates. Yields every row's answer tokens: first once the model is taken and generation has
+    started (all empty: an answer's clock starts there), then after each step; a row stops growing
+    at its end of turn. The yielded lists grow in place: read them, do not keep them.
     """
     import queue
 
@@ -304,7 +228,7 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
     if len(adapters) != len(conversations):
         raise ValueError("one adapter (or None) per conversation")
     generation = generation or GenerationSettings()
-    tokenizer = loaded.tokenizer
+    stop = stop or threading.Event()
     encoded = left_padded_prompts(loaded, conversations)
     steps: queue.Queue = queue.Queue()
 
@@ -323,19 +247,15 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
         def end(self):
             steps.put(None)
 
-    stop = stop or threading.Event()
     kwargs = dict(**encoded, streamer=RowStreamer(), stopping_criteria=stop_criteria(stop),
                   **decoding_kwargs(loaded, generation))
-    mixed = any(a is not None for a in adapters)
-    if mixed:
-        kwargs["adapter_names"] = [BASE_ROW if a is None else a for a in adapters]
     errors: list[BaseException] = []
 
     def run() -> None:
-        plain = not mixed and hasattr(loaded.model, "disable_adapter")
-        with torch.no_grad(), (loaded.model.disable_adapter() if plain else _no_context()):
+        context, extra = _adapter_scope(loaded, adapters)
+        with torch.no_grad(), context:
             torch.manual_seed(generation.seed)
-            loaded.model.generate(**kwargs)
+            loaded.model.generate(**kwargs, **extra)
 
     def failed(error: BaseException) -> None:
         errors.append(error)
@@ -347,35 +267,109 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
     loaded.acquire(wait_s)
     worker = _generate_in_background(loaded, run, failed)
     try:
+        yield rows
         while (step := steps.get()) is not None:
             for row, token in enumerate(step):
                 if finished[row]:
-                    continue
+                    continue  # what generate adds after a row's end is padding
                 if token in stops:
                     finished[row] = True
                 else:
                     rows[row].append(token)
-            yield [tokenizer.decode(r, skip_special_tokens=True) for r in rows]
+            yield rows
         worker.join()
     finally:
-        stop.set()
+        stop.set()  # a consumer that stopped early (closed, dropped, raised) ends the generation
     if errors:
         raise errors[0]
 
 
-def _no_context():
-    import contextlib
+def _steady_text(tokenizer, tokens: list[int], shown: str) -> str:
+    """The text of a growing answer that can be shown now: its decoded tokens less a trailing
+    incomplete character (a multi-byte character split across tokens decodes as U+FFFD until its
+    last byte arrives), and only if it extends what was shown (else what was shown), so a streamed
+    answer only ever grows."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True).rstrip("\ufffd")
+    return text if text.startswith(shown) else shown
 
-    return contextlib.nullcontext()
+
+def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
+                generation: GenerationSettings | None = None, stop: threading.Event | None = None,
+                wait_s: float | None = None) -> Iterator[list[str]]:
+    """Answer several conversations in one ``generate`` call, each row with its own adapter (None:
+    the base), yielding every row's text whenever one grows, and last the whole answers.
+
+    Why: on one model the variants of a side-by-side chat used to answer one after another, so four
+    variants took four times as long. A batch of four costs little more than one row on a CPU or a
+    GPU, and PEFT runs a batch whose rows use different adapters (``adapter_names``). Greedy rows
+    give the same answers as each alone up to float rounding of the padded batch. Generation stops
+    early when ``stop`` is set, or when the consumer closes this generator (or drops it); ``wait_s``
+    bounds the wait for the model (ModelBusyError after it; None waits).
+    """
+    tokenizer = loaded.tokenizer
+    shown = [""] * len(conversations)
+    steps = _token_rows(loaded, conversations, adapters, generation, stop, wait_s)
+    try:
+        rows = next(steps)  # the model is ours and generating
+        for rows in steps:
+            grown = [_steady_text(tokenizer, tokens, text) for tokens, text in zip(rows, shown, strict=True)]
+            if grown != shown:
+                shown = grown
+                yield shown
+    finally:
+        steps.close()  # a consumer that stopped early ends the generation now, not when collected
+    # The whole answers, decoded at once: the final text, even where a streamed prefix had to wait.
+    yield [tokenizer.decode(tokens, skip_special_tokens=True) for tokens in rows]
 
 
-def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None,
-         adapter: str | None = ACTIVE) -> str:
-    """The whole answer at once."""
+def stream_chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None, *,
+                adapter: str | None, stop: threading.Event | None = None,
+                wait_s: float | None = None) -> Iterator[str]:
+    """Yield the answer's text as it grows, ending at the end of the assistant's turn: one row of
+    :func:`stream_rows`.
+
+    ``adapter``: the adapter to answer with, or BASE (None) for the base with adapters disabled;
+    always named, see :data:`BASE`. The model lock is held for the whole generation, so a switch can
+    never happen half-way through someone else's answer. ``stop`` and ``wait_s`` as for
+    :func:`stream_rows`.
+    """
+    shown = None
+    for texts in stream_rows(loaded, [messages], [adapter], generation, stop, wait_s):
+        if texts[0] != shown:
+            shown = texts[0]
+            yield shown
+
+
+def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettings | None = None, *,
+         adapter: str | None) -> str:
+    """The whole answer at once; ``adapter`` as for :func:`stream_chat`."""
     from collections import deque
 
-    last = deque(stream_chat(loaded, messages, generation, adapter), maxlen=1)
+    last = deque(stream_chat(loaded, messages, generation, adapter=adapter), maxlen=1)
     return last[0] if last else ""
+
+
+def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generation: GenerationSettings | None = None,
+                   *, adapter: str | None, batch_size: int = 8) -> list[tuple[str, int, float]]:
+    """Answers to many conversations at once, all with ``adapter`` (as for :func:`stream_chat`),
+    left-padded in batches of ``batch_size``: the same greedy answers as :func:`stream_chat` (up to
+    float rounding of the padded batch), several times faster on a CPU, whose matrix products are
+    barely slower for 8 rows than for 1. Returns (text, new tokens, seconds) each, the seconds being
+    the batch's time (from the moment it has the model) shared evenly."""
+    import time
+
+    tokenizer = loaded.tokenizer
+    results: list[tuple[str, int, float]] = []
+    for start in range(0, len(conversations), batch_size):
+        chunk = conversations[start:start + batch_size]
+        steps = _token_rows(loaded, chunk, [adapter] * len(chunk), generation, None, None)
+        rows = next(steps)  # the batch has the model: its clock starts
+        began = time.perf_counter()
+        for _ in steps:  # the rows grow in place to the end
+            pass
+        share = (time.perf_counter() - began) / len(chunk)
+        results.extend((tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), share) for tokens in rows)
+    return results
 
 
 class SharedModel:

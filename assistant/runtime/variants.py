@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.core.errors import TunewiseError
-from assistant.runtime.answering import attribute_citations, cited_messages, relevant_hits, sources_for
+from assistant.runtime.answering import NOTHING_FOUND, attribute_citations, cited_messages, relevant_hits, sources_for
 from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat, stream_rows
 from assistant.runtime.models import same_model
 
@@ -111,7 +111,7 @@ class VariantModel:
         first = None
         text = ""
         adapter = BASE if variant.adapter is None else variant.adapter
-        for text in stream_chat(self.loaded, prompt, generation, adapter, stop, wait_s):
+        for text in stream_chat(self.loaded, prompt, generation, adapter=adapter, stop=stop, wait_s=wait_s):
             first = first or time.perf_counter() - started
             yield VariantAnswer(variant.name, text, sources, first)
         elapsed = time.perf_counter() - started
@@ -119,6 +119,23 @@ class VariantModel:
         rate = tokens / (elapsed - first) if first and elapsed > first else None
         yield VariantAnswer(variant.name, attribute_citations(text, hits), sources, first, rate, done=True,
                             latency_s=elapsed)
+
+    def answer_from_documents(self, variant: Variant, question: str, search,
+                              generation: GenerationSettings | None = None) -> Iterator[VariantAnswer]:
+        """Answer ``question`` from the documents ``search(question) -> hits`` finds, as ``variant``
+        (a retrieval variant: the Knowledge tab asks as "base + retrieval"), through :meth:`stream`:
+        the prompt, adapter and decoding of ``tunewise chat --retrieval`` and ``/v1``.
+
+        One difference, and why: with no relevant passage, :meth:`stream` lets the variant answer
+        unaided, while a question asked of the documents gets NOTHING_FOUND (no guess, no model call).
+        """
+        if not variant.retrieval:
+            raise ValueError(f"answering from documents needs a retrieval variant, not {variant.name!r}")
+        hits = relevant_hits(search(question))
+        if not hits:
+            yield VariantAnswer(variant.name, NOTHING_FOUND, done=True)
+            return
+        yield from self.stream(variant, [{"role": "user", "content": question}], generation, lambda _: hits)
 
     def stream_together(self, variants: list[Variant], conversations: list[list[dict]],
                         generation: GenerationSettings | None = None, search=None,
@@ -181,7 +198,8 @@ class VariantModel:
             raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
         prompts = [self._prompt(variant, messages, search) for messages in conversations]
         adapter = BASE if variant.adapter is None else variant.adapter
-        generated = generate_batch(self.loaded, [p for p, _, _ in prompts], generation, adapter, batch_size)
+        generated = generate_batch(self.loaded, [p for p, _, _ in prompts], generation, adapter=adapter,
+                                   batch_size=batch_size)
         return [VariantAnswer(variant.name, attribute_citations(text, hits), sources, None,
                               tokens / seconds if seconds else None, done=True, latency_s=seconds)
                 for (text, tokens, seconds), (_, sources, hits) in zip(generated, prompts, strict=True)]

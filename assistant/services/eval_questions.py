@@ -215,7 +215,8 @@ def draft_questions(knowledge_base, load_model: Callable[[], object], settings: 
         if progress:
             progress(start / len(chosen), f"passage {start + 1} of {len(chosen)}")
         batch = chosen[start:start + settings.batch_size]
-        replies = generate_batch(loaded, [question_prompt(p) for p in batch], generation, BASE, settings.batch_size)
+        replies = generate_batch(loaded, [question_prompt(p) for p in batch], generation, adapter=BASE,
+                                 batch_size=settings.batch_size)
         for passage, (reply, _, _) in zip(batch, replies, strict=True):
             candidates.append(CandidateQuestion(clean_question(reply, passage.text) or "", passage.source,
                                                 ((passage.start, passage.end),), excerpt_of(passage.text)))

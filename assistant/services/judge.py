@@ -59,8 +59,8 @@ class ModelJudge:
     def complete(self, messages: list[dict]) -> str:
         from assistant.runtime.generation import BASE, GenerationSettings, chat
 
-        adapter = BASE if hasattr(self.loaded.model, "disable_adapter") else None
-        return chat(self.loaded, messages, GenerationSettings(max_new_tokens=self.max_new_tokens), adapter)
+        # The judge is the base model: the adapters it judges are disabled while it answers.
+        return chat(self.loaded, messages, GenerationSettings(max_new_tokens=self.max_new_tokens), adapter=BASE)
 
 
 JUDGE_URL_HINT = "give the base URL of an OpenAI-compatible API (ending in /v1), e.g. http://127.0.0.1:8000/v1"

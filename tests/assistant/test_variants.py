@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.runtime.generation import GenerationSettings, ModelSettings, chat, load_model
+from assistant.runtime.generation import BASE, GenerationSettings, ModelSettings, chat, load_model
 from assistant.runtime.variants import Variant, VariantModel
 from retrieval.search import ChunkHit
 from trainers.config import JobSpec
@@ -37,7 +37,7 @@ def search(question):
 @pytest.mark.slow
 def test_four_variants_answer_one_prompt_and_the_base_is_unchanged(tiny_model_path, two_adapters):
     loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
-    before = chat(loaded, PROMPT, SETTINGS)
+    before = chat(loaded, PROMPT, SETTINGS, adapter=BASE)
     model = VariantModel(loaded)
     for name, path in two_adapters.items():
         model.add_adapter(name, path)
@@ -77,7 +77,7 @@ def test_variants_answering_together_say_what_each_says_alone(tiny_model_path, t
 def test_variants_together_without_adapters_run_the_plain_base(tiny_model_path):
     loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
     model = VariantModel(loaded)
-    alone = chat(loaded, PROMPT, SETTINGS)
+    alone = chat(loaded, PROMPT, SETTINGS, adapter=BASE)
     final = list(model.stream_together([Variant(), Variant(None, True)], [PROMPT, PROMPT], SETTINGS, search))[-1]
     assert final[0].text == alone and final[1].sources
 

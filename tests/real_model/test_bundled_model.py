@@ -107,3 +107,23 @@ def test_the_adapter_switches_on_one_base_and_is_refused_on_another(bundled, tra
     with pytest.raises(AdapterBaseMismatchError, match="trained on 'bundled:SmolLM2-135M-Instruct'"):
         tiny.add_adapter("snips", adapter_dir, BUNDLED_MODEL)
     assert tiny.adapters == []
+
+
+@pytest.mark.timeout(600)
+def test_ask_in_the_knowledge_tab_answers_the_example_question_as_chat_with_retrieval_does(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """A newcomer's first try: "Try it with example data", then Ask on the question it puts in the box.
+    The answer is the speech's figure, cited, and word for word what ``tunewise chat --retrieval`` says
+    (the Knowledge tab used to build its own prompt, whole chunks, and answer with a ten-item list)."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from assistant.runtime.generation import ModelSettings
+    from tests.ui.handlers import REQUEST, handler
+    from ui.app import build_app
+
+    app = build_app(tmp_path / "ws", model=ModelSettings(device="cpu"))
+    results, *_, question = handler(app, "on_try_documents")("default", REQUEST)
+    assert question == QUESTION and [row[1] for row in results] == ["added"]
+    answer, sources = list(handler(app, "on_ask")(question, "default", REQUEST))[-1]
+    assert "100 million" in answer and "[1]" in answer, answer
+    assert "[1] state_of_the_union_2024.md" in sources
+    assert answer == chat_json(capsys, QUESTION, "--retrieval", "--workspace", str(tmp_path / "ws"))["answer"]

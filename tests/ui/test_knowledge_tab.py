@@ -116,3 +116,98 @@ def test_questions_made_from_the_documents_are_reviewed_saved_and_measured(tmp_p
     view = handler(app, "open_project")("default", REQUEST)
     assert any(isinstance(v, str) and v.startswith("The saved questions cannot be read: ") and "line 1" in v
                for v in view)
+
+
+# --- Ask answers as "base + retrieval", on the one path Compare, `tunewise chat --retrieval` and /v1 use ---
+
+ASK_QUESTION = "How many days of paid leave do staff get each year?"
+
+
+def save_random_adapter(model_path, folder) -> None:
+    """A LoRA adapter of the tiny model with random weights, saved as a training job leaves one
+    (weights, config, training.json naming the base): it answers unlike the base, which is all a test
+    of who answers needs, in a second instead of a training run."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+    (folder / "training.json").write_text(json.dumps({"config": {"model": str(model_path), "method": "lora"}}))
+
+
+def test_ask_answers_as_base_plus_retrieval_whatever_adapter_compare_attached(tmp_path, tiny_model_path,
+                                                                                 monkeypatch):
+    """Compare attaches the project's adapters to the one shared model (the first becomes PEFT's active
+    adapter); Ask still answers from the frozen base with the documents, word for word what Compare's
+    "base + retrieval" column says, and not what the adapter says."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from assistant.runtime.generation import ModelSettings
+    from tests.ui.handlers import REQUEST, handler
+    from tests.ui.test_compare_tab import workspace_with_one_document
+    from ui.app import build_app
+
+    workspace = workspace_with_one_document(tmp_path)
+    save_random_adapter(tiny_model_path, workspace.project("default").path / "adapters" / "v1")
+    app = build_app(workspace, model=ModelSettings(model=str(tiny_model_path), device="cpu"))
+
+    def ask() -> tuple[str, str]:
+        return list(handler(app, "on_ask")(ASK_QUESTION, "default", REQUEST))[-1]
+
+    before, _ = ask()  # nothing attached yet
+    steps = list(handler(app, "on_prompt")(ASK_QUESTION, ["base + retrieval", "v1 + retrieval"],
+                                           [[] for _ in range(4)], "default", REQUEST))
+    _, _, base_column, adapter_column, *_ = steps[-1]
+    base, tuned = (column[-1]["content"].split("\n\nSources:\n")[0] for column in (base_column, adapter_column))
+    assert base != tuned  # the adapter really answers otherwise: the test can tell who answered
+
+    answer, sources = ask()
+    assert answer == before, (answer, before)  # the adapter Compare attached does not answer for Ask
+    assert answer == base, (answer, base)  # Ask says what Compare's "base + retrieval" column says
+    assert "hr.md" in sources and "[1]" in sources
+
+
+def test_ask_builds_the_prompt_that_chat_with_retrieval_builds(tmp_path, tiny_model_path, monkeypatch):
+    """One prompt builder: Ask shows the model what VariantModel.stream(Variant(None, retrieval=True))
+    shows it (tunewise chat --retrieval, /v1): for a small model, the one sentence that answers, not
+    the whole chunk."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+    from assistant.runtime.generation import GenerationSettings, ModelSettings, load_model
+    from assistant.runtime.variants import Variant, VariantModel
+    from assistant.services.knowledge import KnowledgeBase
+    from assistant.services.workspace import Workspace
+    from tests.ui.handlers import REQUEST, handler
+    from ui.app import build_app
+
+    workspace = Workspace(tmp_path / "ws")
+    document = tmp_path / "hr.md"
+    document.write_text("# Leave\n\nStaff get 25 days of paid leave each year. Part-time staff get leave in "
+                        "proportion to their hours. Unused days carry over until the end of March.\n")
+    kb = KnowledgeBase(workspace, "default")
+    kb.ingest([document])
+    hits = kb.search(ASK_QUESTION, 5, with_similarity=True)
+    kb.close()
+
+    prompts = []
+    template = PreTrainedTokenizerBase.apply_chat_template
+
+    def recorded(self, conversation, *args, **kwargs):
+        prompts.append(conversation)
+        return template(self, conversation, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "apply_chat_template", recorded)
+    app = build_app(workspace, model=ModelSettings(model=str(tiny_model_path), device="cpu"))
+    list(handler(app, "on_ask")(ASK_QUESTION, "default", REQUEST))
+    asked = prompts[-1]
+
+    model = VariantModel(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")))
+    list(model.stream(Variant(None, retrieval=True), [{"role": "user", "content": ASK_QUESTION}],
+                      GenerationSettings(max_new_tokens=4), lambda question: hits))
+    assert asked == prompts[-1]
+    assert "25 days" in asked[-1]["content"] and "carry over" not in asked[-1]["content"]
