@@ -1,15 +1,15 @@
 """The Compare tab: variants side by side, blind A/B votes, the leaderboard, and evaluations.
 
 Wiring only: assistant.runtime.variants answers, assistant.services.arena keeps votes and scores,
-assistant.services.evaluation runs held-out sets. Chat histories live in per-session gr.State, so no
-user ever sees another's conversation; the model lock queues generations on the one device.
+assistant.services.evaluation runs held-out sets and keeps the time per answer behind the estimate.
+Chat histories live in per-session gr.State, so no user ever sees another's conversation; the model
+lock queues generations on the one device.
 """
 
 from __future__ import annotations
 
 import html
 import random
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +18,12 @@ import gradio as gr
 
 from assistant.runtime.generation import GenerationSettings, ModelUnavailableError
 from assistant.runtime.variants import Variant
-from assistant.services.arena import Vote, VoteStore, draw_pair, leaderboard
+from assistant.services.arena import Vote, draw_pair, export_votes_csv, project_leaderboard, record_vote
 from assistant.services.evaluation import (
     SHARE_METRICS,
+    AnswerTime,
+    AnswerTimes,
+    EvaluationEstimate,
     cases_from_file,
     evaluate_project,
     gap_check,
@@ -99,13 +102,20 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def estimate_text(cases: int, variants: int, seconds_per_answer: float | None, basis: str = "") -> str:
+def basis_text(per_answer: AnswerTime) -> str:
+    """How the time per answer was measured, in the words the estimate shows."""
+    if per_answer.basis == AnswerTimes.ONE_ANSWER:
+        return f"one answer alone took {duration_text(per_answer.seconds)}; answers in batches usually go faster"
+    return f"{duration_text(per_answer.seconds)} per answer in the last evaluation on this model"
+
+
+def estimate_text(estimate: EvaluationEstimate) -> str:
     """"about N cases x M variants = K answers ≈ T", T from a measured time per answer."""
-    answers = cases * variants
-    text = f"**Estimate:** about {cases} cases x {variants} variants = {answers} answers"
-    if seconds_per_answer is None:
+    text = (f"**Estimate:** about {estimate.cases} cases x {estimate.variants} variants = {estimate.answers} "
+            "answers")
+    if estimate.per_answer is None or estimate.seconds is None:
         return text + "; the time per answer is measured on one answer when the run starts."
-    return text + f" ≈ {duration_text(answers * seconds_per_answer)} (rough: {basis})."
+    return text + f" ≈ {duration_text(estimate.seconds)} (rough: {basis_text(estimate.per_answer)})."
 
 
 def eval_generation(cases, tokenizer) -> GenerationSettings:
@@ -124,9 +134,14 @@ def newest_first(adapters) -> list[str]:
     return [a.name for a in sorted(adapters, key=written, reverse=True)]
 
 
-def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
+def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: AnswerTimes | None = None) -> dict:
     """The sub-tabs; returns ``on_load`` with its ``inputs`` and ``outputs``, to load the variants
-    when the tab opens, the project changes or the model is switched."""
+    when the tab opens, the project changes or the model is switched.
+
+    ``answer_times`` keeps the time per evaluation answer on the app's one model (a new one when not
+    given); every session's estimate reads it."""
+    answer_times = AnswerTimes() if answer_times is None else answer_times
+
     def resolve(variants: ProjectVariants, name: str, variant_name: str) -> Variant:
         try:
             return variants.resolve(name, variant_name)
@@ -184,19 +199,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         eval_chart = gr.BarPlot(x="variant", y="value", color="metric", label="Scores", height=280)
         eval_note = gr.Markdown(elem_id="ev-note")
 
-    answer_seconds: dict[str, tuple[float, str]] = {}
-    """Seconds per evaluation answer, by model name, with how it was measured (for the estimate)."""
-
-    def store_for(workspace: Workspace, name: str) -> VoteStore:
-        return VoteStore(workspace.project(name).path / "tunewise.sqlite")
-
     def board_rows(workspace: Workspace, name: str) -> list[list]:
-        store = store_for(workspace, name)
-        try:
-            return [[s.variant, round(s.score), round(s.low), round(s.high), s.wins, s.losses, s.ties, s.games,
-                     round(s.win_rate, 3)] for s in leaderboard(store.votes())]
-        finally:
-            store.close()
+        return [[s.variant, round(s.score), round(s.low), round(s.high), s.wins, s.losses, s.ties, s.games,
+                 round(s.win_rate, 3)] for s in project_leaderboard(workspace, name)]
 
     def on_load(name: str, selection: list[str] | None, checked: list[str] | None, seen: list[str] | None,
                 request: gr.Request):
@@ -265,19 +270,12 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         answers = {"a": final[0].text, "b": final[1].text}
         if answers["a"].strip() == answers["b"].strip():
             # Nothing to choose between: asking would only invite a coin toss, so it is a tie.
-            record(tenant.workspace, name, Vote(first, second, "tie", text, answers["a"], answers["b"],
+            record_vote(tenant.workspace, name, Vote(first, second, "tie", text, answers["a"], answers["b"],
                                                 getattr(request, "session_hash", "") or ""))
             return ([], answers["a"], answers["b"], f"Both gave the same answer, so this round counts as a **tie** "
                     f"without a vote. A was **{first}**, B was **{second}**.", board_rows(tenant.workspace, name))
         return ([first, second, text, answers["a"], answers["b"]], answers["a"], answers["b"],
                 "Vote to see the names.", gr.skip())
-
-    def record(workspace: Workspace, name: str, vote: Vote) -> None:
-        store = store_for(workspace, name)
-        try:
-            store.add(vote)
-        finally:
-            store.close()
 
     def make_vote(outcome: str):
         def on_vote(current: list, name: str, request: gr.Request):
@@ -285,20 +283,13 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                 raise gr.Error("Start a blind round first: type a prompt.")
             first, second, text, a_text, b_text = current
             workspace = tenants.for_request(request).workspace
-            record(workspace, name, Vote(first, second, outcome, text, a_text, b_text,
-                                         getattr(request, "session_hash", "") or ""))
+            record_vote(workspace, name, Vote(first, second, outcome, text, a_text, b_text,
+                                              getattr(request, "session_hash", "") or ""))
             return [], f"A was **{first}**, B was **{second}**.", board_rows(workspace, name)
         return on_vote
 
     def on_export(name: str, request: gr.Request) -> str:
-        workspace = tenants.for_request(request).workspace
-        store = store_for(workspace, name)
-        try:
-            path = workspace.project(name).path / "votes.csv"
-            path.write_text(store.to_csv(), encoding="utf-8")
-        finally:
-            store.close()
-        return str(path)
+        return str(export_votes_csv(tenants.for_request(request).workspace, name))
 
     def read_cases(file, limit, default: int | None = None):
         try:
@@ -313,8 +304,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             cases = cases_from_file(uploaded_file(file, "examples file"), int(limit) if limit else None)
         except (OSError, ValueError, UploadRefusedError) as error:
             return f"**Cannot read the examples:** {html.escape(str(error))}"
-        seconds, basis = answer_seconds.get(tenants.model.name, (None, ""))
-        return estimate_text(len(cases), len(selection), seconds, basis)
+        return estimate_text(answer_times.estimate(tenants.model.name, len(cases), len(selection)))
 
     def on_run(file, limit, selection, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         import pandas as pd
@@ -329,15 +319,10 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         generation = eval_generation(cases, model_variants.loaded.tokenizer)
         search = variants.search(name)
         model_name = tenants.model.name
-        if model_name not in answer_seconds:
+        if answer_times.get(model_name) is None:
             yield gr.skip(), gr.skip(), "Measuring one answer to estimate the time..."
-            began = time.perf_counter()
-            model_variants.answer_batch(chosen_variants[0], [list(cases[0].messages)], generation, search, 1)
-            took = time.perf_counter() - began
-            answer_seconds[model_name] = (took, f"one answer alone took {duration_text(took)}; answers in batches "
-                                                "usually go faster")
-        seconds, basis = answer_seconds[model_name]
-        estimate = estimate_text(len(cases), len(chosen_variants), seconds, basis)
+            answer_times.measure_one(model_name, model_variants, chosen_variants[0], cases[0], generation, search)
+        estimate = estimate_text(answer_times.estimate(model_name, len(cases), len(chosen_variants)))
         yield gr.skip(), gr.skip(), estimate + " Running..."
         started = time.perf_counter()
 
@@ -349,11 +334,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         run = evaluate_project(workspace, name, model_variants, chosen_variants, cases, Path(file).name, generation,
                                search, report_progress)
         report, folder, held = run.report, run.folder, run.plan_held
-        latencies = [r.metrics["latency_p50_s"] for r in report.results if r.metrics.get("latency_p50_s")]
-        if latencies:
-            per_answer = statistics.median(latencies)
-            answer_seconds[model_name] = (per_answer, f"{duration_text(per_answer)} per answer in the last evaluation "
-                                                      "on this model")
+        answer_times.record_run(model_name, report)
         table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],
                              columns=EVAL_COLUMNS)
         chart = pd.DataFrame([{"variant": r.variant, "metric": k, "value": float(r.metrics[k])}

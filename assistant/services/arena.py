@@ -7,6 +7,7 @@ project's SQLite file so they survive restarts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -14,15 +15,24 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.core.errors import InputError
+from trainers.atomic_files import write_text_atomic
+
+if TYPE_CHECKING:
+    from assistant.services.workspace import Workspace
 
 OUTCOMES = ("a", "b", "tie", "both_bad")
 ELO_SCALE = 400 / math.log(10)
 """Scores on the familiar Elo scale: a 3:1 strength ratio is about 191 points."""
+VOTES_FILE = "tunewise.sqlite"
+"""A project's votes, in its folder."""
+VOTES_CSV = "votes.csv"
+"""Where a project's votes are exported, beside the store."""
 
 
 @dataclass(frozen=True)
@@ -170,3 +180,38 @@ class VoteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+@contextlib.contextmanager
+def project_votes(workspace: Workspace, project: str) -> Iterator[VoteStore]:
+    """The project's vote store, open for the ``with`` block and closed after it.
+
+    Opened per use rather than held: each request may come from another thread, and the
+    project may be renamed or deleted between two requests.
+    """
+    store = VoteStore(workspace.project(project).path / VOTES_FILE)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def record_vote(workspace: Workspace, project: str, vote: Vote) -> None:
+    """Add one vote to the project's store."""
+    with project_votes(workspace, project) as store:
+        store.add(vote)
+
+
+def project_leaderboard(workspace: Workspace, project: str) -> list[Standing]:
+    """The project's standings from all its votes, best first (see :func:`leaderboard`)."""
+    with project_votes(workspace, project) as store:
+        return leaderboard(store.votes())
+
+
+def export_votes_csv(workspace: Workspace, project: str) -> Path:
+    """Write the project's votes as CSV to ``votes.csv`` in its folder; return that path."""
+    with project_votes(workspace, project) as store:
+        text = store.to_csv()
+    path = workspace.project(project).path / VOTES_CSV
+    write_text_atomic(path, text)
+    return path

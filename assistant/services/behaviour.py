@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import TunewiseError
 from assistant.runtime.hardware import Hardware
-from assistant.services.workspace import Workspace, WorkspaceError, atomic_write_json
+from assistant.services.workspace import Workspace, WorkspaceError
+from trainers.atomic_files import write_json_atomic
 from trainers.config import JobSpec, TrainingConfig
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ class Behaviour:
         for file, examples in ((train_file, checked.train), (eval_file, checked.eval)):
             file.write_text("".join(json.dumps({"messages": list(e.messages)}, ensure_ascii=False) + "\n"
                                     for e in examples), encoding="utf-8")
-        atomic_write_json(path / "report.json", checked.report)
+        write_json_atomic(path / "report.json", checked.report, sort_keys=True)
         return PreparedDataset(dataset_id, path, checked.report, train_file, eval_file, len(checked.train),
                                len(checked.eval), checked.general_count)
 

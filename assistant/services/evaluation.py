@@ -189,3 +189,70 @@ def evaluate_project(workspace, project: str, model: VariantModel, variants: Seq
     report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
     folder = save_report(report, workspace.project(project).path / "evals")
     return EvaluationRun(report, folder, record_outcome(workspace, project, report))
+
+
+@dataclass(frozen=True)
+class AnswerTime:
+    """Seconds one evaluation answer takes on a model, and how that was learnt."""
+
+    seconds: float
+    basis: str
+    """``AnswerTimes.ONE_ANSWER`` (one answer alone, timed before a run) or
+    ``AnswerTimes.LAST_EVALUATION`` (the median latency of the last run on the model)."""
+
+
+@dataclass(frozen=True)
+class EvaluationEstimate:
+    """How long an evaluation of ``cases`` x ``variants`` should take; no time until one is measured."""
+
+    cases: int
+    variants: int
+    per_answer: AnswerTime | None
+
+    @property
+    def answers(self) -> int:
+        return self.cases * self.variants
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.per_answer is None else self.answers * self.per_answer.seconds
+
+
+class AnswerTimes:
+    """Seconds per evaluation answer, by model name, for estimating how long a run will take.
+
+    One per app (the loaded model is shared by every user): before a model's first run one answer
+    is timed alone (:meth:`measure_one`); after each run the median latency replaces it
+    (:meth:`record_run`), since answers in batches usually go faster than one alone.
+    """
+
+    ONE_ANSWER = "one answer"
+    LAST_EVALUATION = "last evaluation"
+
+    def __init__(self) -> None:
+        self._times: dict[str, AnswerTime] = {}
+
+    def get(self, model_name: str) -> AnswerTime | None:
+        return self._times.get(model_name)
+
+    def measure_one(self, model_name: str, model: VariantModel, variant: Variant, case: EvalCase,
+                    generation: GenerationSettings | None = None, search: Callable | None = None) -> AnswerTime:
+        """Time ``variant`` answering ``case`` alone on ``model``, and keep it for ``model_name``."""
+        began = time.perf_counter()
+        model.answer_batch(variant, [list(case.messages)], generation, search, 1)
+        measured = AnswerTime(time.perf_counter() - began, self.ONE_ANSWER)
+        self._times[model_name] = measured
+        return measured
+
+    def record_run(self, model_name: str, report: EvalReport) -> AnswerTime | None:
+        """Keep the median of the variants' median latencies in ``report``; None (and nothing kept)
+        when the report has no latencies."""
+        latencies = [r.metrics["latency_p50_s"] for r in report.results if r.metrics.get("latency_p50_s")]
+        if not latencies:
+            return None
+        measured = AnswerTime(statistics.median(latencies), self.LAST_EVALUATION)
+        self._times[model_name] = measured
+        return measured
+
+    def estimate(self, model_name: str, cases: int, variants: int) -> EvaluationEstimate:
+        return EvaluationEstimate(cases, variants, self._times.get(model_name))

@@ -260,19 +260,16 @@ AGREEMENT_FILE = "judge-agreement.json"
 def check_project_judge(workspace, project: str, judge: ChatJudge, progress=None) -> JudgeAgreement:
     """The judge against the project's blind votes; saved with its rubric, verdicts and reasons in
     the project folder (``judge-agreement.json``), where the Compare tab shows it beside the leaderboard."""
-    from assistant.services.arena import VoteStore
-    from assistant.services.workspace import atomic_write_json
+    from assistant.services.arena import project_votes
+    from trainers.atomic_files import write_json_atomic
 
     folder = workspace.project(project).path
     if not workspace.exists(project):
         raise JudgeError(f"there is no project named {project!r}")
-    store = VoteStore(folder / "tunewise.sqlite")
-    try:
+    with project_votes(workspace, project) as store:
         votes = store.votes()
-    finally:
-        store.close()
     result = check_against_votes(judge, votes, progress)
-    atomic_write_json(folder / AGREEMENT_FILE, result.to_dict())
+    write_json_atomic(folder / AGREEMENT_FILE, result.to_dict(), sort_keys=True)
     return result
 
 
@@ -307,7 +304,7 @@ def judge_evaluation(judge: ChatJudge, report, cases, folder=None, progress=None
 
     Adds ``judge_score`` (the mean grade, 1-5, over readable grades) to each variant's metrics, and
     returns (and, given ``folder``, saves as judge.json) the rubric, grades and reasons."""
-    from assistant.services.workspace import atomic_write_json
+    from trainers.atomic_files import write_json_atomic
 
     prompts = [next((m["content"] for m in reversed(c.messages) if m["role"] == "user"), "") for c in cases]
     graded = {"judge": judge.name, "rubric": SCORE_RUBRIC, "variants": {}}
@@ -324,5 +321,5 @@ def judge_evaluation(judge: ChatJudge, report, cases, folder=None, progress=None
         graded["variants"][result.variant] = {"mean_score": result.metrics["judge_score"], "graded": len(readable),
                                               "cases": rows}
     if folder is not None:
-        atomic_write_json(Path(folder) / "judge.json", graded)
+        write_json_atomic(Path(folder) / "judge.json", graded, sort_keys=True)
     return graded

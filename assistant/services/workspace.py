@@ -49,10 +49,6 @@ def check_project_name(name: Any) -> str:
     return name
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    write_json_atomic(path, data, sort_keys=True)
-
-
 @dataclass(frozen=True)
 class Project:
     name: str
@@ -130,7 +126,7 @@ class Workspace:
         with self.lock(name):
             if project.file.exists():
                 raise WorkspaceError(f"a project named {name!r} already exists")
-            atomic_write_json(project.file, {"name": name})
+            write_json_atomic(project.file, {"name": name}, sort_keys=True)
         return project
 
     def ensure(self, name: str = DEFAULT_PROJECT) -> Project:
@@ -138,7 +134,7 @@ class Workspace:
         project = self.project(name)
         with self.lock(name):
             if not project.file.exists():
-                atomic_write_json(project.file, {"name": name})
+                write_json_atomic(project.file, {"name": name}, sort_keys=True)
         return project
 
     def load(self, name: str) -> dict[str, Any]:
@@ -191,7 +187,7 @@ class Workspace:
     def _write(self, name: str, data: dict[str, Any]) -> None:
         project = self.project(name)
         try:
-            atomic_write_json(project.file, data | {"name": name})
+            write_json_atomic(project.file, data | {"name": name}, sort_keys=True)
         except OSError as error:
             raise WorkspaceError(f"cannot save project {name!r}: {error.strerror or error}") from error
 
@@ -204,7 +200,7 @@ class Workspace:
                 raise WorkspaceError(f"a project named {new!r} already exists")
             source.path.rename(target.path)
             data = json.loads(target.file.read_text(encoding="utf-8"))
-            atomic_write_json(target.file, data | {"name": new})
+            write_json_atomic(target.file, data | {"name": new}, sort_keys=True)
         return target
 
     def delete(self, name: str) -> None:

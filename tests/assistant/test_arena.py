@@ -5,7 +5,17 @@ import random
 
 import pytest
 
-from assistant.services.arena import Vote, VoteStore, bradley_terry, draw_pair, leaderboard
+from assistant.services.arena import (
+    Vote,
+    VoteStore,
+    bradley_terry,
+    draw_pair,
+    export_votes_csv,
+    leaderboard,
+    project_leaderboard,
+    project_votes,
+    record_vote,
+)
 
 
 def votes(*spec):
@@ -64,3 +74,30 @@ def test_bad_votes_are_refused():
         Vote("a", "b", "maybe")
     with pytest.raises(ValueError):
         Vote("a", "a", "tie")
+
+
+def test_a_projects_votes_are_kept_in_its_folder_and_exported_beside_them(tmp_path):
+    from assistant.services.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    workspace.ensure("p")
+    record_vote(workspace, "p", Vote("base", "adapter", "b", prompt="hi, \"you\""))
+    record_vote(workspace, "p", Vote("adapter", "base", "a"))
+    with project_votes(workspace, "p") as store:
+        assert store.path == workspace.project("p").path / "tunewise.sqlite"
+        assert [v.outcome for v in store.votes()] == ["b", "a"]
+    with pytest.raises(Exception, match="closed"):
+        store.votes()  # closed when the block ends
+    [first, second] = project_leaderboard(workspace, "p")
+    assert first.variant == "adapter" and (first.wins, first.games) == (2, 2) and second.losses == 2
+    path = export_votes_csv(workspace, "p")
+    assert path == workspace.project("p").path / "votes.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("time,session,prompt") and len(lines) == 3 and '"hi, ""you"""' in lines[1]
+
+
+def test_a_project_without_votes_has_an_empty_board(tmp_path):
+    from assistant.services.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    assert project_leaderboard(workspace, "p") == []

@@ -98,3 +98,47 @@ def test_record_outcome_saves_the_sentences_and_the_checks_behind_them(tmp_path)
 
     record_outcome(workspace, "p", _report(cases=3))
     assert workspace.load("p")["outcome"]["checks"][0]["verdict"] == "not enough evidence"
+
+
+class _TimedModel:
+    """Answers like a VariantModel, taking a known time for each call."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls = seconds, []
+
+    def answer_batch(self, variant, conversations, generation, search, batch_size):
+        import time
+
+        self.calls.append((variant, conversations, batch_size))
+        time.sleep(self.seconds)
+        return []
+
+
+def test_answer_times_estimate_from_one_answer_then_from_the_last_run():
+    from assistant.runtime.variants import Variant
+    from assistant.services.evaluation import AnswerTimes, EvalCase
+
+    times = AnswerTimes()
+    unknown = times.estimate("tiny", cases=3, variants=2)
+    assert unknown.answers == 6 and unknown.per_answer is None and unknown.seconds is None
+
+    model = _TimedModel(0.01)
+    case = EvalCase(({"role": "user", "content": "hi"},), "hello")
+    measured = times.measure_one("tiny", model, Variant(), case)
+    assert measured.basis == AnswerTimes.ONE_ANSWER and measured.seconds >= 0.01
+    assert model.calls == [(Variant(), [[{"role": "user", "content": "hi"}]], 1)]  # one answer, alone
+    assert times.estimate("tiny", 3, 2).seconds == pytest.approx(6 * measured.seconds)
+    assert times.get("other") is None  # by model name
+
+    recorded = times.record_run("tiny", _report())
+    assert recorded.basis == AnswerTimes.LAST_EVALUATION
+    assert recorded.seconds == pytest.approx((0.123456 + 1.98765) / 2)  # the median of the variants' medians
+    assert times.estimate("tiny", 10, 1).per_answer == recorded
+
+
+def test_a_run_without_latencies_keeps_the_time_already_known():
+    from assistant.services.evaluation import AnswerTimes, EvalReport, VariantResult
+
+    times = AnswerTimes()
+    assert times.record_run("tiny", EvalReport("e", "d", 0, [VariantResult("base", {"latency_p50_s": None})])) is None
+    assert times.get("tiny") is None

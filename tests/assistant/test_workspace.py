@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from assistant.services.advisor import Advisor
-from assistant.services.workspace import Workspace, WorkspaceError, atomic_write_json, resolve_workspace
+from assistant.services.workspace import Workspace, WorkspaceError, resolve_workspace
+from trainers.atomic_files import write_json_atomic
 
 
 def test_workspace_location_flag_then_env_then_default(tmp_path, monkeypatch):
@@ -54,17 +55,17 @@ def test_unsafe_project_names_are_refused(tmp_path, name):
 
 def test_atomic_write_leaves_no_temporary_files_and_replaces_whole(tmp_path):
     target = tmp_path / "p.json"
-    atomic_write_json(target, {"a": 1})
-    atomic_write_json(target, {"b": 2})
+    write_json_atomic(target, {"a": 1}, sort_keys=True)
+    write_json_atomic(target, {"b": 2}, sort_keys=True)
     assert json.loads(target.read_text()) == {"b": 2}
     assert os.listdir(tmp_path) == ["p.json"]
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "p.json"
-    atomic_write_json(target, {"a": 1})
+    write_json_atomic(target, {"a": 1}, sort_keys=True)
     with pytest.raises(TypeError):
-        atomic_write_json(target, {"not json": object()})
+        write_json_atomic(target, {"not json": object()}, sort_keys=True)
     assert json.loads(target.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["p.json"]
 
