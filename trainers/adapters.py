@@ -97,23 +97,26 @@ class AdapterRegistry:
 
     def merge_and_export(self, name: str, out_dir: str | Path, base_model: str | None = None,
                          trust_remote_code: bool = False) -> Path:
-        """Merge the adapter into a 16-bit copy of its base and save a standalone model folder.
+        """Merge the adapter into a copy of its base and save a standalone model folder.
 
-        A QLoRA adapter is merged into a 16-bit reload of the base, never into the 4-bit
+        The copy is in the precision the model runs in on this machine (trainers/loading.py: 16-bit
+        with a GPU, fp32 without), and it is merged in RAM: a QLoRA base's 16-bit copy may not fit
+        the GPU it trained on. A QLoRA adapter is merged into that reload, never into the 4-bit
         weights it trained against: merging into quantised weights would round the update away.
         """
         import torch
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from trainers.loading import load_causal_lm
 
         info = self.get(name)
         out = Path(out_dir)
         if out.exists() and any(out.iterdir()):
             raise AdapterError(f"{out} is not empty")
         base_path = base_model or info.base_model
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, use_safetensors=True,
-                                                    trust_remote_code=trust_remote_code)
+        runs_on = "cuda" if torch.cuda.is_available() else "cpu"
+        base = load_causal_lm(base_path, runs_on, trust_remote_code=trust_remote_code, keep_on_cpu=True)
         merged = PeftModel.from_pretrained(base, info.path).merge_and_unload()
         merged.save_pretrained(out, safe_serialization=True)
         tokenizer = AutoTokenizer.from_pretrained(info.path)

@@ -22,7 +22,9 @@ from typing import Any
 from tunewise.errors import InputError
 
 DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"
-"""The bundled model (assistant/runtime/models.py resolves the name to a local folder)."""
+"""The bundled model's name, the one place it is spelled: the runtime (``BUNDLED_MODEL``, which
+resolves it to a local folder) and the CLI import it; defined here, the lowest layer that needs it,
+and free of torch, so the CLI's start-up can import it."""
 METHODS = ("lora", "qlora")
 MAX_PROCESSES = 64
 """The most training processes any config may ask for, before the machine is looked at.

@@ -1,7 +1,8 @@
 """The job protocol: what a training job's folder holds and the states it moves through.
 
-The queue (trainers/jobs.py) and the job process (trainers/sft.py) speak only through this folder,
-so neither imports the other:
+The queue (trainers/jobs.py) and the job process (trainers/sft.py) speak only through this folder
+and each other's module name, so neither imports the other: the queue runs ``python -m trainers.sft
+JOB_DIR``, and a job process that ends runs the queue's ``start-next`` (:func:`start_next_job`).
 
     jobs/<id>/config.json      the JobSpec (trainers/config.py), written before the job starts
               state.json       {"status": JobState, "step", "max_steps", "reason", "advice", ...}
@@ -16,6 +17,9 @@ Every JSON file is written whole (trainers/atomic_files.py), so a reader never s
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +31,12 @@ CONFIG_FILE, STATE_FILE, PROGRESS_FILE, LOG_FILE = "config.json", "state.json", 
 CHECKPOINTS, ADAPTER, TRAINING_CARD = "checkpoints", "adapter", "training.json"
 BOARD_ENV = "TUNEWISE_JOB_BOARD"
 """Set for the job process: the folder of the line it queued in, so it can start the next job as it ends."""
+QUEUE_ENTRY_POINT = "trainers.jobs"
+"""The queue's module, run (never imported) by a job process as it ends:
+``python -m trainers.jobs start-next BOARD``."""
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                  "ROLE_RANK", "ROLE_NAME", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+"""What torch's launcher (under ``accelerate launch``) sets for each rank of a job; with the TORCHELASTIC_ ones."""
 
 
 class JobState(StrEnum):
@@ -90,3 +100,33 @@ def trim_progress(job_dir: Path, last_step: int) -> int:
             kept.append(line)
     write_text_atomic(path, "".join(line + "\n" for line in kept))
     return dropped
+
+
+def handover_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The environment for the next job's start: ``environ`` less this job's rank variables.
+
+    A rank of a multi-process job carries RANK, WORLD_SIZE, MASTER_PORT...; a next job started with
+    them would take itself for a rank of the finished one and wait for peers that never come.
+    """
+    return {name: value for name, value in environ.items()
+            if name not in RANK_VARIABLES and not name.startswith("TORCHELASTIC_")}
+
+
+def start_next_job(board_folder: str | Path, timeout: float = 120) -> str:
+    """Start the first queued job on the board in ``board_folder`` if the machine is free: what a job
+    process does as it ends. Returns the id started, or ``"none"``.
+
+    The queue runs in a short process of its own (:data:`QUEUE_ENTRY_POINT`), so the job process
+    imports no queue code; that process launches the next job in its own session and exits.
+    Raises RuntimeError (with the queue's last line of error) or TimeoutExpired when it fails.
+    """
+    env = handover_environment(dict(os.environ))
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-m", QUEUE_ENTRY_POINT, "start-next", str(board_folder)],
+                            capture_output=True, text=True, env=env, timeout=timeout)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"{QUEUE_ENTRY_POINT} exited with code {result.returncode}")
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else "none"

@@ -2,8 +2,10 @@
 
 Each job is a folder ``jobs/<id>/`` laid out as trainers/job_files.py describes; the queue
 starts the job process (trainers/sft.py) by its module name and reads what it writes, never
-importing it. The state lives on disk, so an app restart shows every
-job as it is; a job whose process died without saying so is marked failed on the next look.
+importing it; a job process that ends runs this module by name (``python -m trainers.jobs
+start-next BOARD``, see :func:`main`) to start the next job in line. The state lives on disk,
+so an app restart shows every job as it is; a job whose process died without saying so is
+marked failed on the next look.
 
 One job trains at a time on the machine, whichever project (or user) it belongs to: two jobs on
 one GPU would each assume the whole card. A :class:`JobBoard` shared by the job stores of every
@@ -12,6 +14,7 @@ project keeps the order jobs queued in and says which one holds the machine.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -354,3 +357,20 @@ class JobStore:
                 return status
             time.sleep(poll)
         raise TimeoutError(f"job {job_id} still {status.status} after {timeout} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trainers.jobs start-next BOARD``: start the first queued job on the board if the
+    machine is free, and print its id (or "none"). A job process runs this as it ends
+    (trainers/job_files.py, ``start_next_job``), so the queue moves with nobody watching."""
+    parser = argparse.ArgumentParser(description="The machine-wide line of training jobs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start_next = commands.add_parser("start-next", help="start the first queued job if the machine is free")
+    start_next.add_argument("board", help="the board's folder (what the job process got in $TUNEWISE_JOB_BOARD)")
+    args = parser.parse_args(argv)
+    print(JobBoard(args.board).start_next() or "none", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,11 +4,12 @@
     python -m trainers.sft JOB_DIR --resume   # continues from the last checkpoint
 
 Runs in its own process, started by trainers/jobs.py; the two speak through the job folder
-(trainers/job_files.py). It reports progress as JSON lines in ``progress.jsonl`` and its state in
-``state.json``; SIGTERM saves a checkpoint and stops
-("cancelled"); any error marks the job "failed" with the reason and advice. With CUDA: QLoRA
-(NF4, double quantisation, bf16 compute where supported, else fp16) or LoRA on a 16-bit base.
-Without CUDA: LoRA in fp32 (slow), or QLoRA through bitsandbytes' CPU kernels for tests.
+(trainers/job_files.py) and never import each other. It reports progress as JSON lines in
+``progress.jsonl`` and its state in ``state.json``; SIGTERM saves a checkpoint and stops
+("cancelled"); any error marks the job "failed" with the reason and advice. The base loads through
+trainers/loading.py (the precision rule chat and export share). With CUDA: QLoRA (NF4, double
+quantisation, bf16 compute where supported, else fp16) or LoRA on a 16-bit base. Without CUDA:
+LoRA in fp32 (slow), or QLoRA through bitsandbytes' CPU kernels for tests.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from trainers.job_files import (
     TRAINING_CARD,
     JobState,
     set_state,
+    start_next_job,
     trim_progress,
     write_json,
 )
+from trainers.loading import dtype_for
 from trainers.preview import has_generation_markers
 from tunewise.errors import InputError
 
@@ -97,30 +100,23 @@ def to_dataset(records: list[dict], assistant_markers: bool):
 
 def load_for_training(spec: JobSpec, device: str):
     """The base model (4-bit for QLoRA) wrapped in a fresh LoRA adapter, and its tokenizer."""
-    import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoTokenizer
+
+    from trainers.loading import load_causal_lm
 
     config = spec.training
     source = spec.load_from
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    cuda = device == "cuda"
-    compute = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
-    kwargs = dict(use_safetensors=True, trust_remote_code=config.trust_remote_code)
-    if config.method == "qlora":
-        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                          bnb_4bit_use_double_quant=True,
-                                          bnb_4bit_compute_dtype=compute if cuda else torch.bfloat16)
-        model = AutoModelForCausalLM.from_pretrained(source, quantization_config=quantization,
-                                                     dtype=compute, device_map={"": device}, **kwargs)
+    qlora = config.method == "qlora"
+    model = load_causal_lm(source, device, quantize_4bit=qlora, trust_remote_code=config.trust_remote_code)
+    if qlora:
         guard_bnb_cpu_repack(model)
         # No prepare_model_for_kbit_training: it upcasts embeddings, lm_head and norms to fp32 (about
         # 4 GB more for an 8B model with a 128k vocabulary) for no measured gain; TRL turns on input
         # gradients for checkpointing and keeps the adapters in bf16, as plain TRL does.
-    else:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=compute, **kwargs).to(device)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.peft_target_modules, modules_to_save=config.modules_to_save,
                       task_type="CAUSAL_LM")
@@ -299,7 +295,7 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     records = load_records(spec.train_file)
     train_data = to_dataset(records, markers)
     eval_data = to_dataset(load_records(spec.eval_file), markers) if spec.eval_file else None
-    bf16 = not cpu and torch.cuda.is_bf16_supported()
+    precision = dtype_for(device, not cpu and torch.cuda.is_bf16_supported())  # the precision the base loaded in
     liger = use_liger(config, device)
     longest = longest_example(tokenizer, records) if config.gradient_checkpointing is None else None
     checkpointing = use_checkpointing(config, model, device, longest)
@@ -313,7 +309,8 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
         packing=config.packing, assistant_only_loss=markers, logging_steps=config.logging_steps,
         logging_first_step=True, eval_strategy="steps" if eval_data is not None else "no",
         eval_steps=config.eval_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
-        seed=config.seed, data_seed=config.seed, use_cpu=cpu, bf16=bf16, fp16=not cpu and not bf16,
+        seed=config.seed, data_seed=config.seed, use_cpu=cpu, bf16=precision == "bfloat16",
+        fp16=precision == "float16",
         gradient_checkpointing=checkpointing, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         include_num_input_tokens_seen=True, use_liger_kernel=liger,
     )
@@ -370,14 +367,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def hand_over(job_dir: Path) -> None:
-    """As a job ends, start the next one in line, so the queue moves with nobody watching."""
+    """As a job ends, start the next one in line, so the queue moves with nobody watching.
+
+    Through the job protocol (trainers/job_files.py): the queue runs in a process of its own, so
+    the job process imports none of it."""
     board = os.environ.get(BOARD_ENV)
     if not board or os.environ.get("LOCAL_RANK", "0") != "0":
         return
     try:
-        from trainers.jobs import JobBoard
-
-        started = JobBoard(board).start_next()
+        started = start_next_job(board)
     except Exception as error:  # noqa: BLE001 - the queue moves on the next look; this job's result stands
         started = f"none ({type(error).__name__}: {error})"
     with open(job_dir / LOG_FILE, "a") as log:

@@ -33,12 +33,12 @@ from pathlib import Path
 from assistant.services.workspace import DEFAULT_PROJECT, WORKSPACE_ENV
 from retrieval.documents import location
 from retrieval.search import SEARCH_MODES
-from trainers.config import add_flags, overrides_from_flags
+from trainers.config import DEFAULT_MODEL, add_flags, overrides_from_flags
 from trainers.formats import FORMATS
 from tunewise.errors import InputError
 
 MODEL_CACHE_ENV = "TUNEWISE_MODEL_CACHE"  # assistant.runtime.models.MODEL_CACHE_ENV, without importing it at start-up
-BUNDLED = "bundled:SmolLM2-135M-Instruct"  # assistant.runtime.models.BUNDLED_MODEL, likewise
+BUNDLED = DEFAULT_MODEL  # assistant.runtime.models.BUNDLED_MODEL, the same name, without importing it at start-up
 MODEL_HELP = f"hub id or local folder (default: the bundled {BUNDLED}, offline)"
 
 

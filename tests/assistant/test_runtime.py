@@ -117,3 +117,20 @@ def test_a_grounded_answer_lists_its_sources(loaded):
 def test_answers_from_documents_need_a_retrieval_variant(loaded):
     with pytest.raises(ValueError, match="needs a retrieval variant"):
         list(VariantModel(loaded).answer_from_documents(Variant(), "How many days?", lambda q: []))
+
+
+def test_the_runtime_loads_through_the_loader_training_and_export_share(tiny_model_path, monkeypatch):
+    """One precision rule (trainers/loading.py); what the loader cannot load is still ModelUnavailableError."""
+    from trainers import loading
+
+    calls = []
+
+    def unloadable(source, device, **options):
+        calls.append((source, device, options))
+        raise OSError("no safetensors weights here")
+
+    monkeypatch.setattr(loading, "load_causal_lm", unloadable)
+    with pytest.raises(ModelUnavailableError, match="no safetensors weights here") as error:
+        load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
+    assert "--model PATH" in str(error.value)
+    assert calls == [(str(tiny_model_path), "cpu", {"trust_remote_code": False})]

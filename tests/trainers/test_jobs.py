@@ -266,3 +266,46 @@ def test_after_a_kill_and_a_resume_the_progress_never_goes_backwards(tiny_model_
     store.wait(job, timeout=120)
     steps = [r["step"] for r in store.progress(job) if "loss" in r]
     assert steps == sorted(steps) and len(steps) == len(set(steps)), steps
+
+
+def test_the_queue_and_the_job_process_never_import_each_other():
+    """They share the job folder (trainers/job_files.py) and run each other by module name only."""
+    import ast
+    from pathlib import Path
+
+    import trainers
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((Path(trainers.__file__).parent / f"{module}.py").read_text())
+        return {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names} | {
+            node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+    assert not any(name.startswith("trainers.jobs") for name in imported("sft"))
+    assert not any(name.startswith("trainers.sft") for name in imported("jobs"))
+
+
+def test_a_job_that_ends_starts_the_next_in_line_through_the_queue_s_own_process(tmp_path, monkeypatch):
+    """start_next_job runs ``python -m trainers.jobs start-next BOARD``: the first queued job is
+    launched (here: refused, as the machine has fewer GPUs than when it was queued, so nothing
+    trains) and its id comes back; with nothing queued, "none"."""
+    from trainers.job_files import start_next_job
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    board = JobBoard(tmp_path / "board")
+    store = JobStore(tmp_path / "jobs", board, launcher=lambda *_: pytest.fail("queued only, not started here"))
+    job = store.create(JobSpec.of(model="m", train_file="t.jsonl", processes=2))
+    store.board.add(store.path(job))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # the queue's process sees one GPU: the launch is refused
+    assert start_next_job(board.folder) == job
+    status = store.status(job)
+    assert status.status == "failed" and "has 1 visible GPU" in status.reason
+    assert start_next_job(board.folder) == "none"
+
+
+def test_the_next_job_does_not_inherit_the_ranks_of_the_one_that_ended():
+    from trainers.job_files import handover_environment
+
+    ranks = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_PORT": "29500",
+             "TORCHELASTIC_RUN_ID": "x"}
+    kept = {"PATH": "/usr/bin", "CUDA_VISIBLE_DEVICES": "0,1", "TUNEWISE_JOB_BOARD": "/b"}
+    assert handover_environment(ranks | kept) == kept
