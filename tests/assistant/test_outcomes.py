@@ -61,7 +61,7 @@ def test_diagnose_gap_on_few_cases_states_n_and_does_not_claim_a_measurement():
 
 
 def test_diagnose_needs_the_base():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs the base variant"):
         diagnose_gap([result("json")], True)
 
 

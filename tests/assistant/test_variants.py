@@ -1,5 +1,7 @@
 """Four variants over one base; the base answers the same before and after adapters are loaded."""
 
+from pathlib import Path
+
 import pytest
 
 from assistant.runtime.generation import BASE, GenerationSettings, ModelSettings, chat, load_model
@@ -110,7 +112,21 @@ def test_adapter_keys_are_unique_across_projects_and_users_and_valid_peft_names(
     keys = {adapter_key(folder, adapter) for folder in folders for adapter in ("v1", "v2")}
     assert len(keys) == 8
     assert all(k.isidentifier() and "." not in k for k in keys)
-    assert adapter_key(folders[0], "v1") == adapter_key(folders[0], "v1")
+
+
+def test_an_adapter_key_names_the_folder_however_its_path_is_spelled(tmp_path, monkeypatch):
+    from assistant.runtime.variants import adapter_key
+
+    project = tmp_path / "users" / "ana" / "projects" / "a"
+    project.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "users")
+    monkeypatch.chdir(tmp_path)
+    key = adapter_key(project, "v1")
+    assert key == adapter_key(str(project), "v1")
+    assert key == adapter_key(Path("users/ana/projects/a"), "v1")  # relative
+    assert key == adapter_key(tmp_path / "users" / "bo" / ".." / "ana" / "projects" / "a", "v1")
+    assert key == adapter_key(tmp_path / "link" / "ana" / "projects" / "a", "v1")  # through a symlink
+    assert key != adapter_key(project, "v2") and key != adapter_key(project.parent / "b", "v1")
 
 
 def test_a_labelled_variant_shows_its_adapter_name():
