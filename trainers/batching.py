@@ -26,6 +26,20 @@ def length_batches(lengths: Sequence[int], batch_size: int, seed: int, jitter: f
     return batches
 
 
+def largest_batch_length(longest: int, max_length: int, packing: bool = False) -> int:
+    """The padded length of the job's largest training batch, from its longest example's tokens.
+
+    Every batch is padded to its longest member and cut at ``max_length``, so the batch that holds
+    the longest example is padded to it, whether the batches are length-grouped or random: that
+    step sets the memory peak. The longest example (the report's ``tokens.max``) is the right
+    statistic, not the 95th percentile: the peak is one step's, and the step holding the longest
+    example comes in every epoch. ``batch_size`` rows of this length bound the largest batch from
+    above; length grouping keeps the bound close, as it fills that batch with the next-longest
+    examples. With packing every row is ``max_length``.
+    """
+    return max_length if packing else max(1, min(longest, max_length))
+
+
 def padding_share(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
     """The share of a padded epoch that is padding (each batch padded to its longest member)."""
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches if b)

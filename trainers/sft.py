@@ -196,6 +196,39 @@ def gpu_memory_gb() -> dict:
             "gpu_peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 1e9, 3)}
 
 
+def rss_gb() -> float:
+    """The process's resident memory now (VmRSS), in GB; 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return 0.0
+
+
+def peak_memory_gb(baseline_rss_gb: float) -> dict:
+    """The job's peak memory so far, measured as the estimate counts it (assistant/core/memory.py).
+
+    ``peak_memory_gb``: on CUDA, torch's peak allocation (reset as training begins, so the weights
+    loaded before stay counted and loading transients do not); on a CPU, the process's peak RSS
+    (ru_maxrss, Linux: KiB) above ``baseline_rss_gb``, its RSS with Python and torch loaded but not
+    TRL's trainer nor the model, where bench/memory_cpu.py fitted the estimate's CPU constants.
+    ``peak_rss_gb``: the whole process, for comparing with the machine's RAM.
+    """
+    import resource
+
+    import torch
+
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        measured = torch.cuda.max_memory_allocated() / 1e9
+    else:
+        measured = max(0.0, peak_rss - baseline_rss_gb)
+    return {"peak_memory_gb": round(measured, 3), "peak_rss_gb": round(peak_rss, 3)}
+
+
 def stop_callback(stop_requested):
     """A cancel for the processes other than rank 0: stop at the end of the step, as rank 0 does."""
     from transformers import TrainerCallback
@@ -209,7 +242,7 @@ def stop_callback(stop_requested):
     return StopCallback()
 
 
-def make_progress_callback(job_dir: Path, stop_requested):
+def make_progress_callback(job_dir: Path, stop_requested, baseline_rss_gb: float = 0.0):
     from transformers import TrainerCallback
 
     class ProgressCallback(TrainerCallback):
@@ -246,6 +279,7 @@ def make_progress_callback(job_dir: Path, stop_requested):
             if tokens and elapsed > 0:
                 record["tokens_per_s"] = round(tokens / elapsed, 1)
             record.update(gpu_memory_gb())
+            record.update(peak_memory_gb(baseline_rss_gb))
             if rate > 0:
                 record["eta_s"] = round((state.max_steps - state.global_step) / rate, 1)
             self._write(record)
@@ -273,6 +307,10 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     launcher's, which passes a cancel on to every process.
     """
     import torch
+
+    # What the memory estimate leaves out, measured where bench/memory_cpu.py fitted the CPU constants:
+    # Python and torch in memory; TRL's trainer, the model and the data not yet.
+    baseline_rss = rss_gb()
     from trl import SFTConfig, SFTTrainer
 
     spec = JobSpec.load(job_dir)
@@ -318,7 +356,8 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     trainer_class = length_batched(SFTTrainer) if config.group_by_length and not config.packing else SFTTrainer
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                          processing_class=tokenizer,
-                         callbacks=[make_progress_callback(job_dir, lambda: stop["requested"])] if main_process
+                         callbacks=[make_progress_callback(job_dir, lambda: stop["requested"], baseline_rss)]
+                         if main_process
                          else [stop_callback(lambda: stop["requested"])])
     if len(trainer.train_dataset) == 0:  # TRL drops examples whose answer was cut off entirely
         raise NoAnswerLeftError(f"no training example keeps any of its answer within the max length of "
@@ -331,9 +370,11 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     result = trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if stop["requested"]:
         if main_process:
-            set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user")
+            set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user",
+                      **peak_memory_gb(baseline_rss))
         return JobState.CANCELLED
-    metrics = dict(result.metrics) | gpu_memory_gb()
+    peak = peak_memory_gb(baseline_rss)  # of training: evaluation below runs without gradients
+    metrics = dict(result.metrics) | gpu_memory_gb() | peak
     if eval_data is not None:
         metrics.update(trainer.evaluate())  # every process takes part; the metrics are gathered
     if not main_process:
@@ -344,7 +385,7 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     write_json(adapter_dir / TRAINING_CARD, {"config": spec.to_dict(), "metrics": metrics, "device": device,
                                                "assistant_only_loss": markers,
                                                "steps": trainer.state.global_step})
-    set_state(job_dir, JobState.COMPLETED, step=trainer.state.global_step, metrics=metrics)
+    set_state(job_dir, JobState.COMPLETED, step=trainer.state.global_step, metrics=metrics, **peak)
     return JobState.COMPLETED
 
 

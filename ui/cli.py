@@ -619,7 +619,8 @@ def run_train(args: argparse.Namespace) -> int:
     memory = f"{estimate.memory_gb:.1f} GB" if estimate.memory_gb is not None else "unknown"
     of_gpu = f" of {hardware.vram_gb:.0f} GB" if hardware.vram_gb else ""
     print(f"{settings.method} on {settings.model} ({hardware.device}): {estimate.steps} steps, about "
-          f"{estimate.tokens:,} tokens, memory {memory}{of_gpu}")
+          f"{estimate.tokens:,} tokens, memory {memory}{of_gpu} (largest batch {estimate.batch_size} x "
+          f"{estimate.sequence_length} tokens)")
     for note in estimate.notes:
         print(f"  note: {note}")
     if args.dry_run:
@@ -641,7 +642,11 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"  try: {alternative}", file=sys.stderr)
         return _fail("this training does not fit in the GPU's memory")
     print(f"job {job_id} started (adapter {name!r})")
-    return 0 if args.detach else _follow(behaviour, job_id)
+    if args.detach:
+        return 0
+    code = _follow(behaviour, job_id)
+    print(behaviour.job_memory(job_id).text())  # the estimate against the measured peak, so drift shows
+    return code
 
 
 def run_jobs(args: argparse.Namespace) -> int:

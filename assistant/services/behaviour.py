@@ -72,9 +72,41 @@ class TrainingEstimate:
     seconds: float
     notes: list[str] = field(default_factory=list)
     alternatives: list[str] = field(default_factory=list)
+    batch_size: int = 0
+    sequence_length: int = 0
+    """The padded length of the largest batch the memory is estimated for (trainers/batching.py)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class JobMemory:
+    """A job's memory as estimated before it started and as measured while it ran (GB, 10^9 bytes).
+
+    ``measured_gb`` is what the estimate covers: torch's peak allocation on a GPU; on a CPU the
+    process's peak RSS above its RSS just before the model loaded (trainers/sft.py). None until the
+    job has logged a step, and for jobs started before either was recorded.
+    """
+
+    estimated_gb: float | None
+    measured_gb: float | None
+    device: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """Measured over estimated: above 1 the estimate ran low."""
+        if not self.estimated_gb or self.measured_gb is None:
+            return None
+        return self.measured_gb / self.estimated_gb
+
+    def text(self) -> str:
+        """"memory: estimated 2.9 GB, measured peak 3.1 GB (+7%)", as the CLI and the tab show it."""
+        def gb(value: float | None) -> str:
+            return "unknown" if value is None else f"{value:.1f} GB"
+
+        drift = f" ({self.ratio - 1:+.0%})" if self.ratio is not None else ""
+        return f"memory: estimated {gb(self.estimated_gb)}, measured peak {gb(self.measured_gb)}{drift}"
 
 
 def _ram_note(needed_gb: float, ram_gb: float, smaller: list[tuple[str, float]]) -> str:
@@ -89,16 +121,30 @@ def _ram_note(needed_gb: float, ram_gb: float, smaller: list[tuple[str, float]])
 
 
 def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: int, hardware: Hardware,
-                      shape=None) -> TrainingEstimate:
+                      shape=None, longest: int | None = None) -> TrainingEstimate:
     """Tokens, steps, memory against the GPU (or the RAM, on CPU) and a rough time; alternatives when
-    it cannot fit on the GPU, a note when it may not fit in the RAM (never a refusal on CPU)."""
+    it cannot fit on the GPU, a note when it may not fit in the RAM (never a refusal on CPU).
+
+    A pure function of the settings and the data, recomputed on every call: nothing is cached, so
+    an edited setting (epochs, batch size, max length) changes the estimate the next call returns.
+
+    Args:
+        total_tokens: tokens of one epoch's examples (steps and time scale it by the epochs run).
+        longest: tokens of the longest example. The memory is estimated for the largest batch the
+            job builds, ``batch_size`` rows padded to it (at most ``max_length``, see
+            :func:`trainers.batching.largest_batch_length`); None when unknown, which assumes
+            every row at ``max_length`` (the worst case).
+    """
     from assistant.core.memory import TrainingShape, estimate_memory, fits_in
+    from trainers.batching import largest_batch_length
 
     per_step = settings.batch_size * settings.gradient_accumulation
     steps_per_epoch = max(1, math.ceil(train_count / per_step))
     steps = settings.max_steps if settings.max_steps > 0 else math.ceil(steps_per_epoch * settings.epochs)
     epochs_run = steps / steps_per_epoch
     tokens = int(total_tokens * epochs_run)
+    length = largest_batch_length(settings.max_length if longest is None else longest, settings.max_length,
+                                  settings.packing)
     notes, alternatives = [], []
     memory, fits = None, True
     cuda = hardware.device == "cuda"
@@ -107,17 +153,18 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
             training = TrainingShape(seq_len=length, batch_size=batch, gradient_checkpointing=cuda, on_cpu=not cuda)
             return estimate_memory(shape, training, settings.lora_r).method(method).total_gb
 
-        memory = need(settings.method, settings.batch_size, settings.max_length)
+        memory = need(settings.method, settings.batch_size, length)
+        shorter = length > 512  # "max length 512" only helps when the largest batch is longer than that
         if cuda:
             fits = fits_in(memory, hardware.vram_gb)
             if not fits:
                 options = []
                 if settings.method == "lora":
-                    options.append(("QLoRA", need("qlora", settings.batch_size, settings.max_length)))
+                    options.append(("QLoRA", need("qlora", settings.batch_size, length)))
                 accumulation = settings.batch_size * settings.gradient_accumulation
                 options.append((f"batch size 1 with gradient accumulation {accumulation}",
-                                need(settings.method, 1, settings.max_length)))
-                if settings.max_length > 512:
+                                need(settings.method, 1, length)))
+                if shorter:
                     options.append(("max length 512", need(settings.method, settings.batch_size, 512)))
                 alternatives = [
                     f"{label}: about {gb:.1f} GB" + (" (fits)" if fits_in(gb, hardware.vram_gb) else "")
@@ -125,8 +172,8 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
         elif hardware.ram_gb and memory > hardware.ram_gb:
             smaller = []
             if settings.batch_size > 1:
-                smaller.append(("batch size 1", need(settings.method, 1, settings.max_length)))
-            if settings.max_length > 512:
+                smaller.append(("batch size 1", need(settings.method, 1, length)))
+            if shorter:
                 smaller.append(("max length 512", need(settings.method, settings.batch_size, 512)))
             notes.append(_ram_note(memory, hardware.ram_gb, smaller))
     else:
@@ -136,7 +183,7 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
     params = shape.total_params if shape is not None else 0
     seconds = (4 * params * tokens) / (hardware.tflops * 1e12) if params else 0.0
     return TrainingEstimate(hardware.device, settings.method, train_count, tokens, steps, memory,
-                            hardware.vram_gb, fits, seconds, notes, alternatives)
+                            hardware.vram_gb, fits, seconds, notes, alternatives, settings.batch_size, length)
 
 
 @dataclass
@@ -186,15 +233,31 @@ def check_examples(train_name: str, train_text: str, eval_name: str | None = Non
 def estimate_for_examples(settings: TrainingConfig, report: dict, train_count: int,
                           hardware: Hardware) -> TrainingEstimate:
     """The estimate for ``train_count`` examples whose token counts ``report`` gives, on the settings' model
-    (its shape from the catalog or a local config; memory is left out when neither is readable)."""
+    (its shape from the catalog or a local config; memory is left out when neither is readable).
+
+    Steps and time follow the settings; memory follows the largest batch the job will build from
+    these examples (the report's longest example, capped by the settings' max length, not the
+    report's), so an edited max length or batch size needs no new report."""
     from assistant.runtime.model_shapes import ModelConfigError, shape_for_model
 
     try:
         shape = shape_for_model(settings.model)
     except ModelConfigError:
         shape = None
-    median = report["tokens"]["median"] or 0
-    return estimate_training(settings, train_count, int(median * train_count), hardware, shape)
+    tokens = report["tokens"]
+    # An epoch holds the mean length times the count; a report without a total gives the median.
+    valid = report.get("valid") or 0
+    mean = tokens["total"] / valid if tokens.get("total") and valid else tokens["median"] or 0
+    return estimate_training(settings, train_count, int(mean * train_count), hardware, shape,
+                             longest=tokens.get("max") or None)
+
+
+def _hardware_for(device: str | None) -> Hardware:
+    """The machine a job started on ``device`` trains on ("cpu" forces the CPU on a GPU machine)."""
+    from assistant.runtime.hardware import detect_hardware
+
+    hardware = detect_hardware()
+    return Hardware("cpu", ram_gb=hardware.ram_gb) if device == "cpu" and hardware.device != "cpu" else hardware
 
 
 class Behaviour:
@@ -273,7 +336,13 @@ class Behaviour:
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
     def estimate(self, prepared: PreparedDataset, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
+        """The estimate for training ``prepared`` with ``settings``, computed afresh on every call."""
         return estimate_for_examples(settings, prepared.report, prepared.train_count, hardware)
+
+    def estimate_dataset(self, dataset_id: str, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
+        """The estimate for a dataset prepared earlier, by id, with the settings as they are now: what a
+        form calls on every edit of a setting (it reads the dataset's report; no model is loaded)."""
+        return self.estimate(self.load_prepared(dataset_id), settings, hardware)
 
     def preview(self, prepared: PreparedDataset, settings: TrainingConfig, count: int = 2) -> list:
         """The first ``count`` training examples as the job will see them (trainers/preview.py), with
@@ -304,9 +373,12 @@ class Behaviour:
         self.adapters.check_name(adapter_name)
         if self.adapters.path(adapter_name).exists():
             raise AdapterError(f"an adapter named {adapter_name!r} already exists")
+        # Every job keeps the estimate it started with, so job_memory can set it beside the measured peak.
+        estimate = estimate or self.estimate(prepared, settings, _hardware_for(device))
         config = JobSpec(settings, str(prepared.train_file), str(prepared.eval_file), device,
                          resolve_model(settings.model), prepared.report.get("fingerprint", ""),
-                         {"adapter_name": adapter_name, "dataset_id": prepared.dataset_id})
+                         {"adapter_name": adapter_name, "dataset_id": prepared.dataset_id,
+                          "estimate": estimate.to_dict()})
         job_id = self.jobs.create(config)
         self.jobs.start(job_id)
         return job_id
@@ -322,6 +394,27 @@ class Behaviour:
         if not folder.is_dir():
             return []
         return [read_status(p) for p in sorted(folder.iterdir()) if (p / STATE_FILE).exists()]
+
+    def job_memory(self, job_id: str) -> JobMemory:
+        """The job's estimated memory (saved with it as it started) and its measured peak: the job's
+        final state once it has ended, else its latest progress line. Reads files only."""
+        from trainers.job_files import PROGRESS_FILE, STATE_FILE, read_state
+
+        path = self.root / "jobs" / job_id
+        if "/" in job_id or not (path / STATE_FILE).exists():
+            raise WorkspaceError(f"there is no job {job_id!r}")
+        state = read_state(path)
+        measured = state.get("peak_memory_gb")
+        if measured is None and (path / PROGRESS_FILE).exists():
+            for line in reversed((path / PROGRESS_FILE).read_text().splitlines()):
+                try:
+                    measured = json.loads(line).get("peak_memory_gb")
+                except json.JSONDecodeError:  # a line the process was writing as it was killed
+                    continue
+                if measured is not None:
+                    break
+        estimate = JobSpec.load(path).extra.get("estimate") or {}
+        return JobMemory(estimate.get("memory_gb"), measured, state.get("device", ""))
 
     def list_adapters(self) -> list[Any]:
         """The project's adapters; reads only (no folder is made for a project that has none yet)."""
