@@ -37,6 +37,8 @@ SHOWN_LINES = 5
 """Line numbers listed per problem row; the count says how many more."""
 JOB_COLUMNS = ["job", "status", "step", "of", "reason"]
 ADAPTER_COLUMNS = ["adapter", "method", "base model", "steps", "eval loss"]
+LOSS_SERIES = {"loss": "train loss", "eval_loss": "eval loss"}
+"""The progress records' loss keys, by the name of their line in the loss chart (and its legend)."""
 EXAMPLE_NOTE = ("<small>Example data: 300 training and 40 held-out requests of the Snips NLU benchmark, each "
                 "answered with its intent and slots as JSON (CC0 1.0; Coucke et al. 2018). Sources and licences: "
                 "<code>assistant/example_data/SOURCES.md</code>.</small>")
@@ -191,6 +193,27 @@ def estimate_markdown(estimate) -> str:
     return text
 
 
+def loss_frame(records: list[dict]):
+    """The loss chart's value: rows (step, value, series), one per loss in ``records``, after one row
+    per series with no step and no value; None (an empty chart) while there is no loss yet.
+
+    Gradio's LinePlot (6.31) builds its Vega-Lite view once, from the first value it is given, and
+    later values only swap the data: the colour scale keeps the series of that first value (a series
+    missing from it is drawn with no stroke, and left out of the legend), and the layout keeps the
+    axes' sizes (with no data, the y axis title and the legend end up outside the SVG). So the chart
+    stays empty until the first loss, whose value names both series: Vega-Lite leaves a row with no
+    x or y out of the line.
+    """
+    import pandas as pd
+
+    rows = [(record["step"], float(record[key]), series) for record in records
+            for key, series in LOSS_SERIES.items() if record.get(key) is not None]
+    if not rows:
+        return None
+    rows = [(None, None, series) for series in LOSS_SERIES.values()] + rows
+    return pd.DataFrame(rows, columns=["step", "value", "series"]).astype({"step": "Int64", "value": "float64"})
+
+
 def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     hardware = detect_hardware()
 
@@ -236,7 +259,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         cancel = gr.Button("Cancel", variant="stop")
         resume = gr.Button("Resume")
     job_md = gr.Markdown(elem_id="bh-job")
-    loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss", height=260)
+    loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss", x_title="step", y_title="loss",
+                            y_axis_format=".2f", elem_id="bh-loss")
     with gr.Row():
         jobs_table = gr.Dataframe(headers=JOB_COLUMNS, label="Jobs", interactive=False)
         adapters_table = gr.Dataframe(headers=ADAPTER_COLUMNS, label="Adapters", interactive=False,
@@ -342,15 +366,13 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             behaviour(request, name).jobs.start(job_id, resume=True)
 
     def on_tick(job_id, name, request: gr.Request):
-        import pandas as pd
-
         service = behaviour(request, name)
         jobs = service.advance()  # the timer's explicit step: register finished adapters, start the next job
         job_rows = [[j.job_id, j.status, j.step, j.max_steps, j.reason] for j in reversed(jobs)]
         adapter_rows = [[a.name, a.method, a.base_model, a.steps,
                          None if a.eval_loss is None else round(a.eval_loss, 3)] for a in service.adapters.list()]
         job_id = job_id or (jobs[-1].job_id if jobs else None)
-        text, points = "No training job yet.", []
+        text, records = "No training job yet.", []
         if job_id:
             status = service.jobs.status(job_id)
             done = status.step / status.max_steps if status.max_steps else 0
@@ -365,12 +387,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                 text += f"\n\n`{html.escape(status.command)}`"
             if status.reason:
                 text += f"\n\n{html.escape(status.reason)}. {html.escape(status.advice)}"
-            for record in records:
-                for key, series in (("loss", "train loss"), ("eval_loss", "eval loss")):
-                    if key in record:
-                        points.append({"step": record["step"], "value": record[key], "series": series})
-        plot = pd.DataFrame(points, columns=["step", "value", "series"]).astype({"step": int, "value": float})
-        return text, plot, job_rows, adapter_rows
+        return text, loss_frame(records), job_rows, adapter_rows
 
     private = {"api_visibility": "private"}
     check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,

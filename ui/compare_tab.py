@@ -196,7 +196,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             run = gr.Button("Run evaluation", variant="primary", elem_id="ev-run")
             gap = gr.Button("Gap check (base only, before training)", elem_id="ev-gap")
         eval_table = gr.Dataframe(headers=EVAL_COLUMNS, label="Results", interactive=False, elem_id="ev-table")
-        eval_chart = gr.BarPlot(x="variant", y="value", color="metric", label="Scores", height=280)
+        eval_chart = gr.BarPlot(x="bar", y="score", color="variant", label="Scores", y_lim=[0, 1],
+                                x_title="metric · variant", color_title="variant", x_label_angle=-35,
+                                elem_id="ev-chart")
         eval_note = gr.Markdown(elem_id="ev-note")
 
     def board_rows(workspace: Workspace, name: str) -> list[list]:
@@ -320,10 +322,12 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         search = variants.search(name)
         model_name = tenants.model.name
         if answer_times.get(model_name) is None:
-            yield gr.skip(), gr.skip(), "Measuring one answer to estimate the time..."
+            yield gr.skip(), None, "Measuring one answer to estimate the time..."
             answer_times.measure_one(model_name, model_variants, chosen_variants[0], cases[0], generation, search)
         estimate = estimate_text(answer_times.estimate(model_name, len(cases), len(chosen_variants)))
-        yield gr.skip(), gr.skip(), estimate + " Running..."
+        # The chart is emptied first: Gradio's BarPlot builds its colours and legend from the first value
+        # it is shown and only swaps the data after, so a run with other variants needs a chart built anew.
+        yield gr.skip(), None, estimate + " Running..."
         started = time.perf_counter()
 
         def report_progress(fraction: float, label: str) -> None:
@@ -337,8 +341,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         answer_times.record_run(model_name, report)
         table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],
                              columns=EVAL_COLUMNS)
-        chart = pd.DataFrame([{"variant": r.variant, "metric": k, "value": float(r.metrics[k])}
-                              for r in report.results for k in METRICS[:4]])
+        chart = scores_frame(report.results)
         yield table, chart, (f"{estimate} It took {duration_text(time.perf_counter() - started)}.\n\nSaved "
                              f"`{folder / 'report.json'}` and `{folder / 'report.md'}`.\n\n**Did the plan hold?** "
                              + " ".join(held))
@@ -397,6 +400,22 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
               show_progress_on=eval_table, **private)
     gap.click(on_gap, [eval_file, eval_limit, project], [eval_note], **private)
     return {"on_load": on_load, "inputs": load_inputs, "outputs": load_outputs}
+
+
+def scores_frame(results):
+    """The Scores chart's rows (bar, metric, variant, score): the shares of each result, metric by
+    metric, one bar each, the variants side by side within a metric.
+
+    Gradio's BarPlot (6.31) has no grouped bars (no x offset): bars that share an x are stacked, so
+    x="variant" with color="metric" summed four shares into one bar past 1. A bar per metric and
+    variant ("exact_match · base") keeps each share its own bar, and the bars' names, sorted, put a
+    metric's bars side by side.
+    """
+    import pandas as pd
+
+    rows = [(f"{metric} · {result.variant}", metric, result.variant, float(result.metrics[metric]))
+            for metric in SHARE_METRICS for result in results if result.metrics.get(metric) is not None]
+    return pd.DataFrame(rows, columns=["bar", "metric", "variant", "score"])
 
 
 def rounded(value):

@@ -170,3 +170,16 @@ def test_the_check_shows_which_tokens_training_learns_and_warns_of_a_cut_answer(
     assert "<|im_start|>assistant" in context  # the template's own tokens are shown, not trained
     assert "**Training preview:** the loss falls on the last answer" in report
     assert "the answer is cut" in report and "raise max_length to at least" in report, report
+
+
+def test_the_loss_chart_is_empty_until_a_loss_then_names_both_series_from_its_first_value():
+    """Gradio's LinePlot keeps the series of the first value it draws (ui/behaviour_tab.loss_frame): the
+    eval loss, logged later, must already be there, as a row with no step and no value."""
+    from ui.behaviour_tab import loss_frame
+
+    assert loss_frame([]) is None and loss_frame([{"step": 0, "eta_s": 10}]) is None
+    frame = loss_frame([{"step": 1, "loss": 2.5}, {"step": 5, "loss": 1.5, "eval_loss": None}])
+    assert list(frame["series"].unique()) == ["train loss", "eval loss"]
+    drawn = frame.dropna()
+    assert drawn.values.tolist() == [[1, 2.5, "train loss"], [5, 1.5, "train loss"]]
+    assert str(frame["step"].dtype) == "Int64"  # the x axis counts steps, not 1.5 steps

@@ -4,6 +4,7 @@ side by side, a blind vote, an evaluation. Screenshots of every step go to test-
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,31 @@ pytestmark = [pytest.mark.slow,
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 INTERVIEW = ["Extract intents from requests as JSON", "both", "yes", "a few hundred", "yes", "rarely",
              "no GPU", "no preference", "no", "one"]
+
+
+LOSS_LINES = """() => [...document.querySelectorAll('#bh-loss svg .mark-line.role-mark path')]
+    .map(path => ({d: path.getAttribute('d') || '', stroke: path.getAttribute('stroke')}))"""
+"""The loss chart's lines (Gradio's plots render Vega-Lite as SVG): their path and stroke colour."""
+SCORES = """() => {
+  const svg = document.querySelector('#ev-chart svg');
+  const texts = selector => [...svg.querySelectorAll(selector)].map(t => t.textContent);
+  return {
+    bars: [...svg.querySelectorAll('.mark-rect.role-mark path')].map(path => {
+      const box = path.getBBox();
+      return {x: box.x, top: box.y, bottom: box.y + box.height, fill: path.getAttribute('fill')};
+    }),
+    axes: [...svg.querySelectorAll('.role-axis')].map(axis => axis.getAttribute('aria-label') || ''),
+    labels: texts('.role-axis-label text').filter(text => text.includes(' · ')),
+    legend: texts('.role-legend-label text'),
+    legend_fills: [...svg.querySelectorAll('.role-legend-symbol path')].map(path => path.getAttribute('fill')),
+  };
+}"""
+"""The Scores chart's bars (x, top and bottom in the plot's pixels, 0 at its top; fill), axes, x labels, legend."""
+
+
+def path_points(d: str) -> int:
+    """How many points an SVG path's ``d`` goes through (a Vega line is one M then an L per point)."""
+    return len(re.findall(r"[ML]", d))
 
 
 def open_browser(playwright, profile: Path):
@@ -98,10 +124,10 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         page.get_by_role("tab", name="Behaviour").click()
         expect(page.locator("#bh-reasons")).to_contain_text("alpha = 2 x r")  # the plan's settings are in
         page.get_by_label("Base model (hub id or local folder)").fill(str(tiny_model_path))
-        page.get_by_label("Max steps (-1: all epochs)").fill("6")
+        page.get_by_label("Max steps (-1: all epochs)").fill("11")  # a loss logged at steps 1, 5 and 10
         page.get_by_label("Max length (tokens)").fill("96")
         page.get_by_label("Batch size").fill("4")
-        # Enough for 6 steps to move the tiny model's answers: identical answers make a blind round a tie by itself.
+        # Enough for 11 steps to move the tiny model's answers: identical answers make a blind round a tie by itself.
         page.get_by_label("Learning rate").fill("0.005")
         page.locator("#bh-train input[type=file]").set_input_files(str(examples))
         page.locator("#bh-check").click()
@@ -112,6 +138,14 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         page.locator("#bh-start").click()
         expect(page.locator("#bh-adapters")).to_contain_text("story-v1", timeout=240_000)
         expect(page.locator("#bh-job")).to_contain_text("completed")
+        # The loss chart draws the train loss as a line (a stroked path through its logged points), under a
+        # legend naming both series; eval loss, logged once at the end here, is a single point.
+        expect(page.locator("#bh-loss svg .role-legend-label")).to_have_count(2)
+        lines = page.evaluate(LOSS_LINES)
+        drawn = [line for line in lines if line["stroke"] and path_points(line["d"]) >= 3]
+        assert drawn, f"no loss line is drawn: {lines}"
+        assert page.locator("#bh-loss svg .role-legend-label text").all_text_contents() == ["train loss", "eval loss"]
+        page.locator("#bh-loss").screenshot(path=str(ARTIFACTS / "loss-chart.png"))
         shot("trained")
 
         # 5. Side by side, then a blind vote.
@@ -141,6 +175,21 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         page.locator("#ev-run").click()
         expect(page.locator("#ev-note")).to_contain_text("report.json", timeout=180_000)
         expect(page.locator("#ev-note")).to_contain_text("Did the plan hold?")
+        expect(page.locator("#ev-chart svg .mark-rect.role-mark path")).to_have_count(8)  # 4 shares x 2 variants
+        scores = page.evaluate(SCORES)
+        page.locator("#ev-chart").screenshot(path=str(ARTIFACTS / "scores-chart.png"))
+        # Within 0..1: a y axis from 0 to 1, and no bar above its top (0 px) or below its baseline.
+        assert any("Y-axis titled 'score'" in axis and "values from 0.0 to 1.0" in axis for axis in scores["axes"]), \
+            scores["axes"]
+        bars = sorted(scores["bars"], key=lambda bar: bar["x"])
+        assert all(bar["top"] >= 0 for bar in bars), bars
+        assert len({round(bar["bottom"]) for bar in bars}) == 1, bars  # side by side, none stacked on another
+        # Grouped: a legend naming the variants, and each metric's two bars next to each other, one per variant.
+        assert sorted(scores["legend"]) == ["base", "story-v1"], scores["legend"]
+        metrics = [label.split(" · ")[0] for label in scores["labels"]]
+        assert len(metrics) == 8 and all(metrics[i] == metrics[i + 1] for i in range(0, 8, 2)), scores["labels"]
+        assert all({bars[i]["fill"], bars[i + 1]["fill"]} == set(scores["legend_fills"]) for i in range(0, 8, 2)), \
+            (bars, scores["legend_fills"])
         shot("evaluation")
         browser.close()
     assert len(list(ARTIFACTS.glob("*.png"))) >= 8

@@ -211,3 +211,21 @@ def test_the_judge_is_checked_against_the_votes_and_shown_beside_the_leaderboard
     shown = call(app, "on_judge", "the loaded model", "default", REQUEST, lambda *a, **k: None)
     assert "agrees with your blind votes on" in shown and "of 2 pairs" in shown and "kappa" in shown
     assert call(app, "judge_on_load", "default", REQUEST) == shown  # saved, and shown again on load
+
+
+def test_the_scores_chart_has_one_bar_per_metric_and_variant_grouped_by_metric():
+    """Gradio's BarPlot stacks bars that share an x, so each share gets an x of its own, and its name
+    sorts a metric's bars together; a metric that does not apply to a variant has no bar."""
+    from types import SimpleNamespace
+
+    from ui.compare_tab import scores_frame
+
+    shares = {"exact_match": 0.5, "contains_reference": 1.0, "json_valid": 1.0, "field_accuracy": 0.75}
+    results = [SimpleNamespace(variant="base", metrics=shares | {"citation_rate": None, "latency_p50_s": 3.2}),
+               SimpleNamespace(variant="base + retrieval", metrics=shares | {"citation_rate": 0.25})]
+    frame = scores_frame(results)
+    assert len(frame) == 9 and frame["bar"].is_unique
+    assert frame["score"].between(0, 1).all()  # latency is no share
+    assert set(frame[frame["metric"] == "citation_rate"]["variant"]) == {"base + retrieval"}
+    metrics = [bar.split(" · ")[0] for bar in sorted(frame["bar"])]
+    assert metrics == sorted(metrics)  # sorted by name, a metric's bars are side by side
