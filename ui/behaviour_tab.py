@@ -278,11 +278,19 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     def on_prefill(name: str, request: gr.Request):
         return prefill(tenants.for_request(request), name)
 
-    def on_settings_input(request: gr.Request, name: str, *values):
-        """A setting changed by hand: alpha follows a new r (when left at the plan's value), and the
-        reasons say which values are the plan's and which are the person's."""
+    def on_settings_input(request: gr.Request, dataset_id: str, name: str, *values):
+        """A setting changed by hand: alpha follows a new r (when left at the plan's value), the
+        reasons say which values are the plan's and which are the person's, and the estimate is
+        made again from the checked examples (steps, memory, time follow every edit)."""
         choice = form_choice(planned(tenants.for_request(request), name), values)
-        return choice.config.lora_alpha, reasons_markdown(choice.reasons)
+        estimate = gr.skip()
+        if dataset_id:
+            try:
+                estimate = estimate_markdown(behaviour(request, name).estimate_dataset(dataset_id, choice.config,
+                                                                                       hardware))
+            except (ValueError, DatasetError):  # a half-typed value, or a dataset checked away: keep the last one
+                estimate = gr.skip()
+        return choice.config.lora_alpha, reasons_markdown(choice.reasons), estimate
 
     def form_settings(request: gr.Request, name: str, values) -> TrainingConfig:
         return settings_from(values, planned(tenants.for_request(request), name))
@@ -387,6 +395,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                 text += f"\n\n`{html.escape(status.command)}`"
             if status.reason:
                 text += f"\n\n{html.escape(status.reason)}. {html.escape(status.advice)}"
+            text += f"\n\n{html.escape(service.job_memory(job_id).text())}"  # drift of the estimate, job by job
         return text, loss_frame(records), job_rows, adapter_rows
 
     private = {"api_visibility": "private"}
@@ -403,5 +412,6 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
     timer.tick(on_tick, [jobs_choice, project], [job_md, loss_plot, jobs_table, adapters_table], **private)
     alpha_input = setting_inputs[SETTING_FIELDS.index("lora_alpha")]
     for setting in setting_inputs:  # .input: a person's edit, not the prefill's
-        setting.input(on_settings_input, [project, *setting_inputs], [alpha_input, reasons_md], **private)
+        setting.input(on_settings_input, [prepared_id, project, *setting_inputs],
+                      [alpha_input, reasons_md, estimate_md], **private)
     return {"prefill": prefill, "on_prefill": on_prefill, "outputs": [*setting_inputs, reasons_md]}

@@ -79,7 +79,7 @@ def test_the_form_and_train_dry_run_give_the_same_settings_and_reasons(tmp_path,
     app = app_with_plan(tmp_path, PROFILES["QLoRA: an 8B model on a 16 GB GPU"])
     *values, _ = handler(app, "on_prefill")("default", REQUEST)
     values[SETTING_FIELDS.index(setting)] = value
-    alpha, form_reasons = handler(app, "on_settings_input")(REQUEST, "default", *values)
+    alpha, form_reasons, _ = handler(app, "on_settings_input")(REQUEST, "", "default", *values)
     values[SETTING_FIELDS.index("lora_alpha")] = alpha
     form = settings_from(values)
 
@@ -183,3 +183,19 @@ def test_the_loss_chart_is_empty_until_a_loss_then_names_both_series_from_its_fi
     drawn = frame.dropna()
     assert drawn.values.tolist() == [[1, 2.5, "train loss"], [5, 1.5, "train loss"]]
     assert str(frame["step"].dtype) == "Int64"  # the x axis counts steps, not 1.5 steps
+
+
+def test_the_estimate_follows_every_edit_of_the_settings(tmp_path):
+    """A newcomer set epochs to 1 and the estimate still said 114 steps: it was made only at the check."""
+    from assistant.example_data import EXAMPLE_TRAINING
+    from ui.app import build_app
+
+    app = build_app(tmp_path / "ws")
+    *values, _ = handler(app, "on_prefill")("default", REQUEST)
+    values = [3 if name == "epochs" else value for name, value in zip(SETTING_FIELDS, values, strict=True)]
+    dataset_id, _, _, _, estimate, _ = handler(app, "on_check")(REQUEST, as_upload(EXAMPLE_TRAINING), None, None,
+                                                                "auto", "", "", "default", *values)
+    steps = int(estimate.split(" steps")[0].rsplit(" ", 1)[-1])
+    values[SETTING_FIELDS.index("epochs")] = 1
+    _, _, edited = handler(app, "on_settings_input")(REQUEST, dataset_id, "default", *values)
+    assert f" {-(-steps // 3)} steps" in edited or f" {steps // 3} steps" in edited, (estimate, edited)
