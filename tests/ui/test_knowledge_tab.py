@@ -211,3 +211,19 @@ def test_ask_builds_the_prompt_that_chat_with_retrieval_builds(tmp_path, tiny_mo
                       GenerationSettings(max_new_tokens=4), lambda question: hits))
     assert asked == prompts[-1]
     assert "25 days" in asked[-1]["content"] and "carry over" not in asked[-1]["content"]
+
+
+def test_an_ask_button_asks_as_enter_does(tmp_path, monkeypatch):
+    """The Ask box has a button as well as Enter: both trigger the one handler, with the same inputs
+    and outputs, so the button answers exactly as Enter does."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+    from tests.ui.test_compare_tab import workspace_with_one_document
+    from ui.app import build_app
+
+    app = build_app(workspace_with_one_document(tmp_path))
+    [ask] = [fn for fn in app.fns.values() if fn.name == "on_ask"]
+    triggers = {(app.blocks[block].elem_id, event) for block, event in ask.targets}
+    assert triggers == {("kb-ask", "submit"), ("kb-ask-button", "click")}
+    assert next(app.blocks[block] for block, event in ask.targets if event == "click").value == "Ask"
+    assert [c.elem_id for c in ask.inputs][0] == "kb-ask"
+    assert [c.elem_id for c in ask.outputs] == ["kb-answer", "kb-sources"]
