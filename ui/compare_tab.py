@@ -18,30 +18,57 @@ import gradio as gr
 
 from assistant.runtime.generation import GenerationSettings, ModelUnavailableError
 from assistant.runtime.variants import Variant
-from assistant.services.arena import Vote, draw_pair, export_votes_csv, project_leaderboard, record_vote
+from assistant.services.arena import (
+    MIN_GAMES_FOR_INTERVAL,
+    Standing,
+    Vote,
+    blind_pool,
+    draw_pair,
+    export_votes_csv,
+    project_leaderboard,
+    record_vote,
+)
 from assistant.services.evaluation import (
     SHARE_METRICS,
     AnswerTime,
     AnswerTimes,
     EvaluationEstimate,
-    cases_from_file,
+    HeldOutCases,
+    cases_from_upload,
     evaluate_project,
     gap_check,
     generation_for,
+    project_held_out,
 )
 from assistant.services.judge import HttpJudge, ModelJudge, check_project_judge, saved_agreement, vote_label
 from assistant.services.operator import LOADED_MODEL_JUDGE
 from assistant.services.project_variants import ProjectVariants
 from assistant.services.tenants import Tenant, Tenants
 from assistant.services.workspace import Workspace
-from ui.uploads import UploadRefusedError, uploaded_file
+from tunewise.errors import TunewiseError
+from ui.uploads import uploaded_file
 
 MAX_COLUMNS = 4
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
 """Side by side and blind rounds; an evaluation caps answers lower still, from its references."""
 METRICS = [*SHARE_METRICS, "latency_p50_s"]
 EVAL_COLUMNS = ["variant", *METRICS]
-BOARD_COLUMNS = ["variant", "score", "95% low", "95% high", "wins", "losses", "ties", "games", "win rate"]
+BOARD_COLUMNS = ["variant", "score", "95% interval", "wins", "losses", "ties", "games", "win rate"]
+
+
+def refusal(error: TunewiseError | str) -> gr.Error:
+    """A refusal as the page shows it, without a traceback in the server's log: Gradio prints one
+    for every gr.Error unless told not to, and a message a person can act on is no bug."""
+    text = error.user_text() if isinstance(error, TunewiseError) else error
+    return gr.Error(text, print_exception=False)
+
+
+def interval_text(standing: Standing) -> str:
+    """The 95% interval as the leaderboard shows it, or "needs more votes" while it says nothing
+    (fewer than MIN_GAMES_FOR_INTERVAL games, or every resample on one score)."""
+    if not standing.interval_known:
+        return f"needs more votes ({standing.games} of {MIN_GAMES_FOR_INTERVAL})"
+    return f"{round(standing.low)} to {round(standing.high)}"
 
 
 def column_text(answer) -> str:
@@ -146,7 +173,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         try:
             return variants.resolve(name, variant_name)
         except ValueError as error:
-            raise gr.Error(str(error)) from error
+            raise refusal(str(error)) from error
     with gr.Tab("Side by side"):
         with gr.Row():
             chosen = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Variants (2 to 4)",
@@ -163,8 +190,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
                             elem_id="cmp-prompt")
     with gr.Tab("Blind A/B"):
         pair = gr.State([])
-        gr.Markdown("Two variants are drawn at random (different bases or adapters when there are any) and their "
-                    "names hidden; vote, then see who was who. Two identical answers count as a tie by themselves.")
+        gr.Markdown("Two of the variants chosen under Side by side are drawn at random (different bases or adapters "
+                    "when there are any) and their names hidden; vote, then see who was who. Two identical answers "
+                    "count as a tie by themselves.")
         with gr.Row():
             blind_prompt = gr.Textbox(placeholder="Prompt for the blind round", show_label=False, elem_id="ab-prompt")
         with gr.Row():
@@ -189,7 +217,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
                 judge_run = gr.Button("Check the judge against my votes", elem_id="ab-judge")
             judge_md = gr.Markdown(elem_id="ab-judge-result")
     with gr.Tab("Evaluation"):
-        eval_file = gr.File(label="Held-out examples (any supported format)", type="filepath", elem_id="ev-file")
+        eval_file = gr.File(label="Held-out examples (any supported format; none: the held-out split the Behaviour "
+                            "tab prepared last)", type="filepath", elem_id="ev-file")
         with gr.Row():
             eval_limit = gr.Number(value=50, precision=0, label="Examples (at most)")
             eval_variants = gr.CheckboxGroup([], label="Variants")
@@ -202,7 +231,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         eval_note = gr.Markdown(elem_id="ev-note")
 
     def board_rows(workspace: Workspace, name: str) -> list[list]:
-        return [[s.variant, round(s.score), round(s.low), round(s.high), s.wins, s.losses, s.ties, s.games,
+        return [[s.variant, round(s.score), interval_text(s), s.wins, s.losses, s.ties, s.games,
                  round(s.win_rate, 3)] for s in project_leaderboard(workspace, name)]
 
     def on_load(name: str, selection: list[str] | None, checked: list[str] | None, seen: list[str] | None,
@@ -230,13 +259,13 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     def on_prompt(text: str, selection: list[str], state: list, name: str, request: gr.Request):
         variants = tenants.for_request(request).variants
         if not 2 <= len(selection or []) <= MAX_COLUMNS:
-            raise gr.Error("Choose 2 to 4 variants.")
+            raise refusal("Choose 2 to 4 variants.")
         available = variants.names(name)
         unknown = [v for v in selection if v not in available]
         if unknown:
-            raise gr.Error(f"Unknown variants {unknown}; available: {available}")
+            raise refusal(f"Unknown variants {unknown}; available: {available}")
         if not text.strip():
-            raise gr.Error("Type a prompt first.")
+            raise refusal("Type a prompt first.")
         state = [list(h) for h in state]
         model_variants = variants.for_project(name)
         search = variants.search(name)
@@ -256,15 +285,19 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
                  + (f", {a.latency_s:.1f} s in all" if a.latency_s else "") for a in answers]
         yield [*state], "", *state[:MAX_COLUMNS], "\n\n".join(notes)
 
-    def on_blind(text: str, name: str, request: gr.Request):
+    def on_blind(text: str, selection: list[str] | None, name: str, request: gr.Request):
         tenant = tenants.for_request(request)
         variants = tenant.variants
         if not text.strip():
-            raise gr.Error("Type a prompt first.")
+            raise refusal("Type a prompt first.")
         names = variants.names(name)
         if len(names) < 2:
-            raise gr.Error("Blind voting needs at least two variants: train an adapter or add documents.")
-        first, second = informative_pair(names, random.Random())
+            raise refusal("Blind voting needs at least two variants: train an adapter or add documents.")
+        try:
+            pool = blind_pool(selection, names)  # only what the person chose, never the other variants
+        except TunewiseError as error:
+            raise refusal(error) from error
+        first, second = informative_pair(pool, random.Random())
         model_variants = variants.for_project(name)
         messages = [{"role": "user", "content": text}]
         pair = [resolve(variants, name, first), resolve(variants, name, second)]
@@ -282,7 +315,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     def make_vote(outcome: str):
         def on_vote(current: list, name: str, request: gr.Request):
             if not current:
-                raise gr.Error("Start a blind round first: type a prompt.")
+                raise refusal("Start a blind round first: type a prompt.")
             first, second, text, a_text, b_text = current
             workspace = tenants.for_request(request).workspace
             record_vote(workspace, name, Vote(first, second, outcome, text, a_text, b_text,
@@ -293,29 +326,35 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     def on_export(name: str, request: gr.Request) -> str:
         return str(export_votes_csv(tenants.for_request(request).workspace, name))
 
-    def read_cases(file, limit, default: int | None = None):
+    def held_out(file, limit, name: str, request: gr.Request, default: int | None = None) -> HeldOutCases:
+        """The uploaded file's cases, else the project's latest prepared held-out split's."""
+        limit = int(limit) if limit else default
         try:
-            return cases_from_file(uploaded_file(file, "examples file"), int(limit) if limit else default)
-        except (OSError, ValueError, UploadRefusedError) as error:
-            raise gr.Error(str(error)) from error
+            if file:
+                return cases_from_upload(uploaded_file(file, "examples file"), limit)
+            return project_held_out(tenants.for_request(request).behaviour(name), limit)
+        except (OSError, ValueError, TunewiseError) as error:  # a refused upload is a TunewiseError
+            raise refusal(error if isinstance(error, TunewiseError) else str(error)) from error
 
-    def on_estimate(file, limit, selection) -> str:
-        if not file or not selection:
+    def on_estimate(file, limit, selection, name: str, request: gr.Request) -> str:
+        if not selection:
             return ""
         try:
-            cases = cases_from_file(uploaded_file(file, "examples file"), int(limit) if limit else None)
-        except (OSError, ValueError, UploadRefusedError) as error:
-            return f"**Cannot read the examples:** {html.escape(str(error))}"
-        return estimate_text(answer_times.estimate(tenants.model.name, len(cases), len(selection)))
+            data = held_out(file, limit, name, request)
+        except gr.Error as error:
+            return f"**Cannot read the examples:** {html.escape(error.message, quote=False)}"
+        return (f"**Data:** {html.escape(data.description, quote=False)}.\n\n"
+                + estimate_text(answer_times.estimate(tenants.model.name, len(data.cases), len(selection))))
 
     def on_run(file, limit, selection, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         import pandas as pd
 
         tenant = tenants.for_request(request)
         variants, workspace = tenant.variants, tenant.workspace
-        if not file or not selection:
-            raise gr.Error("Upload held-out examples and choose variants.")
-        cases = read_cases(file, limit)
+        if not selection:
+            raise refusal("Choose the variants to evaluate.")
+        data = held_out(file, limit, name, request)
+        cases = data.cases
         model_variants = variants.for_project(name)
         chosen_variants = [resolve(variants, name, v) for v in selection]
         generation = eval_generation(cases, model_variants.loaded.tokenizer)
@@ -324,7 +363,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         if answer_times.get(model_name) is None:
             yield gr.skip(), None, "Measuring one answer to estimate the time..."
             answer_times.measure_one(model_name, model_variants, chosen_variants[0], cases[0], generation, search)
-        estimate = estimate_text(answer_times.estimate(model_name, len(cases), len(chosen_variants)))
+        estimate = (f"**Data:** {html.escape(data.description, quote=False)}.\n\n"
+                    + estimate_text(answer_times.estimate(model_name, len(cases), len(chosen_variants))))
         # The chart is emptied first: Gradio's BarPlot builds its colours and legend from the first value
         # it is shown and only swaps the data after, so a run with other variants needs a chart built anew.
         yield gr.skip(), None, estimate + " Running..."
@@ -335,7 +375,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             left = f", about {duration_text(elapsed / fraction * (1 - fraction))} left" if fraction > 0 else ""
             progress(fraction, desc=label + left)
 
-        run = evaluate_project(workspace, name, model_variants, chosen_variants, cases, Path(file).name, generation,
+        run = evaluate_project(workspace, name, model_variants, chosen_variants, cases, data.data_name, generation,
                                search, report_progress)
         report, folder, held = run.report, run.folder, run.plan_held
         answer_times.record_run(model_name, report)
@@ -349,15 +389,14 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     def on_gap(file, limit, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         tenant: Tenant = tenants.for_request(request)
         variants = tenant.variants
-        if not file:
-            raise gr.Error("Upload held-out examples first.")
-        cases = read_cases(file, limit, 20)
+        data = held_out(file, limit, name, request, 20)
+        cases = data.cases
         search = variants.search(name) if tenant.knowledge.get(name).documents() else None
         model_variants = variants.for_project(name)
-        finding, decision = gap_check(tenant.advisor, name, model_variants, cases, Path(file).name, search,
+        finding, decision = gap_check(tenant.advisor, name, model_variants, cases, data.data_name, search,
                                       eval_generation(cases, model_variants.loaded.tokenizer),
                                       lambda f, label: progress(f, desc=label))
-        note = f"**Gap check ({len(cases)} examples):** {finding.text}"
+        note = f"**Gap check ({html.escape(data.description, quote=False)}):** {finding.text}"
         if decision:
             note += f"\n\nThe plan now uses the measured gap **{finding.gap}**: {decision}."
         return note
@@ -371,7 +410,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             judge = HttpJudge(endpoint.url, endpoint.model, endpoint.api_key, label=endpoint.label,
                               allow_private=policy.may_reach_private(endpoint))
         else:
-            raise gr.Error("That judge is not one this server offers: choose one from the list.")
+            raise refusal("That judge is not one this server offers: choose one from the list.")
         result = check_project_judge(tenant.workspace, name, judge,
                                      progress=lambda f, label: progress(f, desc=label))
         return judge_markdown(result)
@@ -389,12 +428,13 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     chosen.change(on_choose, [chosen], columns, **private)
     prompt.submit(on_prompt, [prompt, chosen, histories, project], [histories, prompt, *columns, stats],
                   api_name="compare")
-    blind_prompt.submit(on_blind, [blind_prompt, project], [pair, answer_a, answer_b, reveal, board], **private)
+    blind_prompt.submit(on_blind, [blind_prompt, chosen, project], [pair, answer_a, answer_b, reveal, board],
+                        **private)
     for outcome, button in votes.items():
         button.click(make_vote(outcome), [pair, project], [pair, reveal, board], **private)
     export.click(on_export, [project], export, **private)
     for changed in (eval_file.change, eval_limit.change, eval_variants.change):
-        changed(on_estimate, [eval_file, eval_limit, eval_variants], [eval_note], **private)
+        changed(on_estimate, [eval_file, eval_limit, eval_variants, project], [eval_note], **private)
     # One progress bar, on the results table, not one on each output.
     run.click(on_run, [eval_file, eval_limit, eval_variants, project], [eval_table, eval_chart, eval_note],
               show_progress_on=eval_table, **private)

@@ -57,8 +57,11 @@ def _as_gradio_error(error: Exception):
 
     if isinstance(error, gr.Error):
         return error
-    text = explain(error) or report_unexpected(error)
-    return gr.Error(text[:1].upper() + text[1:])  # a sentence on the page; the CLI keeps "error: what"
+    explained = explain(error)
+    text = explained or report_unexpected(error)
+    # A sentence on the page (the CLI keeps "error: what"). An error meant for people is no bug: the
+    # server's console gets no traceback for it; a bug's trace is in the error log already.
+    return gr.Error(text[:1].upper() + text[1:], print_exception=False)
 
 
 def shows_errors(fn: Callable) -> Callable:

@@ -33,6 +33,13 @@ VOTES_FILE = "tunewise.sqlite"
 """A project's votes, in its folder."""
 VOTES_CSV = "votes.csv"
 """Where a project's votes are exported, beside the store."""
+MIN_GAMES_FOR_INTERVAL = 5
+"""Comparisons a variant needs before its 95% interval is shown.
+
+Five is the fewest games in which even a perfect record is unlikely to come from a coin toss
+(5 wins in a row: p = 1/32 < 0.05; 4 in a row: 1/16). Below that no record can tell a variant
+from a coin toss, and the bootstrap has so few distinct resamples that its interval is
+degenerate (one vote: every resample gives the same score) or says nothing."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,39 @@ class Standing:
     def win_rate(self) -> float:
         return (self.wins + 0.5 * self.ties) / self.games if self.games else 0.0
 
+    @property
+    def interval_known(self) -> bool:
+        """Whether ``low``..``high`` says anything: at least :data:`MIN_GAMES_FOR_INTERVAL` games,
+        and resamples that did not all land on one score (an interval under a point wide, which
+        rounds to "1095-1095")."""
+        return self.games >= MIN_GAMES_FOR_INTERVAL and self.high - self.low >= 1.0
+
+
+def blind_pool(selected: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """The variants a blind round may draw from: the ones the person selected, each once, in their
+    order. Never the project's other variants: a round must compare only what was chosen.
+
+    Raises:
+        InputError: a selected variant the project does not have, or fewer than two selected.
+    """
+    pool = list(dict.fromkeys(selected or []))
+    unknown = [name for name in pool if name not in available]
+    if unknown:
+        raise InputError(f"not among this project's variants ({', '.join(available)}): {', '.join(unknown)}",
+                         "Load the variants again and choose among them.")
+    if len(pool) < 2:
+        raise InputError("blind voting draws from the variants you chose, and needs at least two",
+                         "Choose two or more variants under Side by side.")
+    return pool
+
 
 def draw_pair(variants: Sequence[str], rng: random.Random) -> tuple[str, str]:
-    """Two different variants in random order: the blind pair for the next vote."""
-    if len(variants) < 2:
+    """Two different variants of ``variants`` (and only of them) in random order: the blind pair
+    for the next vote. Pass the person's selection (:func:`blind_pool`), not every variant."""
+    pool = list(dict.fromkeys(variants))  # a name given twice must not be drawn against itself
+    if len(pool) < 2:
         raise InputError("blind voting needs at least two variants")
-    first, second = rng.sample(list(variants), 2)
+    first, second = rng.sample(pool, 2)
     return first, second
 
 

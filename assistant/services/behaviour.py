@@ -335,6 +335,23 @@ class Behaviour:
         train_file, eval_file = path / "train.jsonl", path / "eval.jsonl"
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
+    def latest_held_out(self) -> PreparedDataset | None:
+        """The most recently prepared dataset that set cases aside for evaluation (a non-empty
+        eval.jsonl), or None when there is none. Reads only.
+
+        Ids begin with the time they were prepared (:meth:`keep`), to the second; the report's
+        modification time orders two prepared within one second."""
+        if not self.datasets_dir.is_dir():
+            return None
+        complete = [p for p in self.datasets_dir.iterdir()
+                    if all((p / name).is_file() for name in ("report.json", "train.jsonl", "eval.jsonl"))]
+        for path in sorted(complete, key=lambda p: (p.name[:15], (p / "report.json").stat().st_mtime_ns),
+                           reverse=True):
+            prepared = self.load_prepared(path.name)
+            if prepared.eval_count:
+                return prepared
+        return None
+
     def estimate(self, prepared: PreparedDataset, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
         """The estimate for training ``prepared`` with ``settings``, computed afresh on every call."""
         return estimate_for_examples(settings, prepared.report, prepared.train_count, hardware)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from assistant.core.errors import InputError
+from assistant.core.errors import InputError, TunewiseError
 from assistant.core.outcomes import share_with_interval
 from assistant.runtime.generation import GenerationSettings
 from assistant.runtime.variants import Variant, VariantModel
@@ -78,6 +78,47 @@ def cases_from_file(path: str | Path, limit: int | None = None) -> list[EvalCase
     if not parsed.examples:
         raise InputError(f"{path}: no usable examples ({len(parsed.problems)} problems)")
     return [EvalCase(e.messages[:-1], e.answer, e.line) for e in parsed.examples[:limit]]
+
+
+class NoHeldOutSplitError(TunewiseError):
+    """An evaluation without a file of examples, in a project that has no prepared held-out split."""
+
+
+@dataclass(frozen=True)
+class HeldOutCases:
+    """The cases an evaluation runs, and where they came from in the words each reader needs."""
+
+    cases: list[EvalCase]
+    data_name: str
+    """What the saved report names as its data (a file name, or the split's path in the project)."""
+    description: str
+    """What the page says: "held-out split of <dataset id>, N cases"."""
+
+
+def cases_from_upload(path: str | Path, limit: int | None = None) -> HeldOutCases:
+    """The cases of an uploaded file of examples (see :func:`cases_from_file`)."""
+    cases = cases_from_file(path, limit)
+    return HeldOutCases(cases, Path(path).name, f"{Path(path).name}, {len(cases)} cases")
+
+
+def project_held_out(behaviour, limit: int | None = None) -> HeldOutCases:
+    """The cases of the project's latest prepared held-out split (the eval.jsonl the Behaviour tab
+    keeps beside train.jsonl, :meth:`Behaviour.latest_held_out`): what an evaluation runs when no
+    file is given, so a project is measured on examples its adapters never trained on.
+
+    Raises:
+        NoHeldOutSplitError: the project has no prepared dataset with held-out cases.
+    """
+    prepared = behaviour.latest_held_out()
+    if prepared is None:
+        raise NoHeldOutSplitError(
+            f"project {behaviour.project!r} has no held-out split yet",
+            "Prepare examples in the Behaviour tab (it sets some aside for evaluation), or upload a file of "
+            "held-out examples.")
+    cases = cases_from_file(prepared.eval_file, limit)
+    of_all = f" (of {prepared.eval_count})" if len(cases) < prepared.eval_count else ""
+    return HeldOutCases(cases, f"datasets/{prepared.dataset_id}/eval.jsonl",
+                        f"held-out split of {prepared.dataset_id}, {len(cases)} cases{of_all}")
 
 
 def generation_for(cases: Sequence[EvalCase], tokenizer, max_new_tokens: int | None = None) -> GenerationSettings:

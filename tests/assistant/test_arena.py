@@ -101,3 +101,69 @@ def test_a_project_without_votes_has_an_empty_board(tmp_path):
 
     workspace = Workspace(tmp_path / "ws")
     assert project_leaderboard(workspace, "p") == []
+
+
+# --- blind rounds draw only from the selection; the interval waits for enough votes ---------------
+
+PROJECT_VARIANTS = ["base", "base + retrieval", "snips", "snips + retrieval"]
+
+
+def test_a_blind_round_draws_only_from_the_selected_variants():
+    """Regression: a round drew "snips + retrieval", which was not selected."""
+    from assistant.services.arena import blind_pool
+
+    pool = blind_pool(["base", "snips", "base"], PROJECT_VARIANTS)
+    assert pool == ["base", "snips"]  # each once, in the person's order
+    rng = random.Random(0)
+    drawn = {draw_pair(pool, rng) for _ in range(100)}
+    assert drawn == {("base", "snips"), ("snips", "base")}
+
+
+BLIND_POOL_REFUSALS = {
+    "nothing selected": (None, "at least two"),
+    "one selected": (["base"], "at least two"),
+    "one selected twice": (["snips", "snips"], "at least two"),
+    "a variant the project lacks": (["base", "ghost"], "not among this project's variants .*: ghost"),
+}
+
+
+@pytest.mark.parametrize(("selected", "message"), BLIND_POOL_REFUSALS.values(), ids=BLIND_POOL_REFUSALS.keys())
+def test_a_blind_round_needs_two_known_selected_variants(selected, message):
+    from assistant.services.arena import blind_pool
+    from tunewise.errors import TunewiseError
+
+    with pytest.raises(TunewiseError, match=message):
+        blind_pool(selected, PROJECT_VARIANTS)
+
+
+def test_a_name_given_twice_is_never_drawn_against_itself():
+    rng = random.Random(0)
+    assert all(a != b for a, b in (draw_pair(["base", "base", "v1"], rng) for _ in range(50)))
+    with pytest.raises(ValueError):
+        draw_pair(["base", "base"], rng)
+
+
+INTERVAL_CASES = {
+    # votes, variant, whether its interval is shown
+    "one vote: every resample gives the same score": (votes(("A", "B", "a", 1)), "A", False),
+    "four games, below the minimum": (votes(("A", "B", "a", 3), ("A", "B", "b", 1)), "A", False),
+    "enough games on both sides": (votes(("A", "B", "a", 8), ("A", "B", "b", 4)), "A", True),
+    "one variant with enough, one without": (votes(("A", "B", "a", 3), ("A", "B", "b", 2), ("A", "C", "a", 2)),
+                                             "C", False),
+}
+
+
+@pytest.mark.parametrize(("spec", "variant", "known"), INTERVAL_CASES.values(), ids=INTERVAL_CASES.keys())
+def test_the_interval_is_shown_only_once_it_says_something(spec, variant, known):
+    from assistant.services.arena import MIN_GAMES_FOR_INTERVAL
+
+    standing = next(s for s in leaderboard(spec) if s.variant == variant)
+    assert standing.interval_known is known
+    if known:
+        assert standing.games >= MIN_GAMES_FOR_INTERVAL and standing.high - standing.low >= 1
+
+
+def test_one_vote_gives_a_degenerate_bootstrap_interval():
+    """What the leaderboard used to show as "1095-1095" after one vote."""
+    standing = leaderboard(votes(("A", "B", "a", 1)))[0]
+    assert standing.low == pytest.approx(standing.high) and not standing.interval_known

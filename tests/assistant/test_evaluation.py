@@ -142,3 +142,60 @@ def test_a_run_without_latencies_keeps_the_time_already_known():
     times = AnswerTimes()
     assert times.record_run("tiny", EvalReport("e", "d", 0, [VariantResult("base", {"latency_p50_s": None})])) is None
     assert times.get("tiny") is None
+
+
+# --- without a file, an evaluation runs the project's latest prepared held-out split --------------
+
+def _chat(question: str, answer: str) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": question},
+                                    {"role": "assistant", "content": answer}]}) + "\n"
+
+
+def test_the_latest_prepared_held_out_split_is_the_default_data(tmp_path):
+    import os
+
+    from assistant.services.behaviour import Behaviour
+    from assistant.services.evaluation import project_held_out
+    from assistant.services.workspace import Workspace
+
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
+    train = "".join(_chat(f"q{i}", f"a{i}") for i in range(6))
+    older = behaviour.prepare("t.jsonl", train, "e.jsonl", _chat("old?", "old"))
+    newer = behaviour.prepare("t.jsonl", train, "e.jsonl", "".join(_chat(f"new {i}?", f"n{i}") for i in range(3)))
+    os.utime(older.path / "report.json", ns=(0, 0))  # the ids may share a second: the report's time orders them
+    data = project_held_out(behaviour)
+    assert [c.reference for c in data.cases] == ["n0", "n1", "n2"]
+    assert data.description == f"held-out split of {newer.dataset_id}, 3 cases"
+    assert data.data_name == f"datasets/{newer.dataset_id}/eval.jsonl"
+    limited = project_held_out(behaviour, limit=2)
+    assert limited.description == f"held-out split of {newer.dataset_id}, 2 cases (of 3)"
+
+
+def test_a_prepared_dataset_without_held_out_cases_is_skipped(tmp_path):
+    from dataclasses import replace
+
+    from assistant.services.behaviour import Behaviour, check_examples
+    from assistant.services.evaluation import project_held_out
+    from assistant.services.workspace import Workspace
+
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
+    train = "".join(_chat(f"q{i}", f"a{i}") for i in range(6))
+    kept = behaviour.prepare("t.jsonl", train, "e.jsonl", _chat("kept?", "kept"))
+    checked = check_examples("t.jsonl", train)
+    empty = behaviour.keep(replace(checked, eval=[]), "t.jsonl", train)
+    assert behaviour.latest_held_out().dataset_id == kept.dataset_id != empty.dataset_id
+    assert [c.reference for c in project_held_out(behaviour).cases] == ["kept"]
+
+
+def test_a_project_without_a_held_out_split_says_what_to_do(tmp_path):
+    from assistant.services.behaviour import Behaviour
+    from assistant.services.evaluation import NoHeldOutSplitError, project_held_out
+    from assistant.services.workspace import Workspace
+    from ui.errors import explain
+
+    behaviour = Behaviour(Workspace(tmp_path), "p", create=True)
+    assert behaviour.latest_held_out() is None
+    with pytest.raises(NoHeldOutSplitError) as refused:
+        project_held_out(behaviour)
+    assert explain(refused.value) == ("project 'p' has no held-out split yet. Prepare examples in the Behaviour "
+                                      "tab (it sets some aside for evaluation), or upload a file of held-out examples.")

@@ -132,11 +132,14 @@ def test_identical_answers_are_recorded_as_a_tie_without_a_vote(compare_app_offl
 
     app, workspace = compare_app_offline
     # Nothing in the document is near this prompt, so "base + retrieval" gets the same prompt as "base".
-    pair, answer_a, answer_b, reveal, board = call(app, "on_blind", "zqxj vwkp", "default", REQUEST)
+    pair, answer_a, answer_b, reveal, board = call(app, "on_blind", "zqxj vwkp", ["base", "base + retrieval"],
+                                                   "default", REQUEST)
     assert answer_a == answer_b
     assert pair == [] and "**tie** without a vote" in reveal, reveal
     assert sorted(row[0] for row in board) == ["base", "base + retrieval"]
-    assert all(row[6] == 1 and row[7] == 1 for row in board), board  # one tie, one game each
+    assert all(row[5] == 1 and row[6] == 1 for row in board), board  # one tie, one game each
+    # One game says nothing about the interval (it used to read "1000-1000").
+    assert all(row[2] == "needs more votes (1 of 5)" for row in board), board
     from assistant.services.arena import VoteStore
 
     store = VoteStore(workspace.project("default").path / "tunewise.sqlite")
@@ -185,17 +188,19 @@ def test_an_evaluation_says_how_long_it_will_take_first(compare_app_offline, tmp
     app, _ = compare_app_offline
     variants = ["base", "base + retrieval"]
     uploaded = as_upload(EXAMPLE_EVAL)
-    before = call(app, "on_estimate", uploaded, 3, variants)
-    assert before.startswith("**Estimate:** about 3 cases x 2 variants = 6 answers; the time per answer is measured")
+    before = call(app, "on_estimate", uploaded, 3, variants, "default", REQUEST)
+    assert before.startswith("**Data:** snips_eval.jsonl, 3 cases.\n\n**Estimate:** about 3 cases x 2 variants = "
+                             "6 answers; the time per answer is measured")
     steps = list(call(app, "on_run", uploaded, 3, variants, "default", REQUEST))
     notes = [step[2] for step in steps]
     assert notes[0] == "Measuring one answer to estimate the time..."
-    assert notes[1].startswith("**Estimate:** about 3 cases x 2 variants = 6 answers ≈ ") and "Running" in notes[1]
+    assert notes[1].startswith("**Data:** snips_eval.jsonl, 3 cases.\n\n**Estimate:** about 3 cases x 2 variants = "
+                               "6 answers ≈ ") and "Running" in notes[1]
     table, chart, final = steps[-1]
     assert list(table.columns) == EVAL_COLUMNS and list(table["variant"]) == variants
     assert all(len(str(v).split(".")[-1]) <= 3 for v in table["latency_p50_s"])  # rounded
     assert "report.json" in final and "It took" in final
-    after = call(app, "on_estimate", uploaded, 3, variants)
+    after = call(app, "on_estimate", uploaded, 3, variants, "default", REQUEST)
     assert "≈" in after and "the last evaluation on this model" in after
 
 
@@ -229,3 +234,80 @@ def test_the_scores_chart_has_one_bar_per_metric_and_variant_grouped_by_metric()
     assert set(frame[frame["metric"] == "citation_rate"]["variant"]) == {"base + retrieval"}
     metrics = [bar.split(" · ")[0] for bar in sorted(frame["bar"])]
     assert metrics == sorted(metrics)  # sorted by name, a metric's bars are side by side
+
+
+def test_a_blind_round_draws_only_from_the_selected_variants(compare_app_offline, monkeypatch):
+    """Regression: a round drew "snips + retrieval", which was not selected."""
+    from assistant.services.project_variants import ProjectVariants
+    from tests.ui.handlers import REQUEST
+    from ui import compare_tab
+
+    app, _ = compare_app_offline
+    names = ProjectVariants.names
+    monkeypatch.setattr(ProjectVariants, "names", lambda self, project: [*names(self, project), "snips",
+                                                                         "snips + retrieval"])
+    pools = []
+
+    def spy(pool, rng):
+        pools.append(list(pool))
+        return compare_tab.draw_pair(pool, rng)
+
+    monkeypatch.setattr(compare_tab, "informative_pair", spy)
+    call(app, "on_blind", "zqxj vwkp", ["base", "base + retrieval"], "default", REQUEST)
+    assert pools == [["base", "base + retrieval"]]
+
+
+BLIND_REFUSALS = {
+    "one variant chosen": (["base"], "needs at least two"),
+    "nothing chosen": ([], "needs at least two"),
+    "a variant the project lacks": (["base", "snips + retrieval"],
+                                    "Not among this project's variants (base, base + retrieval): snips + retrieval"),
+}
+
+
+@pytest.mark.parametrize(("selection", "message"), BLIND_REFUSALS.values(), ids=BLIND_REFUSALS.keys())
+def test_a_blind_round_refuses_a_selection_it_cannot_draw_from(compare_app_offline, selection, message):
+    import gradio as gr
+
+    from tests.ui.handlers import REQUEST
+
+    app, _ = compare_app_offline
+    with pytest.raises(gr.Error) as refused:
+        call(app, "on_blind", "a prompt", selection, "default", REQUEST)
+    assert message in refused.value.message
+    assert refused.value.print_exception is False  # a message on the page, no traceback in the log
+
+
+def test_without_a_file_and_without_a_held_out_split_the_evaluation_says_what_to_do(compare_app_offline):
+    """Regression: Run without a file gave a red "Error" and two tracebacks in the server's log."""
+    import gradio as gr
+
+    from tests.ui.handlers import REQUEST
+
+    app, _ = compare_app_offline
+    for handler_name, args in (("on_run", (None, 3, ["base"], "default", REQUEST)),
+                               ("on_gap", (None, 3, "default", REQUEST, lambda *a, **k: None))):
+        with pytest.raises(gr.Error, match="no held-out split yet") as refused:
+            result = call(app, handler_name, *args)
+            list(result) if handler_name == "on_run" else result
+        assert refused.value.print_exception is False, handler_name
+        assert "Behaviour tab" in refused.value.message
+    estimate = call(app, "on_estimate", None, 3, ["base"], "default", REQUEST)
+    assert estimate.startswith("**Cannot read the examples:** Project 'default' has no held-out split yet"), estimate
+
+
+def test_without_a_file_the_evaluation_runs_the_latest_prepared_held_out_split(compare_app_offline):
+    from assistant.example_data import EXAMPLE_EVAL
+    from assistant.services.behaviour import Behaviour
+    from tests.ui.handlers import REQUEST
+
+    app, workspace = compare_app_offline
+    text = EXAMPLE_EVAL.read_text()
+    prepared = Behaviour(workspace, "default").prepare("train.jsonl", text, "eval.jsonl", text)
+    described = f"held-out split of {prepared.dataset_id}, 2 cases (of {prepared.eval_count})"
+    estimate = call(app, "on_estimate", None, 2, ["base"], "default", REQUEST)
+    assert estimate.startswith(f"**Data:** {described}.\n\n**Estimate:** about 2 cases x 1 variants"), estimate
+    *_, (table, _, final) = call(app, "on_run", None, 2, ["base"], "default", REQUEST)
+    assert list(table["variant"]) == ["base"] and f"**Data:** {described}." in final, final
+    gap = call(app, "on_gap", None, 1, "default", REQUEST, lambda *a, **k: None)
+    assert gap.startswith(f"**Gap check (held-out split of {prepared.dataset_id}, 1 cases (of "), gap

@@ -57,8 +57,9 @@ def test_a_wrapped_handler_turns_any_error_into_a_page_message_and_logs_bugs(tmp
         yield "first"
         raise ZeroDivisionError("division by zero")
 
-    with pytest.raises(gr.Error, match="There is no project named 'p'"):
+    with pytest.raises(gr.Error, match="There is no project named 'p'") as shown:
         shows_errors(fails_for_people)("p")
+    assert shown.value.print_exception is False  # no traceback in the server's console for it
     stream = shows_errors(has_a_bug)("p")
     assert next(stream) == "first"  # still a generator: Gradio streams it
     with pytest.raises(gr.Error, match=r"Unexpected error \(logged\): ZeroDivisionError.*details are in .*errors.log"):
