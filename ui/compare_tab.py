@@ -56,13 +56,6 @@ EVAL_COLUMNS = ["variant", *METRICS]
 BOARD_COLUMNS = ["variant", "score", "95% interval", "wins", "losses", "ties", "games", "win rate"]
 
 
-def refusal(error: TunewiseError | str) -> gr.Error:
-    """A refusal as the page shows it, without a traceback in the server's log: Gradio prints one
-    for every gr.Error unless told not to, and a message a person can act on is no bug."""
-    text = error.user_text() if isinstance(error, TunewiseError) else error
-    return gr.Error(text, print_exception=False)
-
-
 def interval_text(standing: Standing) -> str:
     """The 95% interval as the leaderboard shows it, or "needs more votes" while it says nothing
     (fewer than MIN_GAMES_FOR_INTERVAL games, or every resample on one score)."""
@@ -173,7 +166,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         try:
             return variants.resolve(name, variant_name)
         except ValueError as error:
-            raise refusal(str(error)) from error
+            raise gr.Error(str(error)) from error
     with gr.Tab("Side by side"):
         with gr.Row():
             chosen = gr.Dropdown([], multiselect=True, allow_custom_value=True, label="Variants (2 to 4)",
@@ -259,13 +252,13 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     def on_prompt(text: str, selection: list[str], state: list, name: str, request: gr.Request):
         variants = tenants.for_request(request).variants
         if not 2 <= len(selection or []) <= MAX_COLUMNS:
-            raise refusal("Choose 2 to 4 variants.")
+            raise gr.Error("Choose 2 to 4 variants.")
         available = variants.names(name)
         unknown = [v for v in selection if v not in available]
         if unknown:
-            raise refusal(f"Unknown variants {unknown}; available: {available}")
+            raise gr.Error(f"Unknown variants {unknown}; available: {available}")
         if not text.strip():
-            raise refusal("Type a prompt first.")
+            raise gr.Error("Type a prompt first.")
         state = [list(h) for h in state]
         model_variants = variants.for_project(name)
         search = variants.search(name)
@@ -289,14 +282,11 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         tenant = tenants.for_request(request)
         variants = tenant.variants
         if not text.strip():
-            raise refusal("Type a prompt first.")
+            raise gr.Error("Type a prompt first.")
         names = variants.names(name)
         if len(names) < 2:
-            raise refusal("Blind voting needs at least two variants: train an adapter or add documents.")
-        try:
-            pool = blind_pool(selection, names)  # only what the person chose, never the other variants
-        except TunewiseError as error:
-            raise refusal(error) from error
+            raise gr.Error("Blind voting needs at least two variants: train an adapter or add documents.")
+        pool = blind_pool(selection, names)  # only what the person chose; a refusal reaches the page as it is
         first, second = informative_pair(pool, random.Random())
         model_variants = variants.for_project(name)
         messages = [{"role": "user", "content": text}]
@@ -315,7 +305,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     def make_vote(outcome: str):
         def on_vote(current: list, name: str, request: gr.Request):
             if not current:
-                raise refusal("Start a blind round first: type a prompt.")
+                raise gr.Error("Start a blind round first: type a prompt.")
             first, second, text, a_text, b_text = current
             workspace = tenants.for_request(request).workspace
             record_vote(workspace, name, Vote(first, second, outcome, text, a_text, b_text,
@@ -333,14 +323,18 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             if file:
                 return cases_from_upload(uploaded_file(file, "examples file"), limit)
             return project_held_out(tenants.for_request(request).behaviour(name), limit)
-        except (OSError, ValueError, TunewiseError) as error:  # a refused upload is a TunewiseError
-            raise refusal(error if isinstance(error, TunewiseError) else str(error)) from error
+        except TunewiseError:  # a refused upload, no split yet: the page shows its own sentence
+            raise
+        except (OSError, ValueError) as error:
+            raise gr.Error(str(error)) from error
 
     def on_estimate(file, limit, selection, name: str, request: gr.Request) -> str:
         if not selection:
             return ""
         try:
             data = held_out(file, limit, name, request)
+        except TunewiseError as error:
+            return f"**Cannot read the examples:** {html.escape(error.user_text(), quote=False)}"
         except gr.Error as error:
             return f"**Cannot read the examples:** {html.escape(error.message, quote=False)}"
         return (f"**Data:** {html.escape(data.description, quote=False)}.\n\n"
@@ -352,7 +346,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         tenant = tenants.for_request(request)
         variants, workspace = tenant.variants, tenant.workspace
         if not selection:
-            raise refusal("Choose the variants to evaluate.")
+            raise gr.Error("Choose the variants to evaluate.")
         data = held_out(file, limit, name, request)
         cases = data.cases
         model_variants = variants.for_project(name)
@@ -410,7 +404,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             judge = HttpJudge(endpoint.url, endpoint.model, endpoint.api_key, label=endpoint.label,
                               allow_private=policy.may_reach_private(endpoint))
         else:
-            raise refusal("That judge is not one this server offers: choose one from the list.")
+            raise gr.Error("That judge is not one this server offers: choose one from the list.")
         result = check_project_judge(tenant.workspace, name, judge,
                                      progress=lambda f, label: progress(f, desc=label))
         return judge_markdown(result)

@@ -55,7 +55,8 @@ def report_unexpected(error: BaseException) -> str:
 def _as_gradio_error(error: Exception):
     import gradio as gr
 
-    if isinstance(error, gr.Error):
+    if isinstance(error, gr.Error):  # a handler's own message for people, no bug: no traceback either
+        error.print_exception = False
         return error
     explained = explain(error)
     text = explained or report_unexpected(error)

@@ -85,15 +85,6 @@ def uploaded_file(value, what: str = "file", max_bytes: int = MAX_UPLOAD_BYTES) 
     return path
 
 
-def uploaded_files(values, what: str = "file") -> list[Path]:
-    """:func:`uploaded_file` for each value of a multi-file input (None or [] gives [])."""
-    if not values:
-        return []
-    if not isinstance(values, (list, tuple)):
-        values = [values]
-    return [uploaded_file(v, what) for v in values]
-
-
 def optional_upload(value, what: str = "file") -> Path | None:
     """:func:`uploaded_file`, or None when the input is empty."""
     return None if not value else uploaded_file(value, what)
