@@ -261,7 +261,7 @@ def openai_router(tenants: Tenants, access: ApiAccess, limits: ApiLimits | None 
             return error.response()
         except WorkspaceError as error:
             return ApiError(404, str(error), code="model_not_found", param="model").response()
-        model_variants, variant, search = prepared
+        model_variants, variant, search, usage_in = prepared
         stop = threading.Event()
         answers = model_variants.stream(variant, messages, generation, search, stop, limits.busy_wait_s)
         try:
@@ -281,7 +281,6 @@ def openai_router(tenants: Tenants, access: ApiAccess, limits: ApiLimits | None 
             stop.set()
             watcher.cancel()
         tokens = model_variants.loaded.tokenizer
-        usage_in = await run_in_threadpool(prompt_tokens, tokens, messages)
         usage_out = len(tokens(final.text, add_special_tokens=False)["input_ids"]) if final and final.text else 0
         return {"id": completion_id, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text if final else ""},
@@ -311,7 +310,7 @@ def openai_router(tenants: Tenants, access: ApiAccess, limits: ApiLimits | None 
                                 f"max_tokens={generation.max_new_tokens}", param="messages",
                            code="context_length_exceeded")
         search = tenant.variants.search(project) if variant.retrieval else None
-        return model_variants, variant, search
+        return model_variants, variant, search, used  # used: the prompt tokens, reported as usage
 
     return router
 
