@@ -174,12 +174,24 @@ def respond(state: InterviewState, message: Any) -> Turn:
         return Turn(_said(state, text, reply), reply, (), True)
 
     parsed = parse_answer(question.slot, text)
+    state = _kept(state, parsed.elsewhere)
     if not parsed.ok:
         return Turn(_said(state, text, parsed.clarify), parsed.clarify, question.quick_replies, False)
     answers = dict(state.answers) | {question.slot: parsed.value}
     state = replace(state, answers=answers, order=state.order + (question.slot,))
     reply, replies = _ask_next(state)
     return Turn(_said(state, text, reply), reply, replies, True)
+
+
+def _kept(state: InterviewState, elsewhere: dict[str, Any]) -> InterviewState:
+    """``state`` with the answers a message gave to other questions (an example count typed at the
+    documents question), each recorded as answered last, so that "back" forgets it first."""
+    valid = {slot: value for slot, value in elsewhere.items()
+             if slot in _QUESTION_BY_SLOT and not validate_slots({slot: value})}
+    if not valid:
+        return state
+    order = tuple(s for s in state.order if s not in valid) + tuple(valid)
+    return replace(state, answers=dict(state.answers) | valid, order=order)
 
 
 def edit_answers(state: InterviewState, values: dict[str, Any]) -> InterviewState:

@@ -8,8 +8,8 @@ person types can crash the interview.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.core.catalog import MODEL_CATALOG, find_gpu
@@ -20,6 +20,9 @@ class ParsedAnswer:
     value: Any = None
     clarify: str = ""
     """Empty when the answer was understood; otherwise the question to ask back."""
+    elsewhere: Mapping[str, Any] = field(default_factory=dict)
+    """Answers the text gave to other questions (slot -> value), kept for those questions: "I have
+    about 400 examples" at the documents question answers the examples question, not this one."""
 
     @property
     def ok(self) -> bool:
@@ -139,6 +142,33 @@ def _explicit_count(text: str) -> str | None:
     return None
 
 
+_EXAMPLE_NOUNS = ("examples", "example", "samples", "pairs", "rows", "records", "conversations", "dialogues",
+                  "demonstrations", "demos")
+_WORD = r"(?:\d,\d|[^\s,;:])+"
+"""A word of an answer; a comma ends it unless it groups digits ("1,200")."""
+_EXAMPLE_COUNT = re.compile(rf"((?:{_WORD}\s+){{0,2}}{_WORD})\s+(?:(?:clean|labell?ed|annotated|training|good|"
+                            r"input[- ]output|q&a|qa|question[- ]answer)\s+)*(?:" + "|".join(_EXAMPLE_NOUNS) + r")\b")
+
+
+def example_count(text: str) -> tuple[int, str] | None:
+    """A count of examples in ``text`` ("about 400 examples", "~400 labelled pairs") and the text
+    without it, or None when no number in it counts examples. Whatever else the text says is left
+    for the question it was typed at."""
+    t = _normalise(text)
+    for match in _EXAMPLE_COUNT.finditer(t):
+        words = match.group(1).split()
+        for start in range(len(words)):
+            counted = " ".join(words[start:])
+            if hardware_mention(counted):
+                continue
+            parsed = _parse_plain_count(counted, "examples", 0, "")
+            if parsed.ok:
+                begin = match.start(1) + len(" ".join(words[:start])) + (1 if start else 0)
+                rest = " ".join((t[:begin] + " " + t[match.end():]).split())
+                return parsed.value, rest
+    return None
+
+
 def parse_count(text: str, what: str = "examples", minimum: int = 0) -> ParsedAnswer:
     """A non-negative whole number from text like "about 2.5k", "a few hundred", "1,000".
 
@@ -149,6 +179,9 @@ def parse_count(text: str, what: str = "examples", minimum: int = 0) -> ParsedAn
     ask = f"Roughly how many {what}? A number like 250 or \"2.5k\" is fine."
     if not t:
         return _clarify(ask)
+    found = example_count(t) if what == "examples" else None
+    if found is not None:  # "12 documents and 400 examples": the number that counts examples
+        return ParsedAnswer(found[0])
     hardware = hardware_mention(t)
     if hardware:
         counted = _explicit_count(t)
@@ -189,24 +222,71 @@ def _parse_plain_count(t: str, what: str, minimum: int, ask: str) -> ParsedAnswe
 
 # --- yes / no -------------------------------------------------------------------------------
 
-_UNSURE = ("not sure", "unsure", "don't know", "dont know", "no idea", "maybe", "perhaps", "depends")
-_NO = ("no", "nope", "nah", "not really", "don't", "dont", "do not", "can't", "cant", "cannot",
-       "never", "false", "not yet", "n")
-_YES = ("yes", "yeah", "yep", "yup", "sure", "of course", "definitely", "absolutely", "correct",
-        "true", "y", "we do", "we can", "i can", "we have", "i have", "ok", "okay", "right")
+_DONT_KNOW = ("not sure", "unsure", "don't know", "dont know", "no idea", "no clue", "hard to say")
+_UNSURE = _DONT_KNOW + ("maybe", "perhaps", "depends")
+_LEADING_YES = ("yes", "yeah", "yep", "yup", "ya", "sure", "of course", "definitely", "absolutely", "correct",
+                "true", "y", "ok", "okay", "right", "indeed", "certainly")
+_LEADING_NO = ("no", "nope", "nah", "n", "never", "false", "not really", "not at all", "not yet", "none")
+_NEGATION = re.compile(r"\b(?:no|not|never|nothing|none|nope|nah|cannot|without)\b|n't\b|\bdont\b|\bcant\b")
+# "we have" alone is no yes: "I have about 400 examples" was read as "documents hold the facts".
+# A yes is a yes word, or words about what the question asks (the cues below).
+_GENERIC_YES = ("we do", "i do", "we can", "i can", "it must", "it has to", "it needs to", "there is",
+                "there are", "we could")
+_APPROXIMATE = r"(?:about|around|roughly|approximately|approx|maybe|some|nearly|almost|over|under|~|\+|-)"
+_JUST_A_NUMBER = re.compile(rf"(?:{_APPROXIMATE}\s*)*\d[\d,_'.]*\s*(?:k|m|thousand|million|hundred)?"
+                            rf"(?:\s*(?:or so|or more|ish|\+))?")
+
+YES_NO_CUES: dict[str, tuple[str, ...]] = {
+    "documents": ("document", "docs", "doc", "wiki", "manual", "pdf", "handbook", "knowledge base", "confluence",
+                  "sharepoint", "notion", "pages", "articles", "faq", "policies", "policy", "website", "intranet",
+                  "database", "catalogue", "catalog", "reports", "contracts", "files", "written down"),
+    "can_measure": ("reference", "answer key", "rubric", "checker", "gold", "label", "ground truth", "test set",
+                    "tests", "schema", "validat", "exact match", "metric", "score", "held-out", "held out",
+                    "expected answer", "check it", "grade", "evaluat"),
+    "latency_sensitive": ("fast", "quick", "latency", "real-time", "realtime", "real time", "cheap", "cost",
+                          "on-device", "on device", "edge", "mobile", "millisecond", "ms", "speed", "instant",
+                          "low power", "phone"),
+}
+"""Words that answer each yes/no question by naming what it asks about: "our wiki" (documents),
+"we have a rubric" (measuring), "it has to be fast" (latency). A negation next to them is a no."""
 
 
-def parse_yes_no(text: str, question: str = "") -> ParsedAnswer:
+def _leading(text: str, words: tuple[str, ...]) -> bool:
+    return any(re.match(rf"{re.escape(w)}\b", text) for w in words)
+
+
+def _is_just_a_number(text: str) -> bool:
+    """"400", "about 400", "~2.5k", "four hundred", "400?": a number and nothing else."""
+    bare = text.strip(" .!?")
+    if _JUST_A_NUMBER.fullmatch(bare):
+        return True
+    words = re.findall(r"[a-z]+", bare)
+    return bool(words) and _word_number(bare) is not None and all(
+        w in _SMALL_NUMBERS or w in _MULTIPLIERS or w in ("and", "about", "around", "roughly", "some") for w in words)
+
+
+def parse_yes_no(text: str, question: str = "", cues: tuple[str, ...] = ()) -> ParsedAnswer:
+    """Yes or no, from a yes/no word first, else from words about what the question asks.
+
+    ``cues``: words that answer this question when present (see :data:`YES_NO_CUES`). A number is
+    never a yes: "400" or "about 400" is asked back (an example count is taken out before this, by
+    :func:`parse_answer`).
+    """
     t = _normalise(text)
     tail = f" {question}" if question else ""
     if not t:
         return _clarify("Yes or no?" + tail)
     if _has_word(t, *_UNSURE):
         return _clarify("If you are not sure, the safer answer is usually no. Yes or no?" + tail)
-    words = set(re.findall(r"[a-z']+", t))
-    if words & set(_NO) or any(p in t for p in _NO if " " in p):
+    if _leading(t, _LEADING_YES):
+        return ParsedAnswer(True)
+    if _leading(t, _LEADING_NO):
         return ParsedAnswer(False)
-    if words & set(_YES) or any(p in t for p in _YES if " " in p):
+    if _is_just_a_number(t):
+        return _clarify(f"\"{t.strip(' .!?')}\" is a number, and this question needs a yes or no.{tail}")
+    if _NEGATION.search(t):
+        return ParsedAnswer(False)
+    if _has_word(t, *cues) or any(re.search(rf"\b{re.escape(p)}\b", t) for p in _GENERIC_YES):
         return ParsedAnswer(True)
     return _clarify("I did not catch a yes or a no." + tail)
 
@@ -224,6 +304,10 @@ _BEHAVIOUR_WORDS = ("format", "style", "tone", "json", "structur", "behav", "ski
 
 def parse_gap(text: str) -> ParsedAnswer:
     t = _normalise(text)
+    if _has_word(t, *_UNSURE) and not _has_word(t, "fact", "knowledge", "document", "docs", *_BEHAVIOUR_WORDS, "both"):
+        return _clarify("Is the model missing knowledge (facts, your documents), behaviour (a format, "
+                        "style, tone or narrow skill), or both? If you are not sure, a gap check in the "
+                        "Compare tab measures it.")
     if _has_word(t, "both") or ("knowledge" in t and "behaviour" in t):
         return ParsedAnswer("both")
     knowledge = _has_word(t, *_KNOWLEDGE_WORDS)
@@ -239,14 +323,22 @@ def parse_gap(text: str) -> ParsedAnswer:
 
 
 def parse_changes(text: str) -> ParsedAnswer:
+    """weekly, monthly or rarely. A period named ("every couple of months", "once a year") decides
+    before an adverb, so "not very often, maybe monthly" is monthly, and a negated "often" is rarely."""
     t = _normalise(text)
-    if _has_word(t, "not often", "doesn't change", "does not change", "don't change",
-                 "rarely", "never", "seldom", "stable", "hardly", "fixed", "year", "annual"):
-        return ParsedAnswer("rarely")
-    if _has_word(t, "week", "daily", "day", "constantly", "all the time", "often", "frequent",
-                 "sprint", "fast", "continuous", "hour"):
+    if _has_word(t, *_DONT_KNOW):
+        return _clarify("How often do the requirements change: weekly, monthly, or rarely?")
+    if _has_word(t, "week", "daily", "day", "sprint", "hour"):
         return ParsedAnswer("weekly")
-    if _has_word(t, "month", "quarter", "occasional", "sometimes", "now and then"):
+    if _has_word(t, "month", "quarter"):
+        return ParsedAnswer("monthly")
+    if _has_word(t, "not often", "not very often", "not that often", "not so often", "doesn't change",
+                 "does not change", "don't change", "rarely", "never", "seldom", "stable", "hardly",
+                 "fixed", "year", "annual"):
+        return ParsedAnswer("rarely")
+    if _has_word(t, "constantly", "all the time", "often", "frequent", "fast", "continuous"):
+        return ParsedAnswer("weekly")
+    if _has_word(t, "occasional", "sometimes", "now and then"):
         return ParsedAnswer("monthly")
     return _clarify("How often do the requirements change: weekly, monthly, or rarely?")
 
@@ -331,21 +423,40 @@ def parse_tasks(text: str) -> ParsedAnswer:
 SLOT_PARSERS: dict[str, Callable[[str], ParsedAnswer]] = {
     "task": parse_task,
     "gap": parse_gap,
-    "documents": lambda t: parse_yes_no(t, "Do documents hold the missing facts?"),
+    "documents": lambda t: parse_yes_no(t, "Do documents hold the missing facts?", YES_NO_CUES["documents"]),
     "examples": parse_count,
     "can_measure": lambda t: parse_yes_no(t, "Can you tell, on held-out cases, whether an answer "
-                                             "is right?"),
+                                             "is right?", YES_NO_CUES["can_measure"]),
     "changes": parse_changes,
     "vram_gb": parse_vram,
     "model_size_b": parse_model_size,
-    "latency_sensitive": lambda t: parse_yes_no(t, "Must a small, fast model do the job?"),
+    "latency_sensitive": lambda t: parse_yes_no(t, "Must a small, fast model do the job?",
+                                                YES_NO_CUES["latency_sensitive"]),
     "tasks": parse_tasks,
 }
 
 
 def parse_answer(slot: str, text: Any) -> ParsedAnswer:
-    """Parse ``text`` as an answer for ``slot``; never raises."""
+    """Parse ``text`` as an answer for ``slot``; never raises.
+
+    Each question reads only what it asks. A count of examples typed at another question ("I have
+    about 400 examples" at the documents question) is taken out and returned in ``elsewhere`` for
+    the examples question; the rest of the text answers this one, or the question is asked again.
+    """
     try:
-        return SLOT_PARSERS[slot](text if isinstance(text, str) else _normalise(text))
+        raw = text if isinstance(text, str) else _normalise(text)
+        found = example_count(raw) if slot != "examples" else None
+        if found is None:
+            return SLOT_PARSERS[slot](raw)
+        count, rest = found
+        kept = {"examples": count}
+        parsed = SLOT_PARSERS[slot](rest)
+        if parsed.ok:
+            # The task keeps its whole line: "classify tickets, we have 400 examples" describes the task.
+            value = SLOT_PARSERS[slot](raw).value if slot == "task" else parsed.value
+            return ParsedAnswer(value, elsewhere=kept)
+        noun = "example" if count == 1 else "examples"
+        return ParsedAnswer(clarify=f"{count:,} {noun}: noted for the examples question. {parsed.clarify}",
+                            elsewhere=kept)
     except Exception:  # a parser bug must cost a question, not the conversation
         return _clarify("Sorry, I could not read that answer. Could you put it another way?")
