@@ -125,7 +125,7 @@ def train_adapter(workspace: Workspace, project: str, train_file: Path, settings
 
 
 def evaluate(model: VariantModel, adapter_key: str, cases: list[EvalCase], name: str, search, generation) -> dict:
-    variants = [Variant(), Variant(None, True), Variant(adapter_key), Variant(adapter_key, True)]
+    variants = [Variant(), Variant(None, ("retrieval",)), Variant(adapter_key), Variant(adapter_key, ("retrieval",))]
     started = time.perf_counter()
     report = run_evaluation(model, variants, cases, name, generation, search,
                             lambda fraction, label: log(f"  eval {fraction:4.0%} {label}"))
@@ -229,7 +229,8 @@ def run_task(task: str, args, workspace: Workspace, model: VariantModel, scratch
         for label, style, focus in (("user prompt, whole chunks", "user", None),
                                     ("system prompt, whole chunks", "system", None)):
             other = VariantModel(model.loaded, prompt_style=style, focus_sentences=focus)
-            report = run_evaluation(other, [Variant(None, True)], cases, f"{task} {label}", generation, search)
+            report = run_evaluation(other, [Variant(None, ("retrieval",))], cases, f"{task} {label}", generation,
+                                    search)
             ablation[label] = summarise(report)[0]
         result["prompt_ablation"] = ablation
     if args.ablation_cases:

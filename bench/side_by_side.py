@@ -39,7 +39,7 @@ from retrieval.search import ChunkHit  # noqa: E402
 
 CORPUS = ROOT / "bench" / "data" / "public" / "retrieval" / "chroma_chunking_eval" / "corpora" / "wikitexts.md"
 PROMPT = [{"role": "user", "content": "Explain in a few sentences what the passage says about its subject."}]
-VARIANTS = [Variant(), Variant(None, True), Variant("a"), Variant("b", True)]
+VARIANTS = [Variant(), Variant(None, ("retrieval",)), Variant("a"), Variant("b", ("retrieval",))]
 
 
 def random_adapters(loaded, folder: Path) -> dict[str, Path]:

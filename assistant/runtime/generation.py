@@ -207,14 +207,15 @@ def left_padded_prompts(loaded: LoadedModel, conversations: list[list[dict]]) ->
 
 def _token_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
                 generation: GenerationSettings | None, stop: threading.Event | None,
-                wait_s: float | None) -> Iterator[list[list[int]]]:
+                wait_s: float | None, prepare=None) -> Iterator[list[list[int]]]:
     """The one decode loop behind :func:`stream_chat`, :func:`stream_rows` and :func:`generate_batch`.
 
     One ``generate`` call over the conversations as a left-padded batch, each row with its adapter
     (see :func:`_adapter_scope`), in a thread that owns the model's lock for exactly as long as it
     generates. Yields every row's answer tokens: first once the model is taken and generation has
     started (all empty: an answer's clock starts there), then after each step; a row stops growing
-    at its end of turn. The yielded lists grow in place: read them, do not keep them.
+    at its end of turn. The yielded lists grow in place: read them, do not keep them. ``prepare()``,
+    when given, runs first in that thread, under the lock (a VariantModel swapping adapter types in).
     """
     import queue
 
@@ -248,6 +249,8 @@ def _token_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
     errors: list[BaseException] = []
 
     def run() -> None:
+        if prepare is not None:
+            prepare()
         context, extra = _adapter_scope(loaded, adapters)
         with torch.no_grad(), context:
             torch.manual_seed(generation.seed)
@@ -291,7 +294,7 @@ def _steady_text(tokenizer, tokens: list[int], shown: str) -> str:
 
 def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: list[str | None],
                 generation: GenerationSettings | None = None, stop: threading.Event | None = None,
-                wait_s: float | None = None) -> Iterator[list[str]]:
+                wait_s: float | None = None, prepare=None) -> Iterator[list[str]]:
     """Answer several conversations in one ``generate`` call, each row with its own adapter (None:
     the base), yielding every row's text whenever one grows, and last the whole answers.
 
@@ -300,11 +303,12 @@ def stream_rows(loaded: LoadedModel, conversations: list[list[dict]], adapters: 
     GPU, and PEFT runs a batch whose rows use different adapters (``adapter_names``). Greedy rows
     give the same answers as each alone up to float rounding of the padded batch. Generation stops
     early when ``stop`` is set, or when the consumer closes this generator (or drops it); ``wait_s``
-    bounds the wait for the model (ModelBusyError after it; None waits).
+    bounds the wait for the model (ModelBusyError after it; None waits); ``prepare`` as for
+    :func:`_token_rows`.
     """
     tokenizer = loaded.tokenizer
     shown = [""] * len(conversations)
-    steps = _token_rows(loaded, conversations, adapters, generation, stop, wait_s)
+    steps = _token_rows(loaded, conversations, adapters, generation, stop, wait_s, prepare)
     try:
         rows = next(steps)  # the model is ours and generating
         for rows in steps:
@@ -346,7 +350,7 @@ def chat(loaded: LoadedModel, messages: list[dict], generation: GenerationSettin
 
 
 def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generation: GenerationSettings | None = None,
-                   *, adapter: str | None, batch_size: int = 8) -> list[tuple[str, int, float]]:
+                   *, adapter: str | None, batch_size: int = 8, prepare=None) -> list[tuple[str, int, float]]:
     """Answers to many conversations at once, all with ``adapter`` (as for :func:`stream_chat`),
     left-padded in batches of ``batch_size``: the same greedy answers as :func:`stream_chat` (up to
     float rounding of the padded batch), several times faster on a CPU, whose matrix products are
@@ -358,7 +362,7 @@ def generate_batch(loaded: LoadedModel, conversations: list[list[dict]], generat
     results: list[tuple[str, int, float]] = []
     for start in range(0, len(conversations), batch_size):
         chunk = conversations[start:start + batch_size]
-        steps = _token_rows(loaded, chunk, [adapter] * len(chunk), generation, None, None)
+        steps = _token_rows(loaded, chunk, [adapter] * len(chunk), generation, None, None, prepare)
         rows = next(steps)  # the batch has the model: its clock starts
         began = time.perf_counter()
         for _ in steps:  # the rows grow in place to the end

@@ -1,4 +1,5 @@
-"""Variants over one frozen base: base, base + retrieval, each adapter, adapter + retrieval.
+"""Variants over one frozen base: the base or an adapter, each with any of the modifiers (few-shot,
+retrieval): ``base``, ``base + few-shot``, ``snips + retrieval``, ...
 
 The base model is loaded once; adapters are loaded into one PEFT model and switched per
 request, the base answering with adapters disabled. Serving N variants costs the base plus N
@@ -7,16 +8,18 @@ adapters, not N bases.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assistant.core.errors import TunewiseError
 from assistant.runtime.answering import NOTHING_FOUND, attribute_citations, cited_messages, relevant_hits, sources_for
-from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_chat, stream_rows
+from assistant.runtime.few_shot import FewShotPool, with_shots
+from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_rows
 from assistant.runtime.models import same_model
 
 
@@ -56,21 +59,103 @@ def quiet_bitsandbytes_cpu_kernel_notice() -> None:
 
 
 @dataclass(frozen=True)
+class Modifier:
+    """One kind of help a variant can get on top of its model: an entry of :data:`MODIFIERS`.
+
+    A new variant kind is one entry here (plus, if it needs a project resource, one field of
+    :class:`Aids`): names, parsing, the Compare columns, blind A/B, eval, chat, ``/v1`` and the
+    verdict's cost order all read this table.
+    """
+
+    name: str
+    """As it appears in a variant's name after " + " (``base + few-shot + retrieval``)."""
+    needs: str
+    """The :class:`Aids` field it draws on."""
+    cost: int
+    """Its rank in the verdict's cost order: prompting (1) < retrieval (2) < training (3)."""
+    step: int
+    """When it changes the prompt: lower first (retrieval rewrites the question's turn before few-shot
+    measures what room is left for examples)."""
+    on_adapters: bool
+    """Offered on adapters too, or on the base only (an adapter already learnt the examples)."""
+    what: str
+
+
+MODIFIERS: tuple[Modifier, ...] = (
+    Modifier("few-shot", "examples", 1, 2, False,
+             "the task's system prompt and K of the user's examples as earlier turns"),
+    Modifier("retrieval", "search", 2, 1, True, "passages found in the project's documents, cited as [n]"),
+)
+"""Every modifier, in the order names list them."""
+MODIFIER_NAMES = tuple(m.name for m in MODIFIERS)
+TRAINING_COST = 3
+"""The cost rank of an adapter (training) in the verdict's order; its modifiers add theirs."""
+
+
+@dataclass(frozen=True)
+class Aids:
+    """What a project lends its variants' modifiers: one field per :attr:`Modifier.needs`."""
+
+    search: Callable | None = None
+    """``search(question) -> hits`` over the project's documents (retrieval)."""
+    examples: FewShotPool | None = None
+    """The user's training examples (few-shot)."""
+
+    @classmethod
+    def of(cls, value) -> Aids:
+        """``value`` as Aids: Aids stay, a bare callable is a search, None is nothing."""
+        if value is None:
+            return cls()
+        return value if isinstance(value, Aids) else cls(search=value)
+
+
+@dataclass(frozen=True)
 class Variant:
     adapter: str | None = None
     """The adapter's key in the PEFT model; None for the base."""
-    retrieval: bool = False
+    modifiers: tuple[str, ...] = ()
+    """Names from :data:`MODIFIERS`; kept in the table's order."""
     label: str | None = None
     """The adapter's name as people see it, when its key differs (keys are unique across projects)."""
+    system_prompt: str | None = None
+    """The system prompt the adapter was trained with: used when a conversation brings none, so an
+    adapter answers in the format it learnt without the user pasting its instruction."""
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.modifiers if m not in MODIFIER_NAMES]
+        if unknown or len(set(self.modifiers)) != len(self.modifiers):
+            raise ValueError(f"variant modifiers must be distinct names among {MODIFIER_NAMES}, not {self.modifiers}")
+        object.__setattr__(self, "modifiers", tuple(m for m in MODIFIER_NAMES if m in self.modifiers))
+
+    @property
+    def retrieval(self) -> bool:
+        return "retrieval" in self.modifiers
+
+    @property
+    def few_shot(self) -> bool:
+        return "few-shot" in self.modifiers
+
+    @property
+    def core(self) -> str:
+        return self.label or self.adapter or "base"
 
     @property
     def name(self) -> str:
-        return (self.label or self.adapter or "base") + (" + retrieval" if self.retrieval else "")
+        return self.core + "".join(f" + {m}" for m in self.modifiers)
+
+    @property
+    def cost(self) -> int:
+        """Its rank in the cost order: the most expensive part (an adapter is training)."""
+        ranks = [m.cost for m in MODIFIERS if m.name in self.modifiers]
+        return max([TRAINING_COST if self.adapter else 0, *ranks])
+
+    def with_modifiers(self, *modifiers: str) -> Variant:
+        return replace(self, modifiers=tuple(modifiers))
 
     @classmethod
     def parse(cls, name: str) -> Variant:
-        core, _, extra = name.partition(" + ")
-        return cls(None if core == "base" else core, extra == "retrieval")
+        core, *modifiers = name.split(" + ")
+        return cls(None if core == "base" else core, tuple(modifiers))
 
 
 @dataclass(frozen=True)
@@ -83,10 +168,55 @@ class VariantAnswer:
     done: bool = False
     latency_s: float | None = None
     """Seconds for the whole answer (in a batch: the batch's time shared evenly)."""
+    shots: tuple[int, ...] = ()
+    """The few-shot examples shown before the question, by their number in the examples file."""
+
+
+@dataclass
+class Prompt:
+    """A variant's prompt as its modifiers build it."""
+
+    messages: list[dict]
+    sources: tuple = ()
+    hits: list = field(default_factory=list)
+    """Hits whose citations may be attributed (none when the conversation brings its own system
+    prompt: a task with its own output format)."""
+    shots: tuple[int, ...] = ()
+
+
+def _retrieve(model: VariantModel, prompt: Prompt, question: str, aids: Aids, generation) -> Prompt:
+    if aids.search is None:
+        raise ValueError("retrieval variants need a search function")
+    hits = relevant_hits(aids.search(question))
+    if not hits:
+        return prompt
+    system = [m for m in prompt.messages if m["role"] == "system"]
+    messages = cited_messages(question, hits, model.prompt_style, system, model.focus_sentences)
+    return replace(prompt, messages=messages, sources=sources_for(hits), hits=[] if system else hits)
+
+
+def _show_examples(model: VariantModel, prompt: Prompt, question: str, aids: Aids, generation) -> Prompt:
+    if aids.examples is None:
+        raise ValueError("few-shot variants need the project's examples")
+    answer_room = (generation or GenerationSettings()).max_new_tokens
+    room = model.context_tokens - answer_room - model.count_prompt(prompt.messages)
+    shots = aids.examples.pick(question, room)
+    return replace(prompt, messages=with_shots(prompt.messages, shots, aids.examples.system_prompt),
+                   shots=tuple(e.number for e in shots))
+
+
+_APPLY = {"retrieval": _retrieve, "few-shot": _show_examples}
+"""How each modifier changes a prompt (keys: :data:`MODIFIERS`' names)."""
 
 
 class VariantModel:
-    """One base model with any number of adapters attached, answering as any variant."""
+    """One base model with any number of adapters attached, answering as any variant.
+
+    Adapters of one PEFT type share one PeftModel and, for LoRA, one batch (per-row adapters). PEFT
+    holds one type per PeftModel, so when the variants asked for need another type, the attached
+    adapters are unloaded (the base's own weights are never changed) and that type's adapters
+    loaded from their folders, under the model's lock (:meth:`_make_resident`).
+    """
 
     def __init__(self, loaded: LoadedModel, prompt_style: str | None = None, focus_sentences: int | None = -1):
         """``focus_sentences``: sentences of the retrieved chunks shown to the model; None for whole
@@ -95,11 +225,35 @@ class VariantModel:
 
         self.loaded = loaded
         self.adapters: list[str] = []
+        self._kinds: dict[str, str] = {}
+        """Each attached adapter's PEFT type (LORA, IA3, PROMPT_TUNING, ...)."""
+        self._paths: dict[str, str] = {}
+        self._resident: str | None = None
+        """The PEFT type whose adapters are in the model now (None: none loaded yet)."""
         self.prompt_style = prompt_style or DEFAULT_PROMPT_STYLE
         if focus_sentences == -1:
             parameters = sum(p.numel() for p in loaded.model.parameters()) if hasattr(loaded.model, "parameters") else 0
             focus_sentences = focus_sentences_for(parameters) if parameters else None
         self.focus_sentences = focus_sentences
+
+    @property
+    def context_tokens(self) -> int:
+        """The tokens the model attends to (its config's positions; 2048 when it does not say)."""
+        config = getattr(self.loaded.model, "config", None)
+        return int(getattr(config, "max_position_embeddings", 0) or 2048)
+
+    def count_prompt(self, messages: list[dict]) -> int:
+        tokenizer = self.loaded.tokenizer
+        return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+
+    def examples_pool(self, conversations, shots: int | None = None, order: str = "similar") -> FewShotPool:
+        """A few-shot pool of ``conversations`` (complete examples), tokens counted by this model."""
+        from assistant.runtime.few_shot import DEFAULT_SHOTS
+
+        tokenizer = self.loaded.tokenizer
+        return FewShotPool.from_conversations(
+            conversations, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+            DEFAULT_SHOTS if shots is None else shots, order)
 
     def add_adapter(self, name: str, path: str | Path, base_model: str | None = None, label: str | None = None) -> None:
         """Attach an adapter. The first one turns the base into a PEFT model in place.
@@ -108,44 +262,80 @@ class VariantModel:
         AdapterBaseMismatchError (None skips the check, for adapters made outside Tunewise).
         """
         quiet_bitsandbytes_cpu_kernel_notice()  # before peft's first import, which imports bitsandbytes
-        from peft import PeftModel
 
         if base_model is not None and not same_model(base_model, self.loaded.name):
             raise AdapterBaseMismatchError(label or name, base_model, self.loaded.name)
+        kind = str(json.loads((Path(path) / "adapter_config.json").read_text()).get("peft_type", "LORA")).upper()
         with self.loaded.lock:
             if name in self.adapters:
                 return
-            if not self.adapters:
-                self.loaded.model = PeftModel.from_pretrained(self.loaded.model, str(path), adapter_name=name)
-            else:
-                self.loaded.model.load_adapter(str(path), adapter_name=name)
-            self.loaded.model.eval()
+            self._paths[name], self._kinds[name] = str(path), kind
+            if self._resident in (None, kind):
+                self._load(name)
+                self._resident = kind
             self.adapters.append(name)
+
+    def _load(self, name: str) -> None:
+        from peft import PeftModel
+
+        if hasattr(self.loaded.model, "peft_config"):
+            self.loaded.model.load_adapter(self._paths[name], adapter_name=name)
+        else:
+            self.loaded.model = PeftModel.from_pretrained(self.loaded.model, self._paths[name], adapter_name=name)
+        self.loaded.model.eval()
+
+    def _make_resident(self, kind: str | None) -> None:
+        """Have ``kind``'s adapters in the model (None: any kind will do). The caller holds the lock."""
+        if kind is None or kind == self._resident:
+            return
+        model = self.loaded.model
+        if hasattr(model, "peft_config"):
+            prompt_based = any(c.is_prompt_learning for c in model.peft_config.values())
+            self.loaded.model = model.get_base_model() if prompt_based else model.unload()
+        for name in self.adapters:
+            if self._kinds[name] == kind:
+                self._load(name)
+        self._resident = kind
+
+    def kind_of(self, variant: Variant) -> str | None:
+        return None if variant.adapter is None else self._kinds[variant.adapter]
 
     def variants(self, with_retrieval: bool) -> list[Variant]:
         names: list[str | None] = [None, *self.adapters]
-        return [Variant(a, r) for a in names for r in ((False, True) if with_retrieval else (False,))]
+        return [Variant(a, m) for a in names for m in (((), ("retrieval",)) if with_retrieval else ((),))]
+
+    def _check(self, variants) -> None:
+        for variant in variants:
+            if variant.adapter is not None and variant.adapter not in self.adapters:
+                raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
 
     def stream(self, variant: Variant, messages: list[dict], generation: GenerationSettings | None = None,
-               search=None, stop: threading.Event | None = None, wait_s: float | None = None
+               aids=None, stop: threading.Event | None = None, wait_s: float | None = None
                ) -> Iterator[VariantAnswer]:
-        """Answer ``messages`` as ``variant``; ``search(question) -> hits`` feeds retrieval variants.
-        ``stop`` ends the answer early; ``wait_s`` bounds the wait for the model (ModelBusyError)."""
-        if variant.adapter is not None and variant.adapter not in self.adapters:
-            raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
-        prompt, sources, hits = self._prompt(variant, messages, search)
+        """Answer ``messages`` as ``variant``; ``aids`` (:class:`Aids`, or a bare search function)
+        feed its modifiers. ``stop`` ends the answer early; ``wait_s`` bounds the wait for the model
+        (ModelBusyError)."""
+        self._check([variant])
+        prompt = self._prompt(variant, messages, Aids.of(aids), generation)
         started = time.perf_counter()
         first = None
         text = ""
         adapter = BASE if variant.adapter is None else variant.adapter
-        for text in stream_chat(self.loaded, prompt, generation, adapter=adapter, stop=stop, wait_s=wait_s):
+        prepare = self._preparer(self.kind_of(variant))
+        for texts in stream_rows(self.loaded, [prompt.messages], [adapter], generation, stop, wait_s, prepare):
+            text = texts[0]
             first = first or time.perf_counter() - started
-            yield VariantAnswer(variant.name, text, sources, first)
+            yield VariantAnswer(variant.name, text, prompt.sources, first, shots=prompt.shots)
         elapsed = time.perf_counter() - started
         tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
         rate = tokens / (elapsed - first) if first and elapsed > first else None
-        yield VariantAnswer(variant.name, attribute_citations(text, hits), sources, first, rate, done=True,
-                            latency_s=elapsed)
+        yield VariantAnswer(variant.name, attribute_citations(text, prompt.hits), prompt.sources, first, rate,
+                            done=True, latency_s=elapsed, shots=prompt.shots)
+
+    def _preparer(self, kind: str | None):
+        """What the generating thread runs under the lock first: have ``kind``'s adapters in (checked
+        there, since another answer may have swapped types while this one waited)."""
+        return None if kind is None else (lambda: self._make_resident(kind))
 
     def answer_from_documents(self, variant: Variant, question: str, search,
                               generation: GenerationSettings | None = None) -> Iterator[VariantAnswer]:
@@ -162,74 +352,100 @@ class VariantModel:
         if not hits:
             yield VariantAnswer(variant.name, NOTHING_FOUND, done=True)
             return
-        yield from self.stream(variant, [{"role": "user", "content": question}], generation, lambda _: hits)
+        yield from self.stream(variant, [{"role": "user", "content": question}], generation, Aids(lambda _: hits))
+
+    def groups(self, variants: list[Variant]) -> list[list[int]]:
+        """The rows that can share one forward pass, in the order they run.
+
+        Base rows ride with any group. LoRA adapters (DoRA and rsLoRA are LoRA too) share a batch,
+        each row with its own adapter (PEFT's ``adapter_names``). Any other type answers one adapter
+        per batch: PEFT cannot mix a prompt-based or IA3 adapter with other rows in one pass. The
+        type already in the model goes first, so a round swaps types as seldom as it can.
+        """
+        keyed: dict[tuple, list[int]] = {}
+        for row, variant in enumerate(variants):
+            kind = self.kind_of(variant)
+            key = ("LORA",) if kind == "LORA" else (kind, variant.adapter) if kind else ()
+            keyed.setdefault(key, []).append(row)
+        base_rows = keyed.pop((), [])
+        if not keyed:
+            return [base_rows]
+        ordered = sorted(keyed.items(), key=lambda item: item[0][0] != self._resident)
+        groups = [rows for _, rows in ordered]
+        groups[0] = sorted(groups[0] + base_rows)
+        return groups
 
     def stream_together(self, variants: list[Variant], conversations: list[list[dict]],
-                        generation: GenerationSettings | None = None, search=None,
+                        generation: GenerationSettings | None = None, aids=None,
                         stop: threading.Event | None = None) -> Iterator[list[VariantAnswer]]:
-        """Answer as several variants at once, one conversation each, in one batch on the one model.
+        """Answer as several variants at once, one conversation each, in as few batches as PEFT allows
+        (:meth:`groups`; one for the base and LoRA adapters).
 
         Yields every variant's answer as it grows; the last yield has ``done`` set, with sources,
         attributed citations and each row's own tokens/s (a row's clock stops when its answer ends).
         """
         if len(variants) != len(conversations):
             raise ValueError("one conversation per variant")
-        for variant in variants:
-            if variant.adapter is not None and variant.adapter not in self.adapters:
-                raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
-        prompts = [self._prompt(v, c, search) for v, c in zip(variants, conversations, strict=True)]
+        self._check(variants)
+        aids = Aids.of(aids)
+        prompts = [self._prompt(v, c, aids, generation) for v, c in zip(variants, conversations, strict=True)]
         started = time.perf_counter()
         first: list[float | None] = [None] * len(variants)
         last: list[float] = [0.0] * len(variants)
         texts = [""] * len(variants)
-        for grown in stream_rows(self.loaded, [p for p, _, _ in prompts], [v.adapter for v in variants], generation,
-                                 stop):
-            now = time.perf_counter() - started
-            for row, text in enumerate(grown):
-                if text and first[row] is None:
-                    first[row] = now
-                if text != texts[row]:
-                    last[row] = now
-            texts = grown
-            yield [VariantAnswer(v.name, t, sources, f) for v, t, (_, sources, _), f
-                   in zip(variants, texts, prompts, first, strict=True)]
+        for rows in self.groups(variants):
+            kind = next((k for k in (self.kind_of(variants[r]) for r in rows) if k), None)
+            batch = [prompts[r].messages for r in rows]
+            for grown in stream_rows(self.loaded, batch, [variants[r].adapter for r in rows], generation, stop,
+                                     prepare=self._preparer(kind)):
+                now = time.perf_counter() - started
+                for row, text in zip(rows, grown, strict=True):
+                    if text and first[row] is None:
+                        first[row] = now
+                    if text != texts[row]:
+                        last[row] = now
+                    texts[row] = text
+                yield [VariantAnswer(v.name, t, p.sources, f, shots=p.shots)
+                       for v, t, p, f in zip(variants, texts, prompts, first, strict=True)]
         answers = []
-        for row, (variant, text, (_, sources, hits)) in enumerate(zip(variants, texts, prompts, strict=True)):
+        for row, (variant, text, prompt) in enumerate(zip(variants, texts, prompts, strict=True)):
             tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
             began = first[row]
             rate = tokens / (last[row] - began) if began and last[row] > began else None
-            answers.append(VariantAnswer(variant.name, attribute_citations(text, hits), sources, began, rate,
-                                         done=True, latency_s=last[row] or time.perf_counter() - started))
+            answers.append(VariantAnswer(variant.name, attribute_citations(text, prompt.hits), prompt.sources, began,
+                                         rate, done=True, latency_s=last[row] or time.perf_counter() - started,
+                                         shots=prompt.shots))
         yield answers
 
-    def _prompt(self, variant: Variant, messages: list[dict], search) -> tuple[list[dict], tuple, list]:
-        """The prompt for ``variant``, its sources, and the hits whose citations may be attributed
-        (none when the conversation brings its own system prompt: a task with its own output format)."""
-        if not variant.retrieval:
-            return list(messages), (), []
-        if search is None:
-            raise ValueError("retrieval variants need a search function")
+    def _prompt(self, variant: Variant, messages: list[dict], aids: Aids,
+                generation: GenerationSettings | None = None) -> Prompt:
+        """The prompt for ``variant``: the adapter's training system prompt when the conversation has
+        none, then each modifier in its :attr:`Modifier.step` order."""
+        messages = list(messages)
+        if variant.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages = [{"role": "system", "content": variant.system_prompt}, *messages]
+        prompt = Prompt(messages)
+        if not variant.modifiers:
+            return prompt
         question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        hits = relevant_hits(search(question))
-        system = [m for m in messages if m["role"] == "system"]
-        prompt = (cited_messages(question, hits, self.prompt_style, system, self.focus_sentences) if hits
-                  else list(messages))
-        return prompt, sources_for(hits), ([] if system else hits)
+        for modifier in sorted((m for m in MODIFIERS if m.name in variant.modifiers), key=lambda m: m.step):
+            prompt = _APPLY[modifier.name](self, prompt, question, aids, generation)
+        return prompt
 
     def answer_batch(self, variant: Variant, conversations: list[list[dict]],
-                     generation: GenerationSettings | None = None, search=None,
+                     generation: GenerationSettings | None = None, aids=None,
                      batch_size: int = 8) -> list[VariantAnswer]:
         """Whole answers to many conversations as ``variant``, generated in batches (evaluation's path;
         same prompts and decoding as :meth:`stream`). ``first_token_s`` is None: nothing streams."""
-        if variant.adapter is not None and variant.adapter not in self.adapters:
-            raise ValueError(f"no adapter named {variant.adapter!r} is loaded")
-        prompts = [self._prompt(variant, messages, search) for messages in conversations]
+        self._check([variant])
+        aids = Aids.of(aids)
+        prompts = [self._prompt(variant, messages, aids, generation) for messages in conversations]
         adapter = BASE if variant.adapter is None else variant.adapter
-        generated = generate_batch(self.loaded, [p for p, _, _ in prompts], generation, adapter=adapter,
-                                   batch_size=batch_size)
-        return [VariantAnswer(variant.name, attribute_citations(text, hits), sources, None,
-                              tokens / seconds if seconds else None, done=True, latency_s=seconds)
-                for (text, tokens, seconds), (_, sources, hits) in zip(generated, prompts, strict=True)]
+        generated = generate_batch(self.loaded, [p.messages for p in prompts], generation, adapter=adapter,
+                                   batch_size=batch_size, prepare=self._preparer(self.kind_of(variant)))
+        return [VariantAnswer(variant.name, attribute_citations(text, prompt.hits), prompt.sources, None,
+                              tokens / seconds if seconds else None, done=True, latency_s=seconds, shots=prompt.shots)
+                for (text, tokens, seconds), prompt in zip(generated, prompts, strict=True)]
 
 
 def adapter_key(project_dir: str | Path, adapter: str) -> str:

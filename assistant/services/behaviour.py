@@ -14,6 +14,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -335,22 +336,28 @@ class Behaviour:
         train_file, eval_file = path / "train.jsonl", path / "eval.jsonl"
         return PreparedDataset(dataset_id, path, report, train_file, eval_file, count(train_file), count(eval_file))
 
-    def latest_held_out(self) -> PreparedDataset | None:
-        """The most recently prepared dataset that set cases aside for evaluation (a non-empty
-        eval.jsonl), or None when there is none. Reads only.
+    def _prepared_newest_first(self) -> Iterator[PreparedDataset]:
+        """The project's prepared datasets, the newest first. Reads only.
 
         Ids begin with the time they were prepared (:meth:`keep`), to the second; the report's
         modification time orders two prepared within one second."""
         if not self.datasets_dir.is_dir():
-            return None
+            return
         complete = [p for p in self.datasets_dir.iterdir()
                     if all((p / name).is_file() for name in ("report.json", "train.jsonl", "eval.jsonl"))]
         for path in sorted(complete, key=lambda p: (p.name[:15], (p / "report.json").stat().st_mtime_ns),
                            reverse=True):
-            prepared = self.load_prepared(path.name)
-            if prepared.eval_count:
-                return prepared
-        return None
+            yield self.load_prepared(path.name)
+
+    def latest_held_out(self) -> PreparedDataset | None:
+        """The most recently prepared dataset that set cases aside for evaluation (a non-empty
+        eval.jsonl), or None when there is none. Reads only."""
+        return next((p for p in self._prepared_newest_first() if p.eval_count), None)
+
+    def latest_prepared(self) -> PreparedDataset | None:
+        """The most recently prepared dataset with training examples (what few-shot variants show),
+        or None. Reads only."""
+        return next((p for p in self._prepared_newest_first() if p.train_count), None)
 
     def estimate(self, prepared: PreparedDataset, settings: TrainingConfig, hardware: Hardware) -> TrainingEstimate:
         """The estimate for training ``prepared`` with ``settings``, computed afresh on every call."""

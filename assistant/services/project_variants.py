@@ -1,5 +1,6 @@
 """The variants of a workspace's projects: which adapters of a project can ride on the loaded base,
-attached on first use, and the retrieval each variant may use.
+attached on first use, and the aids their modifiers draw on (the documents' search, the training
+examples for few-shot).
 
 A service: it reads the project's adapters (through the tenant's Behaviours, so no job store is
 opened and no project created by a read) and knowledge base and hands them to the runtime's one
@@ -8,12 +9,52 @@ shared :class:`~assistant.runtime.variants.VariantModel`.
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import Counter
+from itertools import combinations
+from pathlib import Path
 
 from assistant.core.errors import InputError
+from assistant.runtime.few_shot import FewShotPool
 from assistant.runtime.models import same_model
-from assistant.runtime.variants import AdapterBaseMismatchError, SharedVariantModel, Variant, VariantModel, adapter_key
+from assistant.runtime.variants import (
+    MODIFIERS,
+    AdapterBaseMismatchError,
+    Aids,
+    SharedVariantModel,
+    Variant,
+    VariantModel,
+    adapter_key,
+)
 from assistant.services.behaviour import Behaviours
+
+
+def read_conversations(path: str | Path) -> list[list[dict]]:
+    """The conversations of a prepared examples file (one ``{"messages": [...]}`` per line)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["messages"] for line in lines if line.strip()]
+
+
+def system_prompt_of(conversations: list[list[dict]]) -> str | None:
+    """The task's instruction: the system message most of the examples carry (None if none has one)."""
+    counts = Counter(m["content"] for c in conversations for m in c if m["role"] == "system")
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def training_system_prompt(adapter_path: str | Path) -> str | None:
+    """The system prompt an adapter was trained with: its card's own record when it has one, else the
+    one its training examples carry (the job's train file, while it exists)."""
+    card_file = Path(adapter_path) / "training.json"
+    if not card_file.is_file():
+        return None
+    card = json.loads(card_file.read_text())
+    if "system_prompt" in card:
+        return card["system_prompt"]
+    train_file = (card.get("config") or {}).get("train_file")
+    if not train_file or not Path(train_file).is_file():
+        return None
+    return system_prompt_of(read_conversations(train_file))
 
 
 class ProjectVariants:
@@ -26,6 +67,8 @@ class ProjectVariants:
         self.workspace, self.shared, self.kbs = workspace, shared, kbs
         self.behaviours = behaviours or Behaviours(workspace)
         self._lock = threading.Lock()
+        self._pools: dict[tuple, FewShotPool] = {}
+        self._prompts: dict[str, str | None] = {}
 
     def _key(self, project: str, adapter: str) -> str:
         return adapter_key(self.workspace.project(project).path, adapter)
@@ -51,14 +94,60 @@ class ProjectVariants:
         _, others = self._split(project)
         return [(a.name, f"trained on {a.base_model}, not on the loaded {self.shared.model.name}") for a in others]
 
+    def _system_prompt(self, path: Path) -> str | None:
+        key = str(path)
+        if key not in self._prompts:
+            self._prompts[key] = training_system_prompt(path)
+        return self._prompts[key]
+
     def variants(self, project: str) -> list[Variant]:
-        """This project's variants: the base and the adapters trained on it, each also with retrieval
-        if it has documents. Adapters of other bases are left out (see :meth:`unavailable`)."""
+        """This project's variants: the base and the adapters trained on it, each with every
+        combination of the modifiers the project can feed (retrieval with documents, few-shot with
+        prepared examples; a modifier with ``on_adapters`` False rides on the base only). Adapters
+        carry the system prompt they were trained with. Adapters of other bases are left out (see
+        :meth:`unavailable`)."""
         self.for_project(project)
-        adapters = [a.name for a in self._split(project)[0]]
-        cores = [Variant()] + [Variant(self._key(project, name), label=name) for name in adapters]
-        with_retrieval = bool(self.kbs.get(project).documents())
-        return [Variant(c.adapter, r, c.label) for c in cores for r in ((False, True) if with_retrieval else (False,))]
+        adapters = self._split(project)[0]
+        cores = [Variant()] + [Variant(self._key(project, a.name), label=a.name,
+                                       system_prompt=self._system_prompt(a.path)) for a in adapters]
+        offered = [m for m in MODIFIERS if self._can_feed(project, m.needs)]
+        variants = []
+        for core in cores:
+            usable = [m.name for m in offered if core.adapter is None or m.on_adapters]
+            for size in range(len(usable) + 1):
+                variants += [core.with_modifiers(*chosen) for chosen in combinations(usable, size)]
+        return variants
+
+    def _can_feed(self, project: str, needs: str) -> bool:
+        if needs == "search":
+            return bool(self.kbs.get(project).documents())
+        if needs == "examples":
+            return self.examples_file(project) is not None
+        raise ValueError(f"no project resource named {needs!r}")
+
+    def examples_file(self, project: str) -> Path | None:
+        """The training examples of the project's latest prepared dataset (what few-shot shows)."""
+        prepared = self.behaviours.get(project).latest_prepared()
+        return prepared.train_file if prepared is not None and prepared.train_count else None
+
+    def examples(self, project: str, shots: int | None = None, order: str = "similar",
+                 file: str | Path | None = None) -> FewShotPool | None:
+        """The few-shot pool of the project's training examples (or of ``file``), tokens counted by the
+        loaded model; None when there are none. Built once per file and model."""
+        source = Path(file) if file else self.examples_file(project)
+        if source is None:
+            return None
+        model = self.shared.get()
+        key = (str(source), source.stat().st_mtime_ns, id(model.loaded))
+        with self._lock:
+            if key not in self._pools:
+                self._pools[key] = model.examples_pool(read_conversations(source))
+        pool = self._pools[key]
+        return pool if shots is None and order == pool.order else pool.with_choice(shots, order)
+
+    def aids(self, project: str, shots: int | None = None, order: str = "similar") -> Aids:
+        """What this project lends its variants' modifiers: its documents' search, its examples."""
+        return Aids(search=self.search(project), examples=self.examples(project, shots, order))
 
     def names(self, project: str) -> list[str]:
         return [v.name for v in self.variants(project)]

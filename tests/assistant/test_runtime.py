@@ -100,14 +100,14 @@ def test_the_adapter_is_always_named():
 
 
 def test_nothing_relevant_means_no_guess(loaded):
-    answers = list(VariantModel(loaded).answer_from_documents(Variant(None, True), "What colour is the sky?",
+    answers = list(VariantModel(loaded).answer_from_documents(Variant(None, ("retrieval",)), "What colour is the sky?",
                                                               lambda q: [hit("Laptops are silver.", 0.05)]))
     assert [(a.text, a.sources, a.done) for a in answers] == [(NOTHING_FOUND, (), True)]
 
 
 def test_a_grounded_answer_lists_its_sources(loaded):
     answers = list(VariantModel(loaded).answer_from_documents(
-        Variant(None, True), "How many days?", lambda q: [hit("Staff get 25 days of leave.", 0.7, page=2)],
+        Variant(None, ("retrieval",)), "How many days?", lambda q: [hit("Staff get 25 days of leave.", 0.7, page=2)],
         GenerationSettings(max_new_tokens=8)))
     final = answers[-1]
     assert final.done and final.variant == "base + retrieval"

@@ -47,7 +47,7 @@ def test_four_variants_answer_one_prompt_and_the_base_is_unchanged(tiny_model_pa
     assert names == ["base", "base + retrieval", "json", "json + retrieval", "other", "other + retrieval"]
     final = {}
     for variant in model.variants(with_retrieval=True)[:4]:
-        answers = list(model.stream(variant, PROMPT, SETTINGS, search=search))
+        answers = list(model.stream(variant, PROMPT, SETTINGS, aids=search))
         final[variant.name] = answers[-1]
         assert answers[-1].done and answers[-1].first_token_s is not None
     assert final["base"].text == before  # the frozen base, adapters disabled
@@ -64,9 +64,9 @@ def test_variants_answering_together_say_what_each_says_alone(tiny_model_path, t
     model = VariantModel(loaded)
     for name, path in two_adapters.items():
         model.add_adapter(name, path)
-    variants = [Variant(), Variant(None, True), Variant("json"), Variant("other", True)]
-    alone = [list(model.stream(v, PROMPT, SETTINGS, search=search))[-1] for v in variants]
-    updates = list(model.stream_together(variants, [PROMPT] * 4, SETTINGS, search=search))
+    variants = [Variant(), Variant(None, ("retrieval",)), Variant("json"), Variant("other", ("retrieval",))]
+    alone = [list(model.stream(v, PROMPT, SETTINGS, aids=search))[-1] for v in variants]
+    updates = list(model.stream_together(variants, [PROMPT] * 4, SETTINGS, aids=search))
     together = updates[-1]
     assert [a.variant for a in together] == [v.name for v in variants]
     assert [a.text for a in together] == [a.text for a in alone]
@@ -80,7 +80,8 @@ def test_variants_together_without_adapters_run_the_plain_base(tiny_model_path):
     loaded = load_model(ModelSettings(model=str(tiny_model_path), device="cpu"))
     model = VariantModel(loaded)
     alone = chat(loaded, PROMPT, SETTINGS, adapter=BASE)
-    final = list(model.stream_together([Variant(), Variant(None, True)], [PROMPT, PROMPT], SETTINGS, search))[-1]
+    pair = [Variant(), Variant(None, ("retrieval",))]
+    final = list(model.stream_together(pair, [PROMPT, PROMPT], SETTINGS, search))[-1]
     assert final[0].text == alone and final[1].sources
 
 
@@ -91,7 +92,7 @@ def test_an_unknown_adapter_in_a_batch_is_refused_before_anything_runs(tiny_mode
 
 
 def test_variant_names_round_trip():
-    for variant in (Variant(), Variant("json"), Variant("json", True), Variant(None, True)):
+    for variant in (Variant(), Variant("json"), Variant("json", ("retrieval",)), Variant(None, ("retrieval",))):
         assert Variant.parse(variant.name) == variant
 
 
@@ -130,5 +131,5 @@ def test_an_adapter_key_names_the_folder_however_its_path_is_spelled(tmp_path, m
 
 
 def test_a_labelled_variant_shows_its_adapter_name():
-    variant = Variant("a1b2c3", True, label="snips-v1")
+    variant = Variant("a1b2c3", ("retrieval",), label="snips-v1")
     assert variant.name == "snips-v1 + retrieval"

@@ -172,7 +172,7 @@ def test_ask_answers_as_base_plus_retrieval_whatever_adapter_compare_attached(tm
 
 
 def test_ask_builds_the_prompt_that_chat_with_retrieval_builds(tmp_path, tiny_model_path, monkeypatch):
-    """One prompt builder: Ask shows the model what VariantModel.stream(Variant(None, retrieval=True))
+    """One prompt builder: Ask shows the model what VariantModel.stream(Variant(None, ("retrieval",)))
     shows it (tunewise chat --retrieval, /v1): for a small model, the one sentence that answers, not
     the whole chunk."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
@@ -207,7 +207,7 @@ def test_ask_builds_the_prompt_that_chat_with_retrieval_builds(tmp_path, tiny_mo
     asked = prompts[-1]
 
     model = VariantModel(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")))
-    list(model.stream(Variant(None, retrieval=True), [{"role": "user", "content": ASK_QUESTION}],
+    list(model.stream(Variant(None, ("retrieval",)), [{"role": "user", "content": ASK_QUESTION}],
                       GenerationSettings(max_new_tokens=4), lambda question: hits))
     assert asked == prompts[-1]
     assert "25 days" in asked[-1]["content"] and "carry over" not in asked[-1]["content"]
