@@ -36,7 +36,7 @@ from ui.uploads import UploadRefusedError, discard_upload, uploaded_file
 
 DOCUMENT_COLUMNS = ["file", "title", "chunks", "characters"]
 RESULT_COLUMNS = ["file", "result", "chunks", "what to do"]
-ASK_VARIANT = Variant(None, retrieval=True)
+ASK_VARIANT = Variant(None, ("retrieval",))
 """Ask answers as "base + retrieval": the frozen base with every adapter disabled, whatever Compare or
 /v1 attached to the shared model, on the project's documents."""
 GENERATION = GenerationSettings(max_new_tokens=256, seed=0)

@@ -199,7 +199,7 @@ def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCa
     from assistant.core.outcomes import diagnose_gap
     from trainers.metrics import parse_json
 
-    variants = [Variant()] + ([Variant(None, True)] if search is not None else [])
+    variants = [Variant()] + ([Variant(None, ("retrieval",))] if search is not None else [])
     report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
     structured = all(parse_json(c.reference) is not None for c in cases)
     finding = diagnose_gap(report.to_dict()["results"], structured)
