@@ -134,6 +134,12 @@ SIZE_LADDER: tuple[str, ...] = (
     "Llama-3.1-8B", "Qwen2.5-14B", "Qwen2.5-32B", "Llama-3.1-70B", "Qwen2.5-72B",
 )
 
+CPU_MODEL = "SmolLM2-135M"
+"""The model a plan without a GPU trains: the one Tunewise bundles (``bundled:SmolLM2-135M-Instruct``,
+trainers.config.DEFAULT_MODEL), which LoRA trains on a CPU in minutes and which the Behaviour tab
+and ``tunewise train`` take on a machine without CUDA. Planning any other model there would name one
+that is not trained."""
+
 # Memory of each card in GB as sold. Keys are lower-case names without spaces.
 GPU_MEMORY_GB: dict[str, float] = {
     "gtx1080ti": 11, "rtx2080ti": 11, "rtx3060": 12, "rtx3070": 8, "rtx3080": 10, "rtx3090": 24,

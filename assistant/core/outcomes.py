@@ -8,6 +8,7 @@ intervals, because on a handful of cases a difference in the second decimal is n
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -199,3 +200,77 @@ def plan_held(plan: dict, results: Sequence[dict]) -> list[str]:
     lines = [check.text for check in plan_checks(plan, results)]
     return lines or ["The evaluation has no variant that tests the plan's prediction (add the planned "
                      "retrieval or adapter variant)."]
+
+
+# --- the evidence kept in the project ------------------------------------------------------------
+# Each evaluation saves its outcome in the project ({"eval_id", "lines", "checks"}: the checks as
+# PlanCheck dicts). A new outcome replaces the project's "outcome"; the one it replaces moves to
+# "outcome_history" (Workspace.update does this for every writer), so a 10-case run never erases a
+# 40-case verdict: the plan card shows the strongest evidence, and the newest run beside it.
+
+OUTCOME_HISTORY_LIMIT = 50
+"""Outcomes kept in a project besides the newest; past it the weakest old ones go, never the strongest."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One evaluation's outcome, as strong as its checks make it."""
+
+    eval_id: str
+    when: str
+    """The evaluation's date and time ("2025-06-01 14:03"), from its id; empty when unknown."""
+    n: int
+    """Held-out cases behind its largest check (0 when it checked nothing)."""
+    decisive: bool
+    """Whether a check reached a verdict (held or did not hold) rather than "not enough evidence"."""
+    lines: tuple[str, ...]
+
+    @property
+    def strength(self) -> tuple[bool, int, str]:
+        """A decisive verdict beats an inconclusive one, then more cases beat fewer, then newer."""
+        return self.decisive, self.n, self.eval_id
+
+
+def evaluation_time(eval_id: str) -> str:
+    """ "20250601-140312-ab12" -> "2025-06-01 14:03"; empty for an id without a time."""
+    match = re.match(r"(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})", eval_id or "")
+    return f"{match[1]}-{match[2]}-{match[3]} {match[4]}:{match[5]}" if match else ""
+
+
+def evidence_of(outcome: dict) -> Evidence:
+    """The Evidence of an outcome as saved in a project (any missing part counts as nothing)."""
+    checks = [c for c in outcome.get("checks") or () if isinstance(c, dict)]
+    eval_id = str(outcome.get("eval_id") or "")
+    return Evidence(eval_id, evaluation_time(eval_id), max((int(c.get("n") or 0) for c in checks), default=0),
+                    any(c.get("verdict") in (HELD, NOT_HELD) for c in checks),
+                    tuple(str(line) for line in outcome.get("lines") or ()))
+
+
+def strongest_and_latest(latest: dict | None, history: Sequence[dict] = ()) -> tuple[Evidence | None, Evidence | None]:
+    """The strongest evidence among a project's outcomes, and the latest one when it is another run
+    (None when the latest is the strongest). ``latest``: the project's "outcome"; ``history``: its
+    "outcome_history"."""
+    outcomes = [o for o in (*history, *([latest] if latest else [])) if isinstance(o, dict)]
+    if not outcomes:
+        return None, None
+    newest = evidence_of(outcomes[-1])
+    best = max((evidence_of(o) for o in outcomes), key=lambda e: e.strength)
+    same = best.eval_id == newest.eval_id and best.lines == newest.lines
+    return best, None if same else newest
+
+
+def with_outcome_history(previous: dict | None, record: dict) -> dict:
+    """``record`` (a project's data after a change) with the outcome the change replaced kept in its
+    "outcome_history"; unchanged when the change left the outcome alone."""
+    current = record.get("outcome")
+    if not isinstance(previous, dict) or previous == current:
+        return record
+    if isinstance(current, dict) and current.get("eval_id") == previous.get("eval_id"):
+        return record  # the same evaluation, saved again (a judge score added)
+    history = [h for h in record.get("outcome_history") or () if isinstance(h, dict)
+               and h.get("eval_id") != previous.get("eval_id")] + [previous]
+    if len(history) > OUTCOME_HISTORY_LIMIT:
+        keep = max(history, key=lambda o: evidence_of(o).strength)
+        newest = history[-(OUTCOME_HISTORY_LIMIT - 1):]
+        history = ([keep] if keep not in newest else []) + newest
+    return record | {"outcome_history": history}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from assistant.core.catalog import ModelShape, ladder_shapes
+from assistant.core.catalog import CPU_MODEL, MODEL_CATALOG, ModelShape, ladder_shapes
 from assistant.core.errors import InputError
 from assistant.core.memory import (
     ALL_LINEAR,
@@ -38,6 +38,8 @@ SMALL_DATA_MAX_SIZE_B = 8.0
 """Largest model proposed for fewer than 1,000 examples (rule 8)."""
 CPU_MAX_SIZE_B = 0.5
 """Largest model a CPU LoRA run finishes in reasonable time on a laptop (rule 5)."""
+CPU_SHAPE = MODEL_CATALOG[CPU_MODEL]
+"""What a plan without a GPU trains (rule 5): the bundled model, the one Tunewise trains on a CPU."""
 LEARNING_RATES = {"full": 1e-5, "lora": 2e-4, "qlora": 2e-4}
 """Starting learning rate by method. A full fine-tune moves every weight of a trained model, so it
 starts small; a LoRA adapter starts at zero and needs a rate about twenty times larger to move."""
@@ -365,13 +367,16 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
         flags.add("no_gpu")
         finetune = "lora"
         text = ("No GPU: QLoRA needs CUDA and is not possible here. A CPU LoRA run works for "
-                f"small models (up to {CPU_MAX_SIZE_B:g}B, slow); for a {shape.name}-sized model "
-                f"rent a GPU with at least {needed_vram_gb(estimate.qlora.total_gb):.0f} GB.")
-        if shape.size_b > CPU_MAX_SIZE_B * 1.05:
-            flags.add("smaller_model")
-            shape = shape_for_size(CPU_MAX_SIZE_B)
+                f"small models (up to {CPU_MAX_SIZE_B:g}B, slow), so the plan trains {CPU_SHAPE.name}, the "
+                "model Tunewise bundles, which LoRA trains on a CPU in minutes")
+        if shape.name != CPU_SHAPE.name:
+            text += (f"; for a {shape.name}-sized model rent a GPU with at least "
+                     f"{needed_vram_gb(estimate.qlora.total_gb):.0f} GB")
+            if shape.size_b > CPU_SHAPE.size_b:
+                flags.add("smaller_model")
+            shape = CPU_SHAPE
             estimate = _estimate(shape, training)
-        because("5", text)
+        because("5", text + ".")
     elif tuning:
         if finetune == "full":
             if estimate.full.fits(vram):

@@ -10,6 +10,7 @@ the new one, never half of either.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.core.errors import TunewiseError
+from assistant.core.outcomes import with_outcome_history
 from trainers.atomic_files import write_json_atomic
 
 DEFAULT_WORKSPACE = "tunewise-data"
@@ -147,14 +149,28 @@ class Workspace:
             raise WorkspaceError(f"project {name!r} cannot be read ({error}); its file is "
                                  f"{project.file}") from error
 
+    def stamp(self, name: str) -> str:
+        """The version of a project's record, for a page to see that it changed without reading it:
+        every write renames a new file over project.json (a new inode, time and size). Empty when the
+        project does not exist."""
+        try:
+            info = self.project(name).file.stat()
+        except OSError:
+            return ""
+        return f"{name}:{info.st_ino}:{info.st_mtime_ns}:{info.st_size}"
+
     def update(self, name: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
         """Read the project's record, let ``change`` edit it (in place, or by returning a new dict),
         and write it back, all under the project's lock, so no concurrent update is lost: the one
-        way anything writes project.json. Returns the record as written."""
+        way anything writes project.json. Returns the record as written.
+
+        Evidence is never lost on the way: an outcome (whether the plan held on an evaluation) that
+        the change replaces is kept in the record's "outcome_history", whoever wrote the new one."""
         with self.locked(name):
             data = self.load(name)
+            previous = copy.deepcopy(data.get("outcome"))
             changed = change(data)
-            data = data if changed is None else changed
+            data = with_outcome_history(previous, data if changed is None else changed)
             self._write(name, data)
         return data
 

@@ -56,7 +56,8 @@ CASES = [
     # 8 GB holds a 7B model but not the 8B one.
     ("r5-a-7b-model-in-8gb", dict(vram_gb=8), dict(finetune="qlora", model="Qwen2.5-7B"),
      {"smaller_model"}, set()),
-    ("r5-no-gpu", dict(vram_gb=0), dict(finetune="lora", model="Qwen2.5-0.5B"),
+    # The model a plan without a GPU trains is the bundled one, which the app trains on a CPU.
+    ("r5-no-gpu", dict(vram_gb=0), dict(finetune="lora", model="SmolLM2-135M"),
      {"no_gpu", "smaller_model"}, set()),
     ("r5-full-does-not-fit", dict(examples=20_000, vram_gb=80), dict(finetune="lora"), set(), set()),
     # Rule 6: several tasks -> one adapter per task (and so no full fine-tune).

@@ -169,3 +169,29 @@ def test_a_delete_cut_short_leaves_nothing_that_blocks_the_next(tmp_path):
     (tmp_path / "projects" / ".deleting-q").mkdir()
     Workspace(tmp_path)  # opening the workspace clears what interrupted deletes left
     assert not (tmp_path / "projects" / ".deleting-q").exists()
+
+
+def test_an_outcome_replaced_by_any_writer_is_kept_in_the_history(tmp_path):
+    """record_outcome (evaluation.py) replaces the project's "outcome"; the one it replaces stays."""
+    workspace = Workspace(tmp_path)
+    workspace.ensure("p")
+    first = {"eval_id": "20250601-101500-aaaa", "lines": ["held"], "checks": [{"verdict": "held", "n": 40}]}
+    second = {"eval_id": "20250602-093000-bbbb", "lines": ["small"], "checks": [{"verdict": "x", "n": 10}]}
+    workspace.update("p", lambda data: data | {"outcome": first})
+    workspace.update("p", lambda data: data.update(outcome=second))  # in place, as a writer may
+    workspace.update("p", lambda data: data | {"plan": {}})  # a write that leaves the outcome alone
+    saved = workspace.load("p")
+    assert saved["outcome"] == second and saved["outcome_history"] == [first]
+
+
+def test_the_stamp_changes_with_every_write_and_not_on_reads(tmp_path):
+    workspace = Workspace(tmp_path)
+    assert workspace.stamp("p") == ""
+    workspace.ensure("p")
+    seen = {workspace.stamp("p")}
+    for i in range(5):
+        workspace.load("p")
+        assert workspace.stamp("p") in seen
+        workspace.update("p", lambda data, i=i: data | {"n": i})
+        seen.add(workspace.stamp("p"))
+    assert len(seen) == 6
