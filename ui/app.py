@@ -72,7 +72,7 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         # Above the tabs: the model answers in Knowledge and Compare, and is the base adapters attach to.
         picker = build_model_picker(tenants, chosen)
         with gr.Tabs():
-            with gr.Tab("Interview", id="interview"):
+            with gr.Tab("Interview", id="interview") as interview_tab_item:
                 tab = build_interview_tab(tenants, chosen)
             with gr.Tab("Knowledge", id="knowledge"):
                 knowledge_tab = build_knowledge_tab(tenants, chosen)
@@ -137,6 +137,9 @@ def build_app(workspace: Workspace | str | os.PathLike | None = None, project: s
         project_outputs = [*tab.outputs, *knowledge_tab["outputs"], *behaviour_tab["outputs"], *picker["outputs"]]
         chosen.input(open_project, [chosen], project_outputs, **private)
         app.load(open_page, [chosen], [chosen, *project_outputs], **private)
+        # The plan card follows the project's record without a reload: at once when the tab opens, and on the
+        # tab's own timer (an evaluation or a gap check in Compare, or `tunewise eval`, may have changed it).
+        interview_tab_item.select(tab.refresh, [chosen, tab.stamp], tab.refreshed, **private)
         # The plan may have changed in the Interview tab: prefill again when Behaviour opens.
         behaviour_tab_item.select(behaviour_tab["on_prefill"], [chosen], behaviour_tab["outputs"], **private)
         # The variants to compare, loaded when the tab opens (an adapter trained meanwhile is preselected), when
