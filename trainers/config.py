@@ -19,13 +19,16 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from trainers.methods import METHOD_NAMES, PROMPT_INITS
+from trainers.methods import method as training_method
 from tunewise.errors import InputError
 
 DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"
 """The bundled model's name, the one place it is spelled: the runtime (``BUNDLED_MODEL``, which
 resolves it to a local folder) and the CLI import it; defined here, the lowest layer that needs it,
 and free of torch, so the CLI's start-up can import it."""
-METHODS = ("lora", "qlora")
+METHODS = METHOD_NAMES
+"""The methods a config may name: the registry's (trainers/methods.py), in its order."""
 MAX_PROCESSES = 64
 """The most training processes any config may ask for, before the machine is looked at.
 
@@ -44,19 +47,32 @@ def _option(help: str, form: bool = True, **extra) -> dict:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Every setting of one supervised fine-tuning run (LoRA or QLoRA through TRL's SFTTrainer)."""
+    """Every setting of one supervised fine-tuning run through TRL's SFTTrainer: a full fine-tune or a PEFT
+    method (trainers/methods.py)."""
 
     model: str = field(default=DEFAULT_MODEL, metadata=_option(
         "base model: the bundled SmolLM2-135M-Instruct, a hub id or a local folder"))
     method: str = field(default="lora", metadata=_option(
-        "lora (16-bit base; fp32 on CPU) or qlora (4-bit NF4 base, needs CUDA)", choices=METHODS))
+        "how to train: full (every weight), the LoRA family (lora, qlora with a 4-bit base on CUDA, dora, rslora, "
+        "adalora), ia3, or virtual tokens (prompt_tuning, prefix_tuning, p_tuning, adaption_prompt); what each "
+        "trains and its starting learning rate: docs/training.md", choices=METHODS))
     lora_r: int = field(default=8, metadata=_option("LoRA rank r"))
     lora_alpha: int = field(default=16, metadata=_option(
         "LoRA alpha (left at the proposed value while r changes, it follows r: 2 x r)"))
     lora_dropout: float = field(default=0.05, metadata=_option("LoRA dropout"))
     target_modules: str = field(default="all-linear", metadata=_option(
         "comma-separated projection names (q_proj,v_proj,...), or all-linear"))
-    learning_rate: float = field(default=2e-4, metadata=_option("peak learning rate (cosine schedule)"))
+    num_virtual_tokens: int = field(default=20, metadata=_option(
+        "virtual tokens of prompt tuning, prefix tuning, P-tuning and LLaMA-Adapter (prompt and P-tuning add them "
+        "to every sequence)"))
+    prompt_init: str = field(default="text", metadata=_option(
+        "where prompt tuning's virtual tokens start: text (the task's instruction: --prompt-init-text, else the "
+        "examples' system prompt), vocab (random words of the vocabulary) or random", choices=PROMPT_INITS))
+    prompt_init_text: str = field(default="", metadata=_option(
+        "the text prompt tuning starts from (empty: the examples' system prompt, else their first question)",
+        form=False))
+    learning_rate: float = field(default=2e-4, metadata=_option(
+        "peak learning rate (cosine schedule); each method has its own starting rate (docs/training.md)"))
     epochs: float = field(default=3.0, metadata=_option("passes over the training examples"))
     max_steps: int = field(default=-1, metadata=_option("stop after this many optimiser steps (-1: run the epochs)"))
     batch_size: int = field(default=8, metadata=_option("examples per device step"))
@@ -88,11 +104,9 @@ class TrainingConfig:
         "one per GPU, or per core on a CPU); batch size is per process"))
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.method not in METHODS:
-            problems.append(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        if min(self.lora_r, self.batch_size, self.gradient_accumulation) < 1:
-            problems.append("LoRA rank, batch size and gradient accumulation must be at least 1")
+        problems = self._method_problems()
+        if min(self.batch_size, self.gradient_accumulation) < 1:
+            problems.append("batch size and gradient accumulation must be at least 1")
         if self.max_length < 16:
             problems.append("max length must be at least 16 tokens")
         if self.learning_rate <= 0:
@@ -101,15 +115,37 @@ class TrainingConfig:
             problems.append("give a positive number of epochs or of max steps")
         if not 0 <= self.eval_fraction < 1 or not 0 <= self.general_fraction < 1:
             problems.append("the eval and general fractions must lie in [0, 1)")
-        if not 0 <= self.lora_dropout < 1:
-            problems.append("LoRA dropout must lie in [0, 1)")
         if not 0 <= self.processes <= MAX_PROCESSES:
             problems.append(f"processes must be between 0 (one per GPU) and {MAX_PROCESSES}, not {self.processes}: "
                             "a job runs on one machine, at most one process per GPU (or per core on a CPU)")
-        if not str(self.target_modules).strip():
-            problems.append("name the LoRA target modules, or all-linear")
         if problems:
             raise InputError("; ".join(problems))
+
+    def _method_problems(self) -> list[str]:
+        """What the method's own settings get wrong: validation per method, in one place."""
+        if self.method not in METHODS:
+            return [f"method must be one of {', '.join(METHODS)}, not {self.method!r}"]
+        entry = training_method(self.method)
+        problems = []
+        if self.lora_r < 1:  # also AdaLoRA's target rank; checked for every method, as saved configs carry it
+            problems.append("LoRA rank must be at least 1")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append("LoRA dropout must lie in [0, 1)")
+        if entry.lora_settings and not str(self.target_modules).strip():
+            problems.append(f"name the {entry.label} target modules, or all-linear")
+        if entry.virtual_tokens and not 1 <= self.num_virtual_tokens <= self.max_length // 2:
+            problems.append(f"{entry.label} needs between 1 and {self.max_length // 2} virtual tokens (half the max "
+                            f"length), not {self.num_virtual_tokens}")
+        if self.prompt_init not in PROMPT_INITS:
+            problems.append(f"prompt init must be one of {', '.join(PROMPT_INITS)}, not {self.prompt_init!r}")
+        if self.modules_to_save and (entry.full or entry.prompt_based):
+            problems.append(f"modules to save train beside an adapter's matrices; {entry.label} has none")
+        return problems
+
+    @property
+    def training_method(self):
+        """This config's entry in the method registry (trainers/methods.py)."""
+        return training_method(self.method)
 
     @property
     def peft_target_modules(self) -> list[str] | str:

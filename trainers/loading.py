@@ -31,7 +31,7 @@ def dtype_for(device: str, bf16_supported: bool) -> str:
 
 
 def load_causal_lm(source: str, device: str, *, quantize_4bit: bool = False, trust_remote_code: bool = False,
-                   keep_on_cpu: bool = False):
+                   keep_on_cpu: bool = False, full_precision: bool = False):
     """A causal LM from ``source`` (a folder or hub id), on ``device`` in the precision of :func:`dtype_for`.
 
     Errors are transformers' own (OSError or ValueError for a model that cannot be had): callers
@@ -47,16 +47,21 @@ def load_causal_lm(source: str, device: str, *, quantize_4bit: bool = False, tru
         keep_on_cpu: load into RAM in ``device``'s precision without moving it there. The export merges
             this way: a QLoRA base's 16-bit copy may not fit the GPU it trained on, and the merged model
             is saved in the precision it will run in.
+        full_precision: fp32 weights on every device: a full fine-tune's master weights. Its updates (a rate of
+            1e-5 times a weight) are far below bfloat16's resolution (about 0.4% of a weight), so 16-bit weights
+            would round most of them away; on CUDA the forward still computes in 16-bit under autocast.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
     cuda = str(device).startswith("cuda")
-    dtype = getattr(torch, dtype_for(device, cuda and torch.cuda.is_bf16_supported()))
+    dtype = getattr(torch, "float32" if full_precision else dtype_for(device, cuda and torch.cuda.is_bf16_supported()))
     options = dict(dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
     if not quantize_4bit:
         model = AutoModelForCausalLM.from_pretrained(source, **options)
         return model if keep_on_cpu else model.to(device)
+    if full_precision:
+        raise ValueError("a 4-bit base is frozen: full precision is for a full fine-tune's weights")
     if keep_on_cpu:
         raise ValueError("4-bit weights load on the device they compute on; keep_on_cpu is for 16-bit loads")
     from transformers import BitsAndBytesConfig

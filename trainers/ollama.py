@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+WHAT_OLLAMA_TAKES = ("Ollama imports a merged model folder (FROM) or a plain LoRA adapter over a Llama, Mistral or "
+                     "Gemma base (ADAPTER); it has no way to run virtual tokens, prefixes or adapted attention, "
+                     "so such an adapter runs only over its base in Tunewise (chat, Compare, /v1)")
+"""What an Ollama Modelfile can carry (its ADAPTER instruction reads safetensors LoRA adapters only), said
+wherever export refuses a method (trainers/methods.py)."""
+
 
 @dataclass(frozen=True)
 class PromptFormat:

@@ -1,4 +1,4 @@
-"""One supervised fine-tuning run, top to bottom: TRL's SFTTrainer with a PEFT LoRA adapter.
+"""One supervised fine-tuning run, top to bottom: TRL's SFTTrainer, full or with a PEFT adapter.
 
     python -m trainers.sft JOB_DIR            # reads JOB_DIR/config.json (a JobSpec)
     python -m trainers.sft JOB_DIR --resume   # continues from the last checkpoint
@@ -7,9 +7,11 @@ Runs in its own process, started by trainers/jobs.py; the two speak through the 
 (trainers/job_files.py) and never import each other. It reports progress as JSON lines in
 ``progress.jsonl`` and its state in ``state.json``; SIGTERM saves a checkpoint and stops
 ("cancelled"); any error marks the job "failed" with the reason and advice. The base loads through
-trainers/loading.py (the precision rule chat and export share). With CUDA: QLoRA (NF4, double
-quantisation, bf16 compute where supported, else fp16) or LoRA on a 16-bit base. Without CUDA:
-LoRA in fp32 (slow), or QLoRA through bitsandbytes' CPU kernels for tests.
+trainers/loading.py (the precision rule chat and export share) and is wrapped as its method's entry
+in trainers/methods.py says. With CUDA: QLoRA (NF4, double quantisation, bf16 compute where supported,
+else fp16), a PEFT method on a 16-bit base, or a full fine-tune on fp32 master weights with 16-bit
+autocast. Without CUDA: everything in fp32 (slow), QLoRA through bitsandbytes' CPU kernels for tests.
+A full fine-tune saves the whole model where the others save their adapter (the ``adapter`` folder).
 """
 
 from __future__ import annotations
@@ -98,29 +100,95 @@ def to_dataset(records: list[dict], assistant_markers: bool):
     return Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in records])
 
 
-def load_for_training(spec: JobSpec, device: str):
-    """The base model (4-bit for QLoRA) wrapped in a fresh LoRA adapter, and its tokenizer."""
-    from peft import LoraConfig, get_peft_model
+def load_for_training(spec: JobSpec, device: str, records: list[dict] | None = None, total_steps: int = 0):
+    """The base model wrapped as the config's method wants (trainers/methods.py), and its tokenizer.
+
+    A full fine-tune gets no wrapper: every weight trains, in fp32 (master weights; 16-bit compute under
+    autocast on CUDA). QLoRA's base loads in 4-bit. Every other method wraps the base in a fresh PEFT adapter
+    built by its registry entry. ``records``: the training examples (prompt tuning starts from their
+    instruction); ``total_steps``: the run's optimiser steps (AdaLoRA schedules its rank budget over them).
+    """
     from transformers import AutoTokenizer
 
     from trainers.loading import load_causal_lm
+    from trainers.methods import MethodContext, first_instruction
 
     config = spec.training
+    entry = config.training_method
     source = spec.load_from
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    qlora = config.method == "qlora"
-    model = load_causal_lm(source, device, quantize_4bit=qlora, trust_remote_code=config.trust_remote_code)
-    if qlora:
+    model = load_causal_lm(source, device, quantize_4bit=entry.quantized_base,
+                           trust_remote_code=config.trust_remote_code, full_precision=entry.full)
+    if entry.quantized_base:
         guard_bnb_cpu_repack(model)
         # No prepare_model_for_kbit_training: it upcasts embeddings, lm_head and norms to fp32 (about
         # 4 GB more for an 8B model with a 128k vocabulary) for no measured gain; TRL turns on input
         # gradients for checkpointing and keeps the adapters in bf16, as plain TRL does.
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=config.peft_target_modules, modules_to_save=config.modules_to_save,
-                      task_type="CAUSAL_LM")
-    return get_peft_model(model, lora), tokenizer
+    if entry.full:
+        model.requires_grad_(True)
+        return model, tokenizer
+    from peft import get_peft_model
+
+    if records is None and config.prompt_init == "text" and Path(spec.train_file).is_file():
+        records = load_records(spec.train_file)
+    text_config = model.config.get_text_config()
+    context = MethodContext(model_type=text_config.model_type, num_layers=text_config.num_hidden_layers,
+                            tokenizer_path=source, init_text=first_instruction(records or []),
+                            total_steps=total_steps or max(config.max_steps, 1))
+    return get_peft_model(model, entry.peft_config(config, context)), tokenizer
+
+
+def planned_steps(config, examples: int, world: int = 1) -> int:
+    """Optimiser steps the run will take, as the trainer counts them (before TRL drops any example)."""
+    import math
+
+    if config.max_steps > 0:
+        return config.max_steps
+    per_epoch = max(1, math.ceil(examples / (config.batch_size * world)) // config.gradient_accumulation)
+    return max(1, math.ceil(per_epoch * config.epochs))
+
+
+def method_callbacks(model) -> list:
+    """Callbacks a method needs inside the training loop (AdaLoRA's rank budget); empty for the others."""
+    from transformers import TrainerCallback
+
+    peft_config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
+    if peft_config is None or str(getattr(peft_config, "peft_type", "")) not in ("ADALORA", "PeftType.ADALORA"):
+        return []
+    from trainers.methods import adalora_schedule
+
+    class AdaLoraCallback(TrainerCallback):
+        """AdaLoRA prunes rank between the optimiser step and the zeroing of gradients (it scores each singular
+        value by weight x gradient), which transformers' Trainer never does by itself; ``on_optimizer_step`` is
+        that moment. The budget is scheduled over the steps the trainer really runs."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            tinit, tfinal = adalora_schedule(state.max_steps)
+            peft_config.total_step, peft_config.tinit, peft_config.tfinal = state.max_steps, tinit, tfinal
+
+        def on_optimizer_step(self, args, state, control, **kwargs):
+            model.base_model.update_and_allocate(state.global_step)
+
+    return [AdaLoraCallback()]
+
+
+def rebind_adaption_prompt_forward(model) -> bool:
+    """Let TRL's fused loss reach a LLaMA-Adapter model; returns whether there was one to fix.
+
+    PEFT's AdaptionPromptModel copies the base's ``forward`` when it wraps it (``self.forward =
+    self.model.forward``). SFTTrainer then patches the base's forward with its fused LM head (which returns
+    log-probabilities, not logits), but the wrapper still calls the copy it took before, so the loss path gets
+    logits and fails ("'CausalLMOutputWithPast' object has no attribute 'log_probs'"). Pointing the copy at the
+    patched forward restores the path; generation is unchanged (without ``fused_lm_head`` the patch calls the
+    original forward).
+    """
+    wrapper = getattr(model, "base_model", None)
+    if type(wrapper).__name__ != "AdaptionPromptModel":
+        return False
+    wrapper.forward = wrapper.model.forward
+    return True
 
 
 def use_liger(config, device: str) -> bool:
@@ -328,9 +396,9 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
         set_state(job_dir, JobState.RUNNING, device=device, method=config.method, resumed=resume, **alone)
     torch.manual_seed(config.seed)
 
-    model, tokenizer = load_for_training(spec, device)
-    markers = has_generation_markers(tokenizer)
     records = load_records(spec.train_file)
+    model, tokenizer = load_for_training(spec, device, records, planned_steps(config, len(records), world))
+    markers = has_generation_markers(tokenizer)
     train_data = to_dataset(records, markers)
     eval_data = to_dataset(load_records(spec.eval_file), markers) if spec.eval_file else None
     precision = dtype_for(device, not cpu and torch.cuda.is_bf16_supported())  # the precision the base loaded in
@@ -354,11 +422,11 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     )
     # Batches of similar length in a random order (trainers/batching.py), unless packing or asked not to.
     trainer_class = length_batched(SFTTrainer) if config.group_by_length and not config.packing else SFTTrainer
+    callbacks = [make_progress_callback(job_dir, lambda: stop["requested"], baseline_rss) if main_process
+                 else stop_callback(lambda: stop["requested"]), *method_callbacks(model)]
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
-                         processing_class=tokenizer,
-                         callbacks=[make_progress_callback(job_dir, lambda: stop["requested"], baseline_rss)]
-                         if main_process
-                         else [stop_callback(lambda: stop["requested"])])
+                            processing_class=tokenizer, callbacks=callbacks)
+    rebind_adaption_prompt_forward(trainer.model)
     if len(trainer.train_dataset) == 0:  # TRL drops examples whose answer was cut off entirely
         raise NoAnswerLeftError(f"no training example keeps any of its answer within the max length of "
                                 f"{config.max_length} tokens")
@@ -380,6 +448,8 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     if not main_process:
         return JobState.COMPLETED
     adapter_dir = job_dir / ADAPTER
+    if config.training_method.full:  # the whole model, in the precision it runs in (trained on fp32 master weights)
+        trainer.model.to(getattr(torch, precision))
     trainer.model.save_pretrained(adapter_dir, safe_serialization=True)
     tokenizer.save_pretrained(adapter_dir)
     write_json(adapter_dir / TRAINING_CARD, {"config": spec.to_dict(), "metrics": metrics, "device": device,

@@ -6,11 +6,12 @@ from dataclasses import replace
 import pytest
 
 from assistant.core.profile import TaskProfile
-from assistant.core.rules import METHOD_LABELS, LoraSettings, Plan, decide, rate_text
+from assistant.core.rules import LoraSettings, Plan, decide, rate_text
 from assistant.runtime.hardware import Hardware
 from assistant.services.training_settings import project_plan, training_settings, with_overrides
 from assistant.services.workspace import Workspace, WorkspaceError
-from trainers.config import TrainingConfig
+from trainers.config import METHODS, TrainingConfig
+from trainers.methods import method
 
 H200 = Hardware("cuda", "H200", 1, 141.0, True)
 T4 = Hardware("cuda", "Tesla T4", 1, 16.0, False)
@@ -57,25 +58,47 @@ def test_every_reason_is_true_of_the_value_it_explains(profile, hardware):
     assert reasons["epochs"].startswith(f"{config.epochs:g} epoch")
     # the learning rate's reason names the rate and the method it is the starting point of
     assert reasons["learning_rate"].startswith(f"{rate_text(config.learning_rate)}: ")
-    assert METHOD_LABELS[config.method] in reasons["learning_rate"]
+    assert method(config.method).label in reasons["learning_rate"]
     # a method the trainer has is trained as planned, with the plan's own learning rate
-    if plan.finetune in ("lora", "qlora") and not (plan.finetune == "qlora" and hardware is CPU):
+    if plan.finetune in METHODS and not (plan.finetune == "qlora" and hardware is CPU):
         assert (config.method, config.learning_rate) == (plan.finetune, plan.learning_rate)
     assert (config.lora_r, config.lora_alpha, config.lora_dropout, config.epochs) == (
         plan.lora.r, plan.lora.alpha, plan.lora.dropout, plan.epochs)
     assert config.target_modules.split(",") == list(plan.lora.target_modules)
 
 
-def test_a_full_fine_tune_plan_starts_lora_from_loras_learning_rate_and_the_method_says_why():
+def test_a_full_fine_tune_plan_trains_in_full_at_the_plans_rate_and_lora_settings_say_they_are_unused():
     plan = decide(PROFILES["full fine-tune, 50k examples on 141 GB"])
     assert (plan.finetune, plan.learning_rate) == ("full", 1e-5)  # the plan keeps what the rules decided
     choice = training_settings(plan, H200, available=[])
-    assert (choice.config.method, choice.config.learning_rate) == ("lora", 2e-4)
-    method = choice.reasons["method"]
-    assert method.startswith("The plan chose a full fine-tune, but Tunewise trains LoRA and QLoRA adapters, so "
-                             "training starts from LoRA with LoRA's learning rate")
-    assert "fits" in method and method.index("fits") > method.index("starts from LoRA")  # context, not the choice
-    assert choice.reasons["learning_rate"].startswith("2e-4: the usual starting point for LoRA, not the plan's 1e-5")
+    assert (choice.config.method, choice.config.learning_rate) == ("full", 1e-5)
+    assert choice.reasons["learning_rate"] == f"1e-5: {method('full').learning_rate_reason}."
+    for name in ("lora_r", "lora_alpha", "lora_dropout", "target_modules"):
+        assert choice.reasons[name].endswith(" Not used by full fine-tune.")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_methods_rate_and_its_reason_come_from_its_registry_entry(name):
+    """The form, the CLI and the API all call with_overrides: a new method brings its own rate and reason."""
+    planned = training_settings(decide(PROFILES["LoRA, 2,500 examples on 24 GB"]), T4, available=[])
+    chosen = with_overrides(planned, {"method": name})
+    entry = method(name)
+    assert chosen.config.learning_rate == entry.learning_rate
+    assert chosen.reasons["learning_rate"].startswith(f"{rate_text(entry.learning_rate)}: ")
+    assert entry.learning_rate_reason in chosen.reasons["learning_rate"]
+    if entry.learning_rate != planned.config.learning_rate:
+        assert "follows the method you set" in chosen.reasons["learning_rate"]
+    assert ("num_virtual_tokens" in chosen.reasons) == entry.virtual_tokens
+    assert chosen.reasons["lora_r"].endswith(f"Not used by {entry.label}.") != entry.lora_settings
+
+
+def test_a_rate_set_with_the_method_is_kept_and_back_to_lora_drops_the_unused_note():
+    planned = training_settings(decide(PROFILES["LoRA, 2,500 examples on 24 GB"]), T4, available=[])
+    chosen = with_overrides(planned, {"method": "ia3", "learning_rate": 1e-3})
+    assert chosen.config.learning_rate == 1e-3 and chosen.reasons["learning_rate"].startswith("Set by you: 0.001")
+    full = training_settings(decide(PROFILES["full fine-tune, 50k examples on 141 GB"]), H200, available=[])
+    back = with_overrides(full, {"method": "lora"})
+    assert back.config.learning_rate == 2e-4 and not back.reasons["lora_r"].endswith("full fine-tune.")
 
 
 def test_qlora_without_cuda_trains_lora_and_says_so():

@@ -20,7 +20,12 @@ def test_trainers_know_nothing_of_plans():
 
 
 @pytest.mark.parametrize("bad, words", [
-    (dict(method="dora"), "method must be one of lora, qlora"),
+    (dict(method="lorra"), "method must be one of full, lora, qlora, dora"),
+    (dict(method="prompt_tuning", num_virtual_tokens=0), "prompt tuning needs between 1 and 512 virtual tokens"),
+    (dict(method="p_tuning", num_virtual_tokens=100, max_length=128), "P-tuning needs between 1 and 64"),
+    (dict(method="ia3", target_modules=" "), "name the IA3 target modules"),
+    (dict(method="prefix_tuning", modules_to_save=["lm_head"]), "prefix tuning has none"),
+    (dict(prompt_init="words"), "prompt init must be one of text, vocab, random"),
     (dict(lora_r=0), "LoRA rank"),
     (dict(max_length=8), "max length"),
     (dict(learning_rate=0), "learning rate"),
@@ -50,7 +55,8 @@ def test_the_flags_are_generated_from_the_fields_and_default_to_the_plan():
     assert TrainingConfig().overridden(**given) == TrainingConfig(lora_r=16, method="qlora", packing=True,
                                                                   learning_rate=3e-4)
     with pytest.raises(SystemExit):
-        parser.parse_args(["--method", "dora"])
+        parser.parse_args(["--method", "lorra"])
+    assert parser.parse_args(["--method", "ia3", "--prompt-init", "vocab"]).method == "ia3"
 
 
 def test_a_job_spec_round_trips_through_its_flat_config_file(tmp_path):
