@@ -191,6 +191,18 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         assert all({bars[i]["fill"], bars[i + 1]["fill"]} == set(scores["legend_fills"]) for i in range(0, 8, 2)), \
             (bars, scores["legend_fills"])
         shot("evaluation")
+
+        # 7. The plan card follows without a reload: the evaluation shows when the Interview tab opens, and a
+        # change written elsewhere (a gap check moving the gap, here written directly) shows while it is open.
+        page.get_by_role("tab", name="Interview").click()
+        expect(page.locator("#plan-card")).to_contain_text("Did the plan hold?", timeout=10_000)
+        expect(page.locator("#plan-card")).to_contain_text("Trained here")
+        from assistant.services.advisor import Advisor
+        from assistant.services.workspace import Workspace
+
+        Advisor(Workspace(tmp_path / "ws")).edit("story", {"gap": "behaviour"})
+        expect(page.locator("#plan-card")).to_contain_text("Plan: LoRA", timeout=10_000)
+        shot("plan-card-updated")
         browser.close()
     assert len(list(ARTIFACTS.glob("*.png"))) >= 8
 
