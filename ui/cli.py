@@ -198,6 +198,8 @@ def make_parser() -> argparse.ArgumentParser:
                                    help=f"base model: {MODEL_HELP}; default: the adapters' base")
     evaluate_variants.add_argument("--adapters", default="all", help="comma-separated adapter names, or all / none")
     evaluate_variants.add_argument("--retrieval", action="store_true", help="also each variant + retrieval")
+    evaluate_variants.add_argument("--few-shot", type=int, metavar="K", help=FEW_SHOT_HELP + "; 0 leaves it out")
+    evaluate_variants.add_argument("--examples", metavar="FILE", help=EXAMPLES_HELP)
     evaluate_variants.add_argument("--limit", type=int, help="only the first N examples")
     evaluate_variants.add_argument("--max-new-tokens", type=int,
                                    help="answer cap in tokens (default: from the references' lengths)")
@@ -212,6 +214,8 @@ def make_parser() -> argparse.ArgumentParser:
     gap.add_argument("--max-new-tokens", type=int,
                      help="answer cap in tokens (default: from the references' lengths)")
     gap.add_argument("--device", choices=("cpu", "cuda"))
+    gap.add_argument("--few-shot", type=int, metavar="K", help=FEW_SHOT_HELP + "; 0 leaves it out")
+    gap.add_argument("--examples", metavar="FILE", help=EXAMPLES_HELP)
 
     chat = commands.add_parser("chat", parents=[knowledge],
                                help="one answer from the model, as the app's chat gives it")
@@ -219,6 +223,9 @@ def make_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", metavar="ID_OR_PATH", help=f"base model: {MODEL_HELP}; default: the adapter's base")
     chat.add_argument("--adapter", metavar="NAME", help="answer with this adapter of the project")
     chat.add_argument("--retrieval", action="store_true", help="answer from the project's documents, citing them")
+    chat.add_argument("--few-shot", type=int, metavar="K", default=0,
+                      help="show K of the project's training examples before the prompt (base + few-shot)")
+    chat.add_argument("--examples", metavar="FILE", help=EXAMPLES_HELP)
     chat.add_argument("--max-new-tokens", type=int, default=256, help="answer cap in tokens (default 256)")
     chat.add_argument("--device", choices=("cpu", "cuda"))
     chat.add_argument("--json", action="store_true", help="print answer, sources and timings as JSON")
@@ -363,6 +370,30 @@ def _knowledge_base(args: argparse.Namespace):
     settings = KnowledgeSettings(chroma_url=args.chroma_url, embedding_model=args.embedding_model,
                                  reranker=args.rerank)
     return KnowledgeBase(_workspace(args), args.project, settings, create=args.command == "ingest")
+
+
+FEW_SHOT_HELP = ("also base + few-shot: the task's system prompt and K of the examples most like each question "
+                 "before it (default 4 when the project has prepared training examples or --examples is given)")
+EXAMPLES_HELP = "the examples few-shot shows (any format; default: the project's prepared training examples)"
+
+
+def _few_shot(args: argparse.Namespace, model, default: int):
+    """The few-shot pool the flags ask for (None: none asked for, or no examples to show): the
+    --examples file's, else the project's prepared training examples."""
+    from assistant.services.behaviour import Behaviour
+    from assistant.services.project_variants import examples_pool
+
+    shots = default if args.few_shot is None else args.few_shot
+    if shots <= 0:
+        return None
+    if args.examples is None and args.project not in _workspace(args).list_projects():
+        return None
+    behaviour = None if args.examples else Behaviour(_workspace(args), args.project)
+    pool = examples_pool(model, behaviour, args.examples, shots)
+    if pool is None and args.few_shot:
+        raise InputError(f"project {args.project!r} has no prepared training examples to show",
+                         "Prepare examples in the Behaviour tab, or give a file with --examples FILE.")
+    return pool
 
 
 def _document_search(args: argparse.Namespace):
@@ -705,11 +736,13 @@ def run_adapters(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from assistant.runtime.few_shot import DEFAULT_SHOTS
     from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
     from assistant.runtime.models import same_model
-    from assistant.runtime.variants import AdapterBaseMismatchError, VariantModel
+    from assistant.runtime.variants import AdapterBaseMismatchError, Aids, VariantModel
     from assistant.services.behaviour import Behaviour
     from assistant.services.evaluation import cases_from_file, evaluate_project, generation_for
+    from assistant.services.project_variants import project_variants_for
 
     workspace = _workspace(args)
     behaviour = Behaviour(workspace, args.project)
@@ -738,15 +771,16 @@ def run_eval(args: argparse.Namespace) -> int:
     search = _document_search(args) if args.retrieval else None
     if args.retrieval and search is None:
         return _fail(f"project {args.project!r} has no documents for the retrieval variants")
-    variants = model.variants(with_retrieval=args.retrieval)
+    examples = _few_shot(args, model, DEFAULT_SHOTS)
+    variants = project_variants_for(model, chosen, args.retrieval, examples is not None)
 
     def progress(fraction: float, label: str) -> None:
         print(f"[{fraction:4.0%}] {label}", file=sys.stderr, flush=True)
 
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
     judge = _judge(args)
-    run = evaluate_project(workspace, args.project, model, variants, cases, Path(args.data).name, generation, search,
-                           progress)
+    run = evaluate_project(workspace, args.project, model, variants, cases, Path(args.data).name, generation,
+                           Aids(search, examples), progress)
     if judge is not None:
         from assistant.services.evaluation import save_report
         from assistant.services.judge import judge_evaluation
@@ -769,8 +803,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_gap_check(args: argparse.Namespace) -> int:
+    from assistant.runtime.few_shot import DEFAULT_SHOTS
     from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
-    from assistant.runtime.variants import VariantModel
+    from assistant.runtime.variants import Aids, VariantModel
     from assistant.services.advisor import Advisor
     from assistant.services.evaluation import cases_from_file, gap_check, generation_for
 
@@ -780,9 +815,10 @@ def run_gap_check(args: argparse.Namespace) -> int:
         return _fail(str(error))
     search = _document_search(args)
     model = VariantModel(load_model(ModelSettings(model=args.model or DEFAULT_MODEL, device=args.device)))
+    examples = _few_shot(args, model, DEFAULT_SHOTS)
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
     finding, decision = gap_check(Advisor(_workspace(args)), args.project, model, cases,
-                                  Path(args.data).name, search, generation)
+                                  Path(args.data).name, Aids(search, examples), generation)
     print(f"gap check on {len(cases)} examples: {finding.text}")
     if decision:
         print(f"the plan now uses the measured gap '{finding.gap}': {decision}")
@@ -793,8 +829,9 @@ def run_chat(args: argparse.Namespace) -> int:
     import time
 
     from assistant.runtime.generation import DEFAULT_MODEL, GenerationSettings, ModelSettings, load_model
-    from assistant.runtime.variants import Variant, VariantModel
+    from assistant.runtime.variants import Aids, Variant, VariantModel
     from assistant.services.behaviour import Behaviour
+    from assistant.services.project_variants import training_system_prompt
     from trainers.adapters import AdapterError
 
     adapter = None
@@ -812,16 +849,21 @@ def run_chat(args: argparse.Namespace) -> int:
     if adapter is not None:
         model.add_adapter(adapter.name, adapter.path, adapter.base_model)
     load_s = time.perf_counter() - started
-    variant = Variant(adapter.name if adapter else None, args.retrieval)
+    examples = _few_shot(args, model, 0)
+    modifiers = (("few-shot",) if examples is not None else ()) + (("retrieval",) if args.retrieval else ())
+    variant = Variant(adapter.name if adapter else None, modifiers,
+                      system_prompt=training_system_prompt(adapter.path) if adapter else None)
     messages = [{"role": "user", "content": args.prompt}]
     final = None
     shown = ""
-    for final in model.stream(variant, messages, GenerationSettings(max_new_tokens=args.max_new_tokens), search):
+    for final in model.stream(variant, messages, GenerationSettings(max_new_tokens=args.max_new_tokens),
+                              Aids(search, examples)):
         if not args.json and not final.done:
             print(final.text[len(shown):], end="", flush=True)
             shown = final.text
     if args.json:
         print(json.dumps({"variant": final.variant, "model": base, "answer": final.text,
+                          "few_shot_examples": list(final.shots),
                           "sources": [{"number": s.number, "source": s.source, "page": s.page, "section": s.section,
                                        "snippet": s.snippet, "start": s.start, "end": s.end} for s in final.sources],
                           "timings": {"load_s": round(load_s, 3), "first_token_s": _round(final.first_token_s),

@@ -65,8 +65,20 @@ def interval_text(standing: Standing) -> str:
 
 
 def column_text(answer) -> str:
-    """An answer as its column shows it: the text, then its sources."""
-    return answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "")
+    """An answer as its column shows it: the text, then its sources, then the few-shot examples it was
+    shown (by their number in the examples file)."""
+    shown = (f"\n\n<sub>few-shot examples shown: {', '.join(f'#{n}' for n in answer.shots)}</sub>"
+             if answer.shots else "")
+    return answer.text + (f"\n\nSources:\n{sources_text(answer.sources)}" if answer.sources else "") + shown
+
+
+def column_label(variant: Variant) -> str:
+    """A column's header: the variant, and the system prompt it answers with when it brings one (an
+    adapter's training instruction), so what the column was told is on the screen."""
+    if not variant.system_prompt:
+        return variant.name
+    prompt = " ".join(variant.system_prompt.split())
+    return f"{variant.name} · system: “{prompt[:60]}{'…' if len(prompt) > 60 else ''}”"
 
 
 def judge_markdown(result) -> str:
@@ -245,8 +257,15 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         return (gr.Dropdown(choices=names, value=preselect(names, adapters, selection, seen), multiselect=True),
                 gr.CheckboxGroup(choices=names, value=preselect(names, adapters, checked, seen)), board, note, names)
 
-    def on_choose(selection: list[str]):
-        return [gr.Chatbot(visible=i < max(2, len(selection)), label=(selection[i] if i < len(selection) else ""))
+    def on_choose(selection: list[str], name: str, request: gr.Request):
+        variants = tenants.for_request(request).variants
+        labels = []
+        for chosen_name in selection or []:
+            try:
+                labels.append(column_label(variants.resolve(name, chosen_name)))
+            except (TunewiseError, ValueError):
+                labels.append(chosen_name)  # a stale choice: on_prompt says what is wrong with it
+        return [gr.Chatbot(visible=i < max(2, len(labels)), label=(labels[i] if i < len(labels) else ""))
                 for i in range(MAX_COLUMNS)]
 
     def on_prompt(text: str, selection: list[str], state: list, name: str, request: gr.Request):
@@ -261,14 +280,14 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             raise gr.Error("Type a prompt first.")
         state = [list(h) for h in state]
         model_variants = variants.for_project(name)
-        search = variants.search(name)
+        aids = variants.aids(name)
         asked = [state[i] + [{"role": "user", "content": text}] for i in range(len(selection))]
         chosen = [resolve(variants, name, v) for v in selection]
         conversations = [[dict(m) for m in asked[i]] for i in range(len(selection))]
         yield [*state], "", *(asked + state[len(asked):])[:MAX_COLUMNS], ""
         # The variants answer together: one batch on the one model, a different adapter per row.
         answers = []
-        for answers in model_variants.stream_together(chosen, conversations, GENERATION, search):
+        for answers in model_variants.stream_together(chosen, conversations, GENERATION, aids):
             columns = [asked[i] + [{"role": "assistant", "content": column_text(a)}] for i, a in enumerate(answers)]
             yield [*state], "", *(columns + state[len(columns):])[:MAX_COLUMNS], ""
         for i, answer in enumerate(answers):
@@ -291,7 +310,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         model_variants = variants.for_project(name)
         messages = [{"role": "user", "content": text}]
         pair = [resolve(variants, name, first), resolve(variants, name, second)]
-        final = list(model_variants.stream_together(pair, [messages, messages], GENERATION, variants.search(name)))[-1]
+        final = list(model_variants.stream_together(pair, [messages, messages], GENERATION, variants.aids(name)))[-1]
         answers = {"a": final[0].text, "b": final[1].text}
         if answers["a"].strip() == answers["b"].strip():
             # Nothing to choose between: asking would only invite a coin toss, so it is a tie.
@@ -352,11 +371,11 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         model_variants = variants.for_project(name)
         chosen_variants = [resolve(variants, name, v) for v in selection]
         generation = eval_generation(cases, model_variants.loaded.tokenizer)
-        search = variants.search(name)
+        aids = variants.aids(name)
         model_name = tenants.model.name
         if answer_times.get(model_name) is None:
             yield gr.skip(), None, "Measuring one answer to estimate the time..."
-            answer_times.measure_one(model_name, model_variants, chosen_variants[0], cases[0], generation, search)
+            answer_times.measure_one(model_name, model_variants, chosen_variants[0], cases[0], generation, aids)
         estimate = (f"**Data:** {html.escape(data.description, quote=False)}.\n\n"
                     + estimate_text(answer_times.estimate(model_name, len(cases), len(chosen_variants))))
         # The chart is emptied first: Gradio's BarPlot builds its colours and legend from the first value
@@ -370,7 +389,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             progress(fraction, desc=label + left)
 
         run = evaluate_project(workspace, name, model_variants, chosen_variants, cases, data.data_name, generation,
-                               search, report_progress)
+                               aids, report_progress)
         report, folder, held = run.report, run.folder, run.plan_held
         answer_times.record_run(model_name, report)
         table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],
@@ -385,9 +404,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         variants = tenant.variants
         data = held_out(file, limit, name, request, 20)
         cases = data.cases
-        search = variants.search(name) if tenant.knowledge.get(name).documents() else None
         model_variants = variants.for_project(name)
-        finding, decision = gap_check(tenant.advisor, name, model_variants, cases, data.data_name, search,
+        finding, decision = gap_check(tenant.advisor, name, model_variants, cases, data.data_name, variants.aids(name),
                                       eval_generation(cases, model_variants.loaded.tokenizer),
                                       lambda f, label: progress(f, desc=label))
         note = f"**Gap check ({html.escape(data.description, quote=False)}):** {finding.text}"
@@ -419,7 +437,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     load_inputs, load_outputs = [project, chosen, eval_variants, known], [chosen, eval_variants, board, unavailable,
                                                                           known]
     load.click(on_load, load_inputs, load_outputs, **private)
-    chosen.change(on_choose, [chosen], columns, **private)
+    chosen.change(on_choose, [chosen, project], columns, **private)
     prompt.submit(on_prompt, [prompt, chosen, histories, project], [histories, prompt, *columns, stats],
                   api_name="compare")
     blind_prompt.submit(on_blind, [blind_prompt, chosen, project], [pair, answer_a, answer_b, reveal, board],

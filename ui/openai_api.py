@@ -261,9 +261,9 @@ def openai_router(tenants: Tenants, access: ApiAccess, limits: ApiLimits | None 
             return error.response()
         except WorkspaceError as error:
             return ApiError(404, str(error), code="model_not_found", param="model").response()
-        model_variants, variant, search, usage_in = prepared
+        model_variants, variant, aids, usage_in = prepared
         stop = threading.Event()
-        answers = model_variants.stream(variant, messages, generation, search, stop, limits.busy_wait_s)
+        answers = model_variants.stream(variant, messages, generation, aids, stop, limits.busy_wait_s)
         try:
             first = await run_in_threadpool(next, answers, None)  # waits for the model: busy gives a 503 here
         except ModelBusyError as error:
@@ -287,11 +287,12 @@ def openai_router(tenants: Tenants, access: ApiAccess, limits: ApiLimits | None 
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": usage_in, "completion_tokens": usage_out,
                           "total_tokens": usage_in + usage_out},
-                "tunewise": {"sources": [source_dict(s) for s in (final.sources if final else ())]}}
+                "tunewise": {"sources": [source_dict(s) for s in (final.sources if final else ())],
+                             "few_shot_examples": list(final.shots) if final else []}}
 
     def prepare(tenant, model: str, project: str, variant_name: str, messages: list[dict], generation):
-        """The variant to answer as, on the project's model (loaded on first use), with its search;
-        the prompt checked against the context. Runs in a worker thread: it may load a model."""
+        """The variant to answer as, on the project's model (loaded on first use), with its aids (search,
+        few-shot examples); the prompt checked against the context. Runs in a worker thread: it may load a model."""
         if project not in tenant.workspace.list_projects():
             raise ApiError(404, f"The model '{model}' does not exist: there is no project named '{project}'",
                            "invalid_request_error", "model_not_found", "model")
@@ -309,8 +310,8 @@ def openai_router(tenants: Tenants, access: ApiAccess, limits: ApiLimits | None 
             raise ApiError(400, f"the messages are {used} tokens; this model takes at most {allowed} with "
                                 f"max_tokens={generation.max_new_tokens}", param="messages",
                            code="context_length_exceeded")
-        search = tenant.variants.search(project) if variant.retrieval else None
-        return model_variants, variant, search, used  # used: the prompt tokens, reported as usage
+        aids = tenant.variants.aids(project) if variant.modifiers else None
+        return model_variants, variant, aids, used  # used: the prompt tokens, reported as usage
 
     return router
 

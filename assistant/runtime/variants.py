@@ -199,7 +199,8 @@ def _show_examples(model: VariantModel, prompt: Prompt, question: str, aids: Aid
     if aids.examples is None:
         raise ValueError("few-shot variants need the project's examples")
     answer_room = (generation or GenerationSettings()).max_new_tokens
-    room = model.context_tokens - answer_room - model.count_prompt(prompt.messages)
+    without_examples = with_shots(prompt.messages, [], aids.examples.system_prompt)
+    room = model.context_tokens - answer_room - model.count_prompt(without_examples)
     shots = aids.examples.pick(question, room)
     return replace(prompt, messages=with_shots(prompt.messages, shots, aids.examples.system_prompt),
                    shots=tuple(e.number for e in shots))

@@ -7,13 +7,13 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from assistant.core.errors import InputError, TunewiseError
 from assistant.core.outcomes import share_with_interval
 from assistant.runtime.generation import GenerationSettings
-from assistant.runtime.variants import Variant, VariantModel
+from assistant.runtime.variants import Aids, Variant, VariantModel
 from trainers.evaluation import CASE_METRICS, score_answers
 from trainers.metrics import cites_a_source
 
@@ -42,6 +42,8 @@ class VariantResult:
     variant: str
     metrics: dict
     answers: list[str] = field(default_factory=list)
+    shots: list[list[int]] = field(default_factory=list)
+    """A few-shot variant's examples per case, by their number in the examples file (else empty)."""
 
 
 @dataclass
@@ -140,27 +142,37 @@ def generation_for(cases: Sequence[EvalCase], tokenizer, max_new_tokens: int | N
 
 
 def run_evaluation(model: VariantModel, variants: Sequence[Variant], cases: Sequence[EvalCase], data_name: str,
-                   generation: GenerationSettings | None = None, search: Callable | None = None,
+                   generation: GenerationSettings | None = None, aids: Aids | Callable | None = None,
                    progress: Callable[[float, str], None] | None = None, batch_size: int = 8) -> EvalReport:
-    """Every case through every variant with the same decoding settings and seed, in batches."""
+    """Every case through every variant with the same decoding settings and seed, in batches.
+
+    ``aids``: what the variants' modifiers draw on (a bare search function counts as Aids(search=...)).
+    Few-shot examples whose question is one of the cases' are left out of the pool for the whole run,
+    so no case is ever answered with itself, nor with a copy of another evaluated case.
+    """
+    aids = Aids.of(aids)
+    if aids.examples is not None:
+        asked = [next((m["content"] for m in reversed(c.messages) if m["role"] == "user"), "") for c in cases]
+        aids = replace(aids, examples=aids.examples.without(asked))
     results = []
     total = len(variants) * len(cases)
     for v_index, variant in enumerate(variants):
-        answers, latencies, first_tokens, cited = [], [], [], []
+        answers, latencies, first_tokens, cited, shots = [], [], [], [], []
         for start in range(0, len(cases), batch_size):
             if progress:
                 progress((v_index * len(cases) + start) / max(total, 1), variant.name)
             chunk = cases[start:start + batch_size]
-            for final in model.answer_batch(variant, [list(c.messages) for c in chunk], generation, search,
+            for final in model.answer_batch(variant, [list(c.messages) for c in chunk], generation, aids,
                                             batch_size):
                 latencies.append(final.latency_s)
                 answers.append(final.text)
                 cited.append(cites_a_source(final.text))
+                shots.append(list(final.shots))
         metrics = score_answers(answers, [c.reference for c in cases])
         metrics["latency_p50_s"] = statistics.median(latencies) if latencies else None
         metrics["first_token_p50_s"] = statistics.median(first_tokens) if first_tokens else None
         metrics["citation_rate"] = sum(cited) / len(cited) if variant.retrieval and cited else None
-        results.append(VariantResult(variant.name, metrics, answers))
+        results.append(VariantResult(variant.name, metrics, answers, shots if variant.few_shot else []))
     return EvalReport(time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4], data_name, len(cases), results)
 
 
@@ -191,16 +203,19 @@ def record_outcome(workspace, project: str, report: EvalReport) -> list[str]:
 
 
 def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCase], data_name: str,
-              search: Callable | None = None, generation: GenerationSettings | None = None,
+              aids: Aids | Callable | None = None, generation: GenerationSettings | None = None,
               progress: Callable[[float, str], None] | None = None):
-    """Measure the base (and base + retrieval when ``search`` is given) before any training, save the
+    """Measure the base before any training, and beside it every cheap modifier the project can feed
+    (base + few-shot with training examples, base + retrieval with documents: ``aids``), save the
     finding in the project, and move the plan's gap to the measured one. Returns (finding, the new
     decision or None when the gap did not change)."""
     from assistant.core.outcomes import diagnose_gap
     from trainers.metrics import parse_json
 
-    variants = [Variant()] + ([Variant(None, ("retrieval",))] if search is not None else [])
-    report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
+    aids = Aids.of(aids)
+    variants = ([Variant()] + ([Variant(None, ("few-shot",))] if aids.examples is not None else [])
+                + ([Variant(None, ("retrieval",))] if aids.search is not None else []))
+    report = run_evaluation(model, variants, cases, data_name, generation, aids, progress)
     structured = all(parse_json(c.reference) is not None for c in cases)
     finding = diagnose_gap(report.to_dict()["results"], structured)
     advisor.workspace.update(project, lambda data: data | {
@@ -222,12 +237,12 @@ class EvaluationRun:
 
 def evaluate_project(workspace, project: str, model: VariantModel, variants: Sequence[Variant],
                      cases: Sequence[EvalCase], data_name: str, generation: GenerationSettings | None = None,
-                     search: Callable | None = None,
+                     aids: Aids | Callable | None = None,
                      progress: Callable[[float, str], None] | None = None) -> EvaluationRun:
     """The one evaluation of a project that both faces run (`tunewise eval` and the Compare tab):
     the variants answer the held-out cases, the report is saved under the project's evals/, and
     whether the plan held is recorded in the project."""
-    report = run_evaluation(model, variants, cases, data_name, generation, search, progress)
+    report = run_evaluation(model, variants, cases, data_name, generation, aids, progress)
     folder = save_report(report, workspace.project(project).path / "evals")
     return EvaluationRun(report, folder, record_outcome(workspace, project, report))
 
@@ -277,10 +292,10 @@ class AnswerTimes:
         return self._times.get(model_name)
 
     def measure_one(self, model_name: str, model: VariantModel, variant: Variant, case: EvalCase,
-                    generation: GenerationSettings | None = None, search: Callable | None = None) -> AnswerTime:
+                    generation: GenerationSettings | None = None, aids: Aids | Callable | None = None) -> AnswerTime:
         """Time ``variant`` answering ``case`` alone on ``model``, and keep it for ``model_name``."""
         began = time.perf_counter()
-        model.answer_batch(variant, [list(case.messages)], generation, search, 1)
+        model.answer_batch(variant, [list(case.messages)], generation, aids, 1)
         measured = AnswerTime(time.perf_counter() - began, self.ONE_ANSWER)
         self._times[model_name] = measured
         return measured

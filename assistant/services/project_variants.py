@@ -57,6 +57,54 @@ def training_system_prompt(adapter_path: str | Path) -> str | None:
     return system_prompt_of(read_conversations(train_file))
 
 
+def examples_pool(model: VariantModel, behaviour, file: str | Path | None = None, shots: int | None = None,
+                  order: str = "similar") -> FewShotPool | None:
+    """The few-shot pool a project's variants draw on: the examples of ``file`` when given, else the
+    project's newest prepared training examples (:meth:`Behaviour.latest_prepared`); None when there
+    are none. Tokens are counted by ``model``."""
+    if file is None:
+        prepared = behaviour.latest_prepared()
+        file = prepared.train_file if prepared is not None and prepared.train_count else None
+    if file is None:
+        return None
+    conversations = read_conversations(file) if str(file).endswith(".jsonl") and _is_messages(file) else [
+        list(case.messages) + [{"role": "assistant", "content": case.reference}] for case in _cases(file)]
+    return model.examples_pool(conversations, shots, order)
+
+
+def _is_messages(path: str | Path) -> bool:
+    first = next((line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()), "")
+    try:
+        return isinstance(json.loads(first).get("messages"), list)
+    except (ValueError, AttributeError):
+        return False
+
+
+def _cases(path: str | Path):
+    from assistant.services.evaluation import cases_from_file
+
+    return cases_from_file(path)
+
+
+def project_variants_for(model: VariantModel, adapters, retrieval: bool, few_shot: bool) -> list[Variant]:
+    """The variants an evaluation of ``adapters`` (AdapterInfo, attached to ``model`` under their
+    names) runs: the base and each adapter with its training system prompt, each also with retrieval
+    when asked, and the base with few-shot (and few-shot + retrieval) when asked."""
+    cores = [Variant()] + [Variant(a.name, system_prompt=training_system_prompt(a.path)) for a in adapters]
+    return with_modifiers(cores, [m for m in MODIFIERS if {"retrieval": retrieval, "few-shot": few_shot}.get(m.name)])
+
+
+def with_modifiers(cores: list[Variant], offered) -> list[Variant]:
+    """Each core (the base, an adapter) with every combination of the ``offered`` modifiers it takes
+    (one whose ``on_adapters`` is False rides on the base only), in the table's order."""
+    variants = []
+    for core in cores:
+        usable = [m.name for m in offered if core.adapter is None or m.on_adapters]
+        for size in range(len(usable) + 1):
+            variants += [core.with_modifiers(*chosen) for chosen in combinations(usable, size)]
+    return variants
+
+
 class ProjectVariants:
     """The variants of one workspace's projects, their adapters attached on first use."""
 
@@ -110,13 +158,7 @@ class ProjectVariants:
         adapters = self._split(project)[0]
         cores = [Variant()] + [Variant(self._key(project, a.name), label=a.name,
                                        system_prompt=self._system_prompt(a.path)) for a in adapters]
-        offered = [m for m in MODIFIERS if self._can_feed(project, m.needs)]
-        variants = []
-        for core in cores:
-            usable = [m.name for m in offered if core.adapter is None or m.on_adapters]
-            for size in range(len(usable) + 1):
-                variants += [core.with_modifiers(*chosen) for chosen in combinations(usable, size)]
-        return variants
+        return with_modifiers(cores, [m for m in MODIFIERS if self._can_feed(project, m.needs)])
 
     def _can_feed(self, project: str, needs: str) -> bool:
         if needs == "search":
@@ -147,7 +189,8 @@ class ProjectVariants:
 
     def aids(self, project: str, shots: int | None = None, order: str = "similar") -> Aids:
         """What this project lends its variants' modifiers: its documents' search, its examples."""
-        return Aids(search=self.search(project), examples=self.examples(project, shots, order))
+        documents = bool(self.kbs.get(project).documents())
+        return Aids(search=self.search(project) if documents else None, examples=self.examples(project, shots, order))
 
     def names(self, project: str) -> list[str]:
         return [v.name for v in self.variants(project)]

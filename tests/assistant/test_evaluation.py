@@ -19,12 +19,36 @@ def test_eval_compares_base_and_adapter_and_writes_the_report(tiny_model_path, t
     capsys.readouterr()
     assert main(["eval", "--data", str(test), "--max-new-tokens", "24", "--device", "cpu", "--json", *ws]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["cases"] == 6 and [r["variant"] for r in report["results"]] == ["base", "snips-v1"]
+    # The project's prepared training examples give the cheaper option, base + few-shot, by default.
+    assert report["cases"] == 6
+    assert [r["variant"] for r in report["results"]] == ["base", "base + few-shot", "snips-v1"]
+    assert all(len(shown) == 4 for shown in report["results"][1]["shots"])
     for result in report["results"]:
         assert {"exact_match", "json_valid", "field_accuracy", "latency_p50_s"} <= set(result["metrics"])
         assert len(result["answers"]) == 6
     folder = tmp_path / "ws" / "projects" / "snips" / "evals" / report["eval_id"]
     assert (folder / "report.json").exists() and "| snips-v1 |" in (folder / "report.md").read_text()
+
+
+def test_chat_and_eval_show_k_of_the_given_examples(tiny_model_path, tmp_path, capsys):
+    ws = ["--workspace", str(tmp_path / "ws"), "--model", str(tiny_model_path), "--device", "cpu"]
+    examples, test = tmp_path / "examples.jsonl", tmp_path / "test.jsonl"
+    examples.write_text(snips_chat_jsonl("train", limit=40, seed=0))
+    test.write_text(snips_chat_jsonl("test", limit=2, seed=0))
+    assert main(["chat", "Play some jazz", "--few-shot", "2", "--examples", str(examples), "--max-new-tokens", "4",
+                 "--json", *ws]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["variant"] == "base + few-shot" and len(answer["few_shot_examples"]) == 2
+    assert main(["projects", "create", "default", "--workspace", str(tmp_path / "ws")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--data", str(test), "--few-shot", "3", "--examples", str(examples), "--adapters", "none",
+                 "--max-new-tokens", "4", "--json", *ws]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["variant"] for r in report["results"]] == ["base", "base + few-shot"]
+    assert [len(shown) for shown in report["results"][1]["shots"]] == [3, 3]
+    assert main(["eval", "--data", str(test), "--few-shot", "0", "--examples", str(examples), "--adapters", "none",
+                 "--max-new-tokens", "4", "--json", *ws]) == 0
+    assert [r["variant"] for r in json.loads(capsys.readouterr().out)["results"]] == ["base"]
 
 
 def test_eval_names_missing_adapters_and_a_missing_project(tmp_path, capsys):

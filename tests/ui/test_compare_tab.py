@@ -311,3 +311,21 @@ def test_without_a_file_the_evaluation_runs_the_latest_prepared_held_out_split(c
     assert list(table["variant"]) == ["base"] and f"**Data:** {described}." in final, final
     gap = call(app, "on_gap", None, 1, "default", REQUEST, lambda *a, **k: None)
     assert gap.startswith(f"**Gap check (held-out split of {prepared.dataset_id}, 1 cases (of "), gap
+
+
+def test_prepared_examples_give_a_few_shot_variant_that_answers_beside_the_base(compare_app_offline):
+    from assistant.example_data import EXAMPLE_EVAL
+    from assistant.services.behaviour import Behaviour
+    from tests.ui.handlers import REQUEST
+
+    app, workspace = compare_app_offline
+    text = EXAMPLE_EVAL.read_text()
+    Behaviour(workspace, "default").prepare("train.jsonl", text, "eval.jsonl", text)
+    names = app.tenants.get(None).variants.names("default")
+    assert "base + few-shot" in names
+    question = "Play the new album by Daft Punk"
+    *_, (_, _, base, few_shot, *_, notes) = call(app, "on_prompt", question, ["base", "base + few-shot"], [[]] * 4,
+                                                 "default", REQUEST)
+    assert "few-shot examples shown: #" in few_shot[-1]["content"]
+    assert "few-shot examples shown" not in base[-1]["content"]
+    assert "**base + few-shot**" in notes

@@ -121,3 +121,18 @@ def test_with_sign_in_a_users_password_reaches_that_users_projects_only():
             access.user(header)
         assert refused.value.status == 401
     assert ApiAccess().user(None) is None  # neither key nor sign-in: open, as the app is (loopback by default)
+
+
+def test_prepared_examples_add_a_few_shot_model_that_says_which_examples_it_showed(server):
+    from assistant.example_data import EXAMPLE_EVAL
+    from assistant.services.behaviour import Behaviour
+    from assistant.services.workspace import Workspace
+
+    text = EXAMPLE_EVAL.read_text()
+    Behaviour(Workspace(server_workspace(server)), "default").prepare("train.jsonl", text, "eval.jsonl", text)
+    ids = [m.id for m in client(server).models.list()]
+    assert "default/base + few-shot" in ids and "default/base + few-shot + retrieval" in ids
+    answer = client(server).chat.completions.create(model="default/base + few-shot", max_tokens=8,
+                                                    messages=[{"role": "user", "content": "Play some jazz"}])
+    shown = answer.model_extra["tunewise"]["few_shot_examples"]
+    assert shown and all(isinstance(n, int) and n >= 1 for n in shown)
