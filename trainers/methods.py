@@ -82,6 +82,8 @@ class MethodContext:
     """The text prompt tuning starts from when the config gives none (the data's instruction)."""
     total_steps: int = 0
     """Optimiser steps of the run (AdaLoRA's rank budget is scheduled over them)."""
+    linear_names: tuple[str, ...] = ()
+    """Names of the base's linear layers inside its blocks (q_proj, ..., down_proj): what all-linear means here."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,13 @@ def _ia3(config: TrainingConfig, context: MethodContext):
     from peft import IA3Config
 
     targets = config.peft_target_modules
-    feedforward = sorted(MLP_PROJECTIONS) if targets == "all-linear" else [t for t in targets if t in MLP_PROJECTIONS]
-    return IA3Config(target_modules=targets, feedforward_modules=feedforward, modules_to_save=config.modules_to_save,
-                     task_type="CAUSAL_LM")
+    if targets == "all-linear":
+        if not context.linear_names:  # PEFT's own feed-forward list for the architecture
+            return IA3Config(target_modules=targets, modules_to_save=config.modules_to_save, task_type="CAUSAL_LM")
+        targets = list(context.linear_names)
+    # PEFT checks on load that the feed-forward modules are among the targets, so both are the model's own names.
+    return IA3Config(target_modules=targets, feedforward_modules=[t for t in targets if t in MLP_PROJECTIONS],
+                     modules_to_save=config.modules_to_save, task_type="CAUSAL_LM")
 
 
 PROMPT_INITS = ("text", "vocab", "random")

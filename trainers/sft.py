@@ -136,8 +136,18 @@ def load_for_training(spec: JobSpec, device: str, records: list[dict] | None = N
     text_config = model.config.get_text_config()
     context = MethodContext(model_type=text_config.model_type, num_layers=text_config.num_hidden_layers,
                             tokenizer_path=source, init_text=first_instruction(records or []),
-                            total_steps=total_steps or max(config.max_steps, 1))
+                            total_steps=total_steps or max(config.max_steps, 1), linear_names=linear_names(model))
     return get_peft_model(model, entry.peft_config(config, context)), tokenizer
+
+
+def linear_names(model) -> tuple[str, ...]:
+    """The short names of the model's linear layers, less its output head: what "all-linear" targets."""
+    import torch
+
+    head = model.get_output_embeddings()
+    names = {name.rpartition(".")[2] for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) and module is not head}
+    return tuple(sorted(names))
 
 
 def planned_steps(config, examples: int, world: int = 1) -> int:
@@ -148,6 +158,9 @@ def planned_steps(config, examples: int, world: int = 1) -> int:
         return config.max_steps
     per_epoch = max(1, math.ceil(examples / (config.batch_size * world)) // config.gradient_accumulation)
     return max(1, math.ceil(per_epoch * config.epochs))
+
+
+RANK_PATTERN_FILE = "adalora_rank_pattern.json"
 
 
 def method_callbacks(model) -> list:
@@ -162,14 +175,36 @@ def method_callbacks(model) -> list:
     class AdaLoraCallback(TrainerCallback):
         """AdaLoRA prunes rank between the optimiser step and the zeroing of gradients (it scores each singular
         value by weight x gradient), which transformers' Trainer never does by itself; ``on_optimizer_step`` is
-        that moment. The budget is scheduled over the steps the trainer really runs."""
+        that moment. The budget is scheduled over the steps the trainer really runs.
+
+        Checkpoints keep the matrices at their initial rank (pruning zeroes singular values in place, the
+        matrices never shrink while training): PEFT would save them cut to the rank pattern, which the model
+        being resumed, still at the initial rank, cannot load. So the pattern is held back while a checkpoint
+        is written and saved beside it (``RANK_PATTERN_FILE``), to be read back on resume; the final adapter is
+        saved cut, as PEFT loads it. The importance scores restart from zero on resume.
+        """
+
+        held = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             tinit, tfinal = adalora_schedule(state.max_steps)
             peft_config.total_step, peft_config.tinit, peft_config.tfinal = state.max_steps, tinit, tfinal
+            saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / RANK_PATTERN_FILE
+            if state.global_step and saved.exists():
+                peft_config.rank_pattern = json.loads(saved.read_text())
 
         def on_optimizer_step(self, args, state, control, **kwargs):
             model.base_model.update_and_allocate(state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save:  # the checkpoint is written next: at the initial rank
+                self.held, peft_config.rank_pattern = peft_config.rank_pattern, None
+
+        def on_save(self, args, state, control, **kwargs):
+            peft_config.rank_pattern, self.held = self.held, None
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if peft_config.rank_pattern is not None and checkpoint.is_dir():
+                write_json(checkpoint / RANK_PATTERN_FILE, peft_config.rank_pattern)
 
     return [AdaLoraCallback()]
 
