@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assistant.core.interview_answers import parse_answer
-from assistant.core.profile import TaskProfile, validate_slots
+from assistant.core.profile import MEASURED_SLOTS, TaskProfile, validate_slots
 from assistant.core.rules import Plan, decide
 
 
@@ -61,7 +61,9 @@ QUESTIONS: tuple[Question, ...] = (
     Question("tasks", "How many distinct tasks should share one base model?",
              _replies(("One", "1"), ("Two", "2"), ("Three", "3"), ("Five", "5"))),
 )
-SLOTS = tuple(q.slot for q in QUESTIONS)
+ASKED_SLOTS = tuple(q.slot for q in QUESTIONS)
+SLOTS = ASKED_SLOTS + MEASURED_SLOTS
+"""Every slot an interview's answers may hold: those it asks, and those the gap check measures."""
 _QUESTION_BY_SLOT = {q.slot: q for q in QUESTIONS}
 
 GREETING = ("Hi! I will ask a few questions about your task and then propose a plan: retrieval, "
@@ -81,7 +83,7 @@ class InterviewState:
 
     @property
     def current_slot(self) -> str | None:
-        return next((slot for slot in SLOTS if slot not in self.answers), None)
+        return next((slot for slot in ASKED_SLOTS if slot not in self.answers), None)
 
     @property
     def done(self) -> bool:

@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from assistant.core.variant_kinds import variant_cost
+
 FORMAT_OK = 0.8
 """JSON validity below this, on structured references, is a format (behaviour) failure."""
 RETRIEVAL_GAIN = 0.1
@@ -39,6 +41,8 @@ class GapFinding:
     gap: str | None
     """knowledge, behaviour, both, or None when the base already does the job."""
     text: str
+    prompting_enough: bool = False
+    """Few-shot prompting closed the behaviour gap on the cases measured (see diagnose_gap)."""
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,31 @@ def diagnose_gap(results: Sequence[dict], structured: bool) -> GapFinding:
     else:
         finding = GapFinding("behaviour", f"the base gets {best:.0%} of {n} cases right and retrieval does not help: "
                                           "the gap is behaviour (style, skill), which training addresses.")
+    few_shot = _metrics(results, "base + few-shot")
+    if few_shot is not None and finding.gap in ("behaviour", "both"):
+        finding = _with_few_shot(finding, base, few_shot, structured, n)
     if n < MIN_CASES:
         return GapFinding(finding.gap, finding.text + f" With n={n} (< {MIN_CASES}) this is a first reading, not a "
-                                                      "measurement: check again on more cases.")
+                                                      "measurement: check again on more cases.",
+                          finding.prompting_enough)
     return finding
+
+
+def _with_few_shot(finding: GapFinding, base: dict, few_shot: dict, structured: bool, n: int) -> GapFinding:
+    """The finding with what few-shot prompting did to the behaviour gap: closed when its answers
+    reach the bar the base missed (valid JSON for structured references, right answers otherwise)
+    with the lower end of the 95% interval, not just the point value; a "both" gap keeps its
+    knowledge part."""
+    metric = "json_valid" if structured else max(("contains_reference", "exact_match"), key=lambda m: few_shot[m])
+    bar = FORMAT_OK if structured else ALREADY_GOOD
+    low, _ = wilson_interval(few_shot[metric], _cases(few_shot))
+    change = (f"few-shot prompting gives {METRIC_NAMES[metric]} {share_with_interval(few_shot[metric], n)} against "
+              f"the base's {share_with_interval(base[metric], _cases(base))}")
+    if low >= bar:
+        return GapFinding(finding.gap, f"{finding.text} But {change}: prompting with your examples already closes "
+                                       "the behaviour gap, so training is optional.", prompting_enough=True)
+    return GapFinding(finding.gap, f"{finding.text} With your examples in the prompt, {change}: not enough on "
+                                   "its own.")
 
 
 def _compare(baseline: dict, planned: dict, metric: str) -> tuple[str, str]:
@@ -173,7 +198,10 @@ def _check(claim: str, baseline: dict, planned: dict, metrics: Sequence[str]) ->
 
 def plan_checks(plan: dict, results: Sequence[dict]) -> list[PlanCheck]:
     """The plan's predictions checked against the base: retrieval should raise contains-reference,
-    fine-tuning (its best adapter) JSON validity, field accuracy or exact match.
+    fine-tuning (its best adapter) JSON validity, field accuracy or exact match. Then each pick
+    against the cheaper option: the best measured variant lower in the cost order (prompting <
+    retrieval < training < training + retrieval, assistant.core.variant_kinds.variant_cost) on the
+    same metrics, so "train" holds only where it beats few-shot beyond the intervals.
 
     Fine-tuning counts as held when any of its three metrics clearly rose; they move together
     (a valid JSON answer is needed for field accuracy), so this is not three independent tries.
@@ -185,12 +213,41 @@ def plan_checks(plan: dict, results: Sequence[dict]) -> list[PlanCheck]:
     retrieval = _metrics(results, "base + retrieval")
     if plan.get("retrieval") and retrieval is not None:
         checks.append(_check("Retrieval", base, retrieval, ["contains_reference"]))
-    adapters = [r for r in results if r["variant"] not in ("base", "base + retrieval")
-                and not r["variant"].endswith(" + retrieval")]
+        checks += _against_cheaper("base + retrieval", retrieval, results, ["contains_reference"])
+    adapters = [r for r in results if not r["variant"].startswith("base") and not r["variant"].endswith(" + retrieval")]
     if plan.get("finetune") not in (None, "none") and adapters:
         best = max(adapters, key=lambda r: tuple(r["metrics"][m] for m in FINETUNE_METRICS))
         checks.append(_check(f"Fine-tuning (adapter {best['variant']})", base, best["metrics"], FINETUNE_METRICS))
+        checks += _against_cheaper(best["variant"], best["metrics"], results, FINETUNE_METRICS)
+    if "few_shot" in (plan.get("flags") or ()) and _metrics(results, "base + few-shot") is not None and not adapters:
+        checks.append(_check("Few-shot prompting", base, _metrics(results, "base + few-shot"), FINETUNE_METRICS))
     return checks
+
+
+def _against_cheaper(picked: str, metrics: dict, results: Sequence[dict], compared: Sequence[str]) -> list[PlanCheck]:
+    """``picked`` against the best variant below it in the cost order (other than the bare base,
+    which the first check already beat): held when the pick is better beyond the 95% intervals;
+    when the cheaper option is as good within them, the sentence says so, with n."""
+    cheaper = [r for r in results if r["variant"] != "base" and variant_cost(r["variant"]) < variant_cost(picked)
+               and all(m in r["metrics"] for m in compared)]
+    if not cheaper:
+        return []
+    option = max(cheaper, key=lambda r: tuple(r["metrics"][m] for m in compared))
+    check = _check(f"{picked} against the cheaper {option['variant']}", option["metrics"], metrics, compared)
+    numbers = check.text.split("): ", 1)[-1]
+    if check.verdict == HELD:
+        text = f"{picked} beats the cheaper {option['variant']} beyond the 95% intervals (n={check.n}): {numbers}"
+    elif check.verdict == NOT_HELD:
+        text = (f"The cheaper {option['variant']} did better than {picked} (n={check.n}): {numbers} Prefer the "
+                "cheaper option.")
+    elif check.n >= MIN_CASES:
+        text = (f"The cheaper {option['variant']} is as good as {picked} within the 95% intervals (n={check.n}): "
+                f"{numbers} The extra cost is not shown to pay off here.")
+    else:
+        text = (f"{picked} against the cheaper {option['variant']}: {UNDECIDED} (n={check.n} < {MIN_CASES}): "
+                f"{numbers}")
+    return [PlanCheck(check.claim, check.verdict, check.metric, check.n, check.baseline, check.baseline_interval,
+                      check.planned, check.planned_interval, text)]
 
 
 def plan_held(plan: dict, results: Sequence[dict]) -> list[str]:

@@ -8,6 +8,8 @@ from typing import Any
 from assistant.core.errors import TunewiseError
 
 GAPS = ("knowledge", "behaviour", "both")
+MEASURED_SLOTS = ("prompting_enough",)
+"""Slots the gap check sets from measurements; the interview never asks them."""
 CHANGE_RATES = ("weekly", "monthly", "rarely")
 
 
@@ -39,6 +41,9 @@ class TaskProfile:
     """Whether a small, fast model must do the job of a large one."""
     tasks: int = 1
     """How many distinct tasks should share one base model."""
+    prompting_enough: bool = False
+    """Measured, not asked: the gap check found that few-shot prompting (the task's system prompt and
+    a few of the user's examples) already closes the behaviour gap on held-out cases."""
 
     def __post_init__(self) -> None:
         problems = validate_slots(asdict(self))
@@ -89,7 +94,7 @@ def validate_slots(values: dict[str, Any]) -> list[str]:
     for name, least in (("examples", 0), ("tasks", 1)):
         if name in values and not is_whole_number(values[name], least):
             problems.append(f"{name} must be a whole number of {least} or more, not {values[name]!r}")
-    for name in ("documents", "can_measure", "latency_sensitive"):
+    for name in ("documents", "can_measure", "latency_sensitive", "prompting_enough"):
         if name in values and not isinstance(values[name], bool):
             problems.append(f"{name} must be true or false, not {values[name]!r}")
     if "vram_gb" in values:

@@ -329,6 +329,11 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
             retrieval = retrieval or profile.documents
             because("4", f"{n} clean examples are fewer than 100: too few to fine-tune. Use them "
                          "as few-shot examples and grow the set (synthetic examples help).")
+        elif profile.prompting_enough:
+            flags.add("few_shot")
+            because("4", f"Measured: few-shot prompting already closes the behaviour gap on held-out cases "
+                         f"(the gap check), so prompt with your examples; training the {n:,} examples is "
+                         "optional, worth it only if it beats few-shot beyond the intervals.")
         elif n < 1000:
             finetune = "lora"
             flags.add("prompting_baseline")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assistant.core.errors import TunewiseError
+from assistant.core.variant_kinds import MODIFIER_NAMES, MODIFIERS, variant_cost
 from assistant.runtime.answering import NOTHING_FOUND, attribute_citations, cited_messages, relevant_hits, sources_for
 from assistant.runtime.few_shot import FewShotPool, with_shots
 from assistant.runtime.generation import BASE, GenerationSettings, LoadedModel, generate_batch, stream_rows
@@ -56,40 +57,6 @@ def quiet_bitsandbytes_cpu_kernel_notice() -> None:
     logger = logging.getLogger(BITSANDBYTES_CPU_LOGGER)
     if not any(isinstance(f, _UnusedCpuKernelNotice) for f in logger.filters):
         logger.addFilter(_UnusedCpuKernelNotice())
-
-
-@dataclass(frozen=True)
-class Modifier:
-    """One kind of help a variant can get on top of its model: an entry of :data:`MODIFIERS`.
-
-    A new variant kind is one entry here (plus, if it needs a project resource, one field of
-    :class:`Aids`): names, parsing, the Compare columns, blind A/B, eval, chat, ``/v1`` and the
-    verdict's cost order all read this table.
-    """
-
-    name: str
-    """As it appears in a variant's name after " + " (``base + few-shot + retrieval``)."""
-    needs: str
-    """The :class:`Aids` field it draws on."""
-    cost: int
-    """Its rank in the verdict's cost order: prompting (1) < retrieval (2) < training (3)."""
-    step: int
-    """When it changes the prompt: lower first (retrieval rewrites the question's turn before few-shot
-    measures what room is left for examples)."""
-    on_adapters: bool
-    """Offered on adapters too, or on the base only (an adapter already learnt the examples)."""
-    what: str
-
-
-MODIFIERS: tuple[Modifier, ...] = (
-    Modifier("few-shot", "examples", 1, 2, False,
-             "the task's system prompt and K of the user's examples as earlier turns"),
-    Modifier("retrieval", "search", 2, 1, True, "passages found in the project's documents, cited as [n]"),
-)
-"""Every modifier, in the order names list them."""
-MODIFIER_NAMES = tuple(m.name for m in MODIFIERS)
-TRAINING_COST = 3
-"""The cost rank of an adapter (training) in the verdict's order; its modifiers add theirs."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +111,10 @@ class Variant:
         return self.core + "".join(f" + {m}" for m in self.modifiers)
 
     @property
-    def cost(self) -> int:
-        """Its rank in the cost order: the most expensive part (an adapter is training)."""
-        ranks = [m.cost for m in MODIFIERS if m.name in self.modifiers]
-        return max([TRAINING_COST if self.adapter else 0, *ranks])
+    def cost(self) -> tuple[int, int]:
+        """Its place in the cost order (assistant.core.variant_kinds.variant_cost)."""
+        core = "base" if self.adapter is None else "adapter"
+        return variant_cost(core + "".join(f" + {m}" for m in self.modifiers))
 
     def with_modifiers(self, *modifiers: str) -> Variant:
         return replace(self, modifiers=tuple(modifiers))
@@ -207,7 +174,8 @@ def _show_examples(model: VariantModel, prompt: Prompt, question: str, aids: Aid
 
 
 _APPLY = {"retrieval": _retrieve, "few-shot": _show_examples}
-"""How each modifier changes a prompt (keys: :data:`MODIFIERS`' names)."""
+"""How each modifier changes a prompt: one function per entry of
+assistant.core.variant_kinds.MODIFIERS, where a new kind is declared."""
 
 
 class VariantModel:

@@ -219,10 +219,17 @@ def gap_check(advisor, project: str, model: VariantModel, cases: Sequence[EvalCa
     structured = all(parse_json(c.reference) is not None for c in cases)
     finding = diagnose_gap(report.to_dict()["results"], structured)
     advisor.workspace.update(project, lambda data: data | {
-        "gap_check": {"gap": finding.gap, "text": finding.text, "cases": len(cases)}})
-    if finding.gap and advisor.state(project).answers.get("gap") != finding.gap:
-        advisor.edit(project, {"gap": finding.gap})
-        return finding, advisor.plan(project)["decision"]
+        "gap_check": {"gap": finding.gap, "text": finding.text, "cases": len(cases),
+                      "prompting_enough": finding.prompting_enough}})
+    answers = advisor.state(project).answers
+    measured = {"gap": finding.gap, "prompting_enough": finding.prompting_enough}
+    changed = {slot: value for slot, value in measured.items()
+               if value is not None and answers.get(slot, False if slot == "prompting_enough" else None) != value}
+    if finding.gap and changed:
+        before = advisor.plan(project)["decision"]
+        advisor.edit(project, changed)
+        after = advisor.plan(project)["decision"]
+        return finding, after if after != before or "gap" in changed else None
     return finding, None
 
 

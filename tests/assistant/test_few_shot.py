@@ -83,12 +83,19 @@ def test_examples_sit_between_the_system_prompt_and_the_question_the_closest_las
     assert own[0]["content"] == "mine" and sum(m["role"] == "system" for m in own) == 1
 
 
+def test_every_modifier_in_the_table_builds_its_prompt():
+    from assistant.runtime.variants import _APPLY
+
+    assert set(_APPLY) == {m.name for m in MODIFIERS}
+
+
 def test_variant_names_list_modifiers_in_the_tables_order():
     assert [m.name for m in MODIFIERS] == ["few-shot", "retrieval"]
     variant = Variant.parse("base + retrieval + few-shot")
     assert variant.name == "base + few-shot + retrieval" and variant.few_shot and variant.retrieval
     assert Variant.parse(variant.name) == variant
-    assert Variant(None, ("few-shot",)).cost < Variant(None, ("retrieval",)).cost < Variant("lora").cost
+    assert (Variant().cost < Variant(None, ("few-shot",)).cost < Variant(None, ("retrieval",)).cost
+            < Variant("lora").cost < Variant("lora", ("retrieval",)).cost)
     with pytest.raises(ValueError):
         Variant(None, ("telepathy",))
 
