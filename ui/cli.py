@@ -200,6 +200,9 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate_variants.add_argument("--retrieval", action="store_true", help="also each variant + retrieval")
     evaluate_variants.add_argument("--few-shot", type=int, metavar="K", help=FEW_SHOT_HELP + "; 0 leaves it out")
     evaluate_variants.add_argument("--examples", metavar="FILE", help=EXAMPLES_HELP)
+    evaluate_variants.add_argument("--general", action="store_true",
+                                   help="also score each model on general text and questions (the forgetting probe: "
+                                        "what training cost it); adds general_loss, general_accuracy, general_n")
     evaluate_variants.add_argument("--limit", type=int, help="only the first N examples")
     evaluate_variants.add_argument("--max-new-tokens", type=int,
                                    help="answer cap in tokens (default: from the references' lengths)")
@@ -780,7 +783,7 @@ def run_eval(args: argparse.Namespace) -> int:
     generation = generation_for(cases, model.loaded.tokenizer, args.max_new_tokens)
     judge = _judge(args)
     run = evaluate_project(workspace, args.project, model, variants, cases, Path(args.data).name, generation,
-                           Aids(search, examples), progress)
+                           Aids(search, examples), progress, general=args.general)
     if judge is not None:
         from assistant.services.evaluation import save_report
         from assistant.services.judge import judge_evaluation

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.core.outcomes import share_with_interval
 from assistant.runtime.generation import GenerationSettings, ModelUnavailableError
 from assistant.runtime.variants import Variant
 from assistant.services.arena import (
@@ -53,6 +54,25 @@ GENERATION = GenerationSettings(max_new_tokens=256, seed=0)
 """Side by side and blind rounds; an evaluation caps answers lower still, from its references."""
 METRICS = [*SHARE_METRICS, "latency_p50_s"]
 EVAL_COLUMNS = ["variant", *METRICS]
+GENERAL_METRICS = ["general_loss", "general_accuracy"]
+
+
+def general_ability_text(results) -> str:
+    """"General ability: base -> adapter" for each adapter, when the forgetting probe ran."""
+    base = next((r.metrics for r in results if r.variant == "base" and r.metrics.get("general_loss") is not None),
+                None)
+    lines = []
+    for result in results:
+        m = result.metrics
+        if base is None or m.get("general_loss") is None or result.variant.startswith("base"):
+            continue
+        lines.append(f"**General ability, base -> {result.variant}:** loss on general text {base['general_loss']:.3f} "
+                     f"-> {m['general_loss']:.3f} (lower is better); general questions "
+                     f"{share_with_interval(base['general_accuracy'], base['general_n'])} -> "
+                     f"{share_with_interval(m['general_accuracy'], m['general_n'])}.")
+    return ("\n\n" + "\n\n".join(lines)) if lines else ""
+
+
 BOARD_COLUMNS = ["variant", "score", "95% interval", "wins", "losses", "ties", "games", "win rate"]
 
 
@@ -227,6 +247,9 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         with gr.Row():
             eval_limit = gr.Number(value=50, precision=0, label="Examples (at most)")
             eval_variants = gr.CheckboxGroup([], label="Variants")
+            general_box = gr.Checkbox(False, label="General ability",
+                                      info="also score each model on general text and questions: what training cost it",
+                                      elem_id="ev-general")
             run = gr.Button("Run evaluation", variant="primary", elem_id="ev-run")
             gap = gr.Button("Gap check (base only, before training)", elem_id="ev-gap")
         eval_table = gr.Dataframe(headers=EVAL_COLUMNS, label="Results", interactive=False, elem_id="ev-table")
@@ -359,7 +382,8 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
         return (f"**Data:** {html.escape(data.description, quote=False)}.\n\n"
                 + estimate_text(answer_times.estimate(tenants.model.name, len(data.cases), len(selection))))
 
-    def on_run(file, limit, selection, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    def on_run(file, limit, selection, name, general: bool, request: gr.Request,
+               progress=gr.Progress()):  # noqa: B008
         import pandas as pd
 
         tenant = tenants.for_request(request)
@@ -389,15 +413,16 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
             progress(fraction, desc=label + left)
 
         run = evaluate_project(workspace, name, model_variants, chosen_variants, cases, data.data_name, generation,
-                               aids, report_progress)
+                               aids, report_progress, general=bool(general))
         report, folder, held = run.report, run.folder, run.plan_held
         answer_times.record_run(model_name, report)
-        table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in METRICS)] for r in report.results],
-                             columns=EVAL_COLUMNS)
+        keys = METRICS + (GENERAL_METRICS if general else [])
+        table = pd.DataFrame([[r.variant, *(rounded(r.metrics.get(k)) for k in keys)] for r in report.results],
+                             columns=["variant", *keys])
         chart = scores_frame(report.results)
         yield table, chart, (f"{estimate} It took {duration_text(time.perf_counter() - started)}.\n\nSaved "
                              f"`{folder / 'report.json'}` and `{folder / 'report.md'}`.\n\n**Did the plan hold?** "
-                             + " ".join(held))
+                             + " ".join(held) + general_ability_text(report.results))
 
     def on_gap(file, limit, name, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         tenant: Tenant = tenants.for_request(request)
@@ -448,7 +473,7 @@ def build_compare_tab(tenants: Tenants, project: gr.Dropdown, answer_times: Answ
     for changed in (eval_file.change, eval_limit.change, eval_variants.change):
         changed(on_estimate, [eval_file, eval_limit, eval_variants, project], [eval_note], **private)
     # One progress bar, on the results table, not one on each output.
-    run.click(on_run, [eval_file, eval_limit, eval_variants, project], [eval_table, eval_chart, eval_note],
+    run.click(on_run, [eval_file, eval_limit, eval_variants, project, general_box], [eval_table, eval_chart, eval_note],
               show_progress_on=eval_table, **private)
     gap.click(on_gap, [eval_file, eval_limit, project], [eval_note], **private)
     return {"on_load": on_load, "inputs": load_inputs, "outputs": load_outputs}

@@ -401,6 +401,31 @@ class VariantModel:
             prompt = _APPLY[modifier.name](self, prompt, question, aids, generation)
         return prompt
 
+    def general_ability(self, variant: Variant, texts=None, questions=None):
+        """The forgetting probe for ``variant``'s model (the base, or its adapter; modifiers change the
+        prompt, not the weights, so they do not enter): the loss on bundled general text and the
+        accuracy on bundled general questions (trainers.general_ability), under the model's lock."""
+        import contextlib
+
+        import torch
+
+        from trainers.general_ability import general_ability
+
+        self._check([variant])
+        self.loaded.acquire()
+        try:
+            self._make_resident(self.kind_of(variant))
+            model = self.loaded.model
+            if variant.adapter is None:
+                scope = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+            else:
+                model.set_adapter(variant.adapter)
+                scope = contextlib.nullcontext()
+            with torch.inference_mode(), scope:
+                return general_ability(model, self.loaded.tokenizer, texts, questions)
+        finally:
+            self.loaded.lock.release()
+
     def answer_batch(self, variant: Variant, conversations: list[list[dict]],
                      generation: GenerationSettings | None = None, aids=None,
                      batch_size: int = 8) -> list[VariantAnswer]:

@@ -69,6 +69,18 @@ class EvalReport:
             cells = [str(n)] + [_metric_cell(result.metrics.get(key), n if key in SHARE_METRICS else None)
                                 for key in keys]
             lines.append(f"| {result.variant} | " + " | ".join(cells) + " |")
+        probed = [r for r in self.results if r.metrics.get("general_loss") is not None]
+        if probed:
+            lines += ["", "General ability (the forgetting probe, per model: modifiers do not change weights): mean "
+                      "loss per token on bundled general text (lower is better) and accuracy on bundled general "
+                      "multiple-choice questions, each with its 95% interval.", "",
+                      "| variant | general loss | general accuracy | n questions |", "|---|---:|---:|---:|"]
+            for result in probed:
+                m = result.metrics
+                low, high = m.get("general_loss_interval") or (None, None)
+                loss = f"{m['general_loss']:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None else "")
+                lines.append(f"| {result.variant} | {loss} | "
+                             f"{share_with_interval(m['general_accuracy'], m['general_n'])} | {m['general_n']} |")
         return "\n".join(lines) + "\n"
 
 
@@ -143,18 +155,23 @@ def generation_for(cases: Sequence[EvalCase], tokenizer, max_new_tokens: int | N
 
 def run_evaluation(model: VariantModel, variants: Sequence[Variant], cases: Sequence[EvalCase], data_name: str,
                    generation: GenerationSettings | None = None, aids: Aids | Callable | None = None,
-                   progress: Callable[[float, str], None] | None = None, batch_size: int = 8) -> EvalReport:
+                   progress: Callable[[float, str], None] | None = None, batch_size: int = 8,
+                   general: bool = False) -> EvalReport:
     """Every case through every variant with the same decoding settings and seed, in batches.
 
     ``aids``: what the variants' modifiers draw on (a bare search function counts as Aids(search=...)).
     Few-shot examples whose question is one of the cases' are left out of the pool for the whole run,
     so no case is ever answered with itself, nor with a copy of another evaluated case.
+    ``general``: also score each variant's model on general ability (the forgetting probe:
+    ``general_loss``, ``general_accuracy``, ``general_n`` and their intervals in its metrics), once
+    per model (the base, each adapter): modifiers change prompts, not weights.
     """
     aids = Aids.of(aids)
     if aids.examples is not None:
         asked = [next((m["content"] for m in reversed(c.messages) if m["role"] == "user"), "") for c in cases]
         aids = replace(aids, examples=aids.examples.without(asked))
     results = []
+    probed: dict[str | None, dict] = {}
     total = len(variants) * len(cases)
     for v_index, variant in enumerate(variants):
         answers, latencies, first_tokens, cited, shots = [], [], [], [], []
@@ -172,6 +189,12 @@ def run_evaluation(model: VariantModel, variants: Sequence[Variant], cases: Sequ
         metrics["latency_p50_s"] = statistics.median(latencies) if latencies else None
         metrics["first_token_p50_s"] = statistics.median(first_tokens) if first_tokens else None
         metrics["citation_rate"] = sum(cited) / len(cited) if variant.retrieval and cited else None
+        if general:
+            if variant.adapter not in probed:
+                if progress:
+                    progress((v_index + 1) * len(cases) / max(total, 1), f"{variant.core}: general ability")
+                probed[variant.adapter] = model.general_ability(Variant(variant.adapter)).to_dict()
+            metrics.update(probed[variant.adapter])
         results.append(VariantResult(variant.name, metrics, answers, shots if variant.few_shot else []))
     return EvalReport(time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4], data_name, len(cases), results)
 
@@ -245,11 +268,11 @@ class EvaluationRun:
 def evaluate_project(workspace, project: str, model: VariantModel, variants: Sequence[Variant],
                      cases: Sequence[EvalCase], data_name: str, generation: GenerationSettings | None = None,
                      aids: Aids | Callable | None = None,
-                     progress: Callable[[float, str], None] | None = None) -> EvaluationRun:
+                     progress: Callable[[float, str], None] | None = None, general: bool = False) -> EvaluationRun:
     """The one evaluation of a project that both faces run (`tunewise eval` and the Compare tab):
     the variants answer the held-out cases, the report is saved under the project's evals/, and
     whether the plan held is recorded in the project."""
-    report = run_evaluation(model, variants, cases, data_name, generation, aids, progress)
+    report = run_evaluation(model, variants, cases, data_name, generation, aids, progress, general=general)
     folder = save_report(report, workspace.project(project).path / "evals")
     return EvaluationRun(report, folder, record_outcome(workspace, project, report))
 

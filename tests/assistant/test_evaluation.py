@@ -47,8 +47,14 @@ def test_chat_and_eval_show_k_of_the_given_examples(tiny_model_path, tmp_path, c
     assert [r["variant"] for r in report["results"]] == ["base", "base + few-shot"]
     assert [len(shown) for shown in report["results"][1]["shots"]] == [3, 3]
     assert main(["eval", "--data", str(test), "--few-shot", "0", "--examples", str(examples), "--adapters", "none",
-                 "--max-new-tokens", "4", "--json", *ws]) == 0
-    assert [r["variant"] for r in json.loads(capsys.readouterr().out)["results"]] == ["base"]
+                 "--max-new-tokens", "4", "--general", "--json", *ws]) == 0
+    [base] = json.loads(capsys.readouterr().out)["results"]
+    assert base["variant"] == "base"
+    # The forgetting probe: general text's loss and general questions' accuracy, each with n and an interval.
+    metrics = base["metrics"]
+    assert metrics["general_loss"] > 0 and metrics["general_n"] >= 200
+    assert metrics["general_loss_interval"][0] <= metrics["general_loss"] <= metrics["general_loss_interval"][1]
+    assert 0 <= metrics["general_accuracy"] <= 1
 
 
 def test_eval_names_missing_adapters_and_a_missing_project(tmp_path, capsys):

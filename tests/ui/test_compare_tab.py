@@ -191,7 +191,7 @@ def test_an_evaluation_says_how_long_it_will_take_first(compare_app_offline, tmp
     before = call(app, "on_estimate", uploaded, 3, variants, "default", REQUEST)
     assert before.startswith("**Data:** snips_eval.jsonl, 3 cases.\n\n**Estimate:** about 3 cases x 2 variants = "
                              "6 answers; the time per answer is measured")
-    steps = list(call(app, "on_run", uploaded, 3, variants, "default", REQUEST))
+    steps = list(call(app, "on_run", uploaded, 3, variants, "default", False, REQUEST))
     notes = [step[2] for step in steps]
     assert notes[0] == "Measuring one answer to estimate the time..."
     assert notes[1].startswith("**Data:** snips_eval.jsonl, 3 cases.\n\n**Estimate:** about 3 cases x 2 variants = "
@@ -285,7 +285,7 @@ def test_without_a_file_and_without_a_held_out_split_the_evaluation_says_what_to
     from tests.ui.handlers import REQUEST
 
     app, _ = compare_app_offline
-    for handler_name, args in (("on_run", (None, 3, ["base"], "default", REQUEST)),
+    for handler_name, args in (("on_run", (None, 3, ["base"], "default", False, REQUEST)),
                                ("on_gap", (None, 3, "default", REQUEST, lambda *a, **k: None))):
         with pytest.raises(gr.Error, match="no held-out split yet") as refused:
             result = call(app, handler_name, *args)
@@ -307,7 +307,7 @@ def test_without_a_file_the_evaluation_runs_the_latest_prepared_held_out_split(c
     described = f"held-out split of {prepared.dataset_id}, 2 cases (of {prepared.eval_count})"
     estimate = call(app, "on_estimate", None, 2, ["base"], "default", REQUEST)
     assert estimate.startswith(f"**Data:** {described}.\n\n**Estimate:** about 2 cases x 1 variants"), estimate
-    *_, (table, _, final) = call(app, "on_run", None, 2, ["base"], "default", REQUEST)
+    *_, (table, _, final) = call(app, "on_run", None, 2, ["base"], "default", False, REQUEST)
     assert list(table["variant"]) == ["base"] and f"**Data:** {described}." in final, final
     gap = call(app, "on_gap", None, 1, "default", REQUEST, lambda *a, **k: None)
     assert gap.startswith(f"**Gap check (held-out split of {prepared.dataset_id}, 1 cases (of "), gap
