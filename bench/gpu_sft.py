@@ -2,6 +2,7 @@
 
     python3 bench/gpu_sft.py --out gpu_sft.json               # on a CUDA machine, no network needed
     python3 bench/gpu_sft.py --shape tiny --device cpu --steps 2 --out /tmp/x.json   # the code path, on CPU
+    python3 bench/gpu_sft.py --method lora,dora,ia3,prompt_tuning --out gpu_methods.json   # the job, per method
 
 The model has Llama 3.1 8B's shape (hidden 4096, 32 layers, GQA 32/8, MLP 14336, vocabulary 128,256)
 and random weights, built on the GPU and saved once as 16-bit safetensors; its tokenizer is a small
@@ -15,7 +16,9 @@ Each case runs in its own process so that its peak memory is its own:
   ``BitsAndBytesConfig`` for QLoRA), ``SFTTrainer(model, peft_config=LoraConfig(...))`` with
   ``SFTConfig`` defaults except the sequence length, batch size and step count.
 
-Both use LoRA r=16, alpha 32, on every linear layer. Peak memory is torch's own accounting
+Both use LoRA r=16, alpha 32, on every linear layer. ``--method`` measures the job alone for each training
+method named (trainers/methods.py: its own learning rate, 20 virtual tokens for the prompt-based ones),
+beside the estimator's prediction for that method. Peak memory is torch's own accounting
 (``max_memory_allocated`` and ``max_memory_reserved``) from the start of training; the estimator's
 prediction (assistant/core/memory.py) is printed beside it. Steps after ``--warmup`` are timed.
 """
@@ -94,7 +97,10 @@ def run_tunewise(method: str, model: Path, data: Path, work: Path, args) -> dict
 
     job_dir = work / f"job-{method}-{args.checkpointing}"
     job_dir.mkdir(parents=True, exist_ok=True)
+    from trainers.methods import method as training_method
+
     config = JobSpec.of(model=str(model), train_file=str(data), method=method, lora_r=RANK, lora_alpha=ALPHA,
+                          learning_rate=training_method(method).learning_rate, prompt_init="vocab",
                           lora_dropout=0.05, target_modules="all-linear", max_steps=args.warmup + args.steps,
                           batch_size=1, max_length=args.seq_len, logging_steps=1, save_steps=100_000,
                           device=args.device, liger_kernel=None if args.liger else False,
@@ -185,7 +191,7 @@ def predictions(model_dir: Path, seq_len: int) -> dict:
     for fused in (False, True):
         estimate = estimate_memory(shape, TrainingShape(seq_len=seq_len, batch_size=1, fused_loss=fused),
                                    lora_rank=RANK)
-        out["fused_loss" if fused else "unfused_loss"] = estimate.totals_gb()
+        out["fused_loss" if fused else "unfused_loss"] = estimate.all_totals_gb()
     return out
 
 
@@ -209,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=8, help="timed steps after the warm-up")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--method", help="comma-separated training methods (trainers/methods.py) to measure "
+                                         "through the job alone, instead of --cases")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--no-liger", dest="liger", action="store_false")
     parser.add_argument("--case-timeout", type=float, default=240)
@@ -222,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(run_case(args.one_case, args)), flush=True)
         return 0
 
+    if args.method:
+        from trainers.config import METHODS
+
+        unknown = sorted(set(args.method.split(",")) - set(METHODS))
+        if unknown:
+            parser.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(METHODS)}")
+        args.cases = ",".join(f"{name}:tunewise" for name in args.method.split(","))
     work = Path(tempfile.mkdtemp(prefix="tunewise-gpu-sft-"))
     started = time.time()
     build_model(work / "model", args.shape, args.device, args.seq_len)

@@ -145,7 +145,7 @@ def test_a_crash_fails_the_job_with_the_reason(snips_files, tmp_path):
 
 def test_bad_settings_are_refused_before_a_job_exists():
     with pytest.raises(ValueError, match="method"):
-        JobSpec.of(model="m", train_file="t", method="dora")
+        JobSpec.of(model="m", train_file="t", method="lorra")
 
 
 def test_several_gpus_run_the_same_entry_point_under_accelerate(tmp_path):

@@ -119,3 +119,18 @@ def test_train_refuses_a_file_without_valid_examples(tmp_path, capsys):
     assert main(["train", "--data", str(data), "--workspace", str(tmp_path / "ws")]) == 2
     err = capsys.readouterr().err
     assert "no valid examples" in err and "line 1: unknown_format" in err
+
+
+@pytest.mark.parametrize("name", ["ia3", "prompt_tuning", "full"])
+def test_train_dry_run_takes_any_method_with_its_own_learning_rate_and_reason(name, tmp_path, capsys, launches):
+    from trainers.methods import method
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(snips_chat_jsonl("train", limit=20, seed=2))
+    assert main(["train", "--data", str(data), "--method", name, "--dry-run", "--json",
+                 "--workspace", str(tmp_path / "ws")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    entry = method(name)
+    assert (out["config"]["method"], out["config"]["learning_rate"]) == (name, entry.learning_rate)
+    assert entry.learning_rate_reason in out["reasons"]["learning_rate"]
+    assert out["estimate"]["method"] == name and launches == []
