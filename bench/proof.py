@@ -20,7 +20,9 @@ Two tasks, on public data we did not write:
   variants search the training examples, ingested as a document: few-shot prompting by retrieval,
   the prompting baseline RULES.md asks for beside a LoRA.
 
-Variants on both: base, base + retrieval, LoRA, LoRA + retrieval, with the same greedy decoding.
+Variants on both: base, base + few-shot (4 training examples, the most similar first), base + retrieval,
+LoRA, LoRA + retrieval, with the same greedy decoding; every variant also gets the forgetting probe
+(general text's loss, general questions' accuracy: trainers/general_ability.py).
 The repetition ablation runs the base and LoRA answers again without the repetition penalty.
 """
 
@@ -51,7 +53,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from assistant.core.rules import Plan  # noqa: E402
 from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model  # noqa: E402
 from assistant.runtime.hardware import detect_hardware  # noqa: E402
-from assistant.runtime.variants import Variant, VariantModel  # noqa: E402
+from assistant.runtime.variants import Aids, Variant, VariantModel  # noqa: E402
 from assistant.services.advisor import Advisor  # noqa: E402
 from assistant.services.behaviour import Behaviour  # noqa: E402
 from assistant.services.evaluation import EvalCase, gap_check, generation_for, record_outcome, run_evaluation  # noqa: E402
@@ -124,18 +126,23 @@ def train_adapter(workspace: Workspace, project: str, train_file: Path, settings
                                                            "learning_rate", "epochs", "batch_size", "max_length")}}
 
 
-def evaluate(model: VariantModel, adapter_key: str, cases: list[EvalCase], name: str, search, generation) -> dict:
-    variants = [Variant(), Variant(None, ("retrieval",)), Variant(adapter_key), Variant(adapter_key, ("retrieval",))]
+def evaluate(model: VariantModel, adapter_key: str, cases: list[EvalCase], name: str, aids: Aids, generation) -> dict:
+    """The five variants in one run, with the forgetting probe: base, base + few-shot (the task's
+    system prompt and 4 of the training examples, the most similar first), base + retrieval, the LoRA
+    adapter, and the adapter + retrieval."""
+    variants = [Variant(), Variant(None, ("few-shot",)), Variant(None, ("retrieval",)), Variant(adapter_key),
+                Variant(adapter_key, ("retrieval",))]
     started = time.perf_counter()
-    report = run_evaluation(model, variants, cases, name, generation, search,
-                            lambda fraction, label: log(f"  eval {fraction:4.0%} {label}"))
+    report = run_evaluation(model, variants, cases, name, generation, aids,
+                            lambda fraction, label: log(f"  eval {fraction:4.0%} {label}"), general=True)
     log(f"  evaluation took {time.perf_counter() - started:.0f} s")
     return report
 
 
 def summarise(report) -> list[dict]:
     keep = ("examples", "exact_match", "contains_reference", "json_valid", "field_accuracy", "citation_rate",
-            "latency_p50_s")
+            "latency_p50_s", "general_loss", "general_loss_interval", "general_accuracy", "general_accuracy_interval",
+            "general_n")
     return [{"variant": r.variant, **{k: r.metrics.get(k) for k in keep}} for r in report.results]
 
 
@@ -191,7 +198,9 @@ def run_task(task: str, args, workspace: Workspace, model: VariantModel, scratch
     log(f"{task}: {len(cases)} held-out cases, answer cap {generation.max_new_tokens} tokens")
     gap_cases = cases[:args.gap_cases]
     started = time.perf_counter()
-    finding, new_decision = gap_check(advisor, project, model, gap_cases, f"{task} held-out", search, generation)
+    examples = model.examples_pool([r["messages"] for r in train_records])
+    finding, new_decision = gap_check(advisor, project, model, gap_cases, f"{task} held-out",
+                                      Aids(search=search, examples=examples), generation)
     gap_s = time.perf_counter() - started
     log(f"{task}: gap check ({len(gap_cases)} cases, {gap_s:.0f} s): {finding.text}")
 
@@ -206,7 +215,8 @@ def run_task(task: str, args, workspace: Workspace, model: VariantModel, scratch
     adapter = Behaviour(workspace, project).adapters.get(f"{task}-lora")
     key = f"{task}-lora"
     model.add_adapter(key, adapter.path, adapter.base_model)
-    report = evaluate(model, key, cases, f"{task} held-out", search, generation)
+    aids = Aids(search=search, examples=examples)
+    report = evaluate(model, key, cases, f"{task} held-out", aids, generation)
     held = record_outcome(workspace, project, report)
     outcome = workspace.load(project).get("outcome", {})
     result = {
@@ -276,6 +286,21 @@ def markdown(results: dict) -> str:
             lines.append(f"| {row['variant']} | {row['examples']} | {_cell(row['contains_reference'])} | "
                          f"{_cell(row['exact_match'])} | {shares(row)} | "
                          f"{_cell(row['citation_rate'])} | {_cell(row['latency_p50_s'])} |")
+        probed = [row for row in result["results"] if row.get("general_loss") is not None]
+        if probed:
+            lines += ["", "General ability, per model (the forgetting probe: loss per token on bundled general text, "
+                      "lower is better; accuracy on bundled general multiple-choice questions; 95% intervals):", "",
+                      "| variant | general loss | general accuracy | n |", "|---|---:|---:|---:|"]
+            for row in probed:
+                low, high = row["general_loss_interval"]
+                a_low, a_high = row["general_accuracy_interval"]
+                lines.append(f"| {row['variant']} | {row['general_loss']:.3f} [{low:.3f}, {high:.3f}] | "
+                             f"{row['general_accuracy']:.2f} [{a_low:.2f}, {a_high:.2f}] | {row['general_n']} |")
+        latency = {row["variant"]: row["latency_p50_s"] for row in result["results"]}
+        if latency.get("base + few-shot") and latency.get("base + retrieval"):
+            lines += ["", "Time per answer (median, batches of 8): "
+                      f"base + few-shot {latency['base + few-shot']:.2f} s, "
+                      f"base + retrieval {latency['base + retrieval']:.2f} s, base {latency['base']:.2f} s."]
         lines += ["", "Did the plan hold? " + " ".join(result["plan_held"]), "",
                   f"Training (LoRA r={training['settings']['lora_r']}, {training['settings']['epochs']:g} epoch, "
                   f"batch {training['settings']['batch_size']}, max length {training['settings']['max_length']}, "

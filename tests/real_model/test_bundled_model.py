@@ -127,3 +127,23 @@ def test_ask_in_the_knowledge_tab_answers_the_example_question_as_chat_with_retr
     assert "100 million" in answer and "[1]" in answer, answer
     assert "[1] state_of_the_union_2024.md" in sources
     assert answer == chat_json(capsys, QUESTION, "--retrieval", "--workspace", str(tmp_path / "ws"))["answer"]
+
+
+@pytest.mark.timeout(600)
+def test_few_shot_prompting_gives_valid_json_where_the_base_does_not(bundled):
+    """The prompted variant on real weights: the Snips task's system prompt and four of its training
+    examples before each request turn the bare model's prose into JSON."""
+    from assistant.runtime.generation import GenerationSettings
+    from assistant.runtime.variants import Aids, Variant, VariantModel
+    from assistant.services.evaluation import EvalCase, run_evaluation
+
+    model = VariantModel(bundled)
+    train = [json.loads(line)["messages"] for line in snips_chat_jsonl("train", limit=200, seed=0).splitlines()]
+    held_out = [json.loads(line)["messages"] for line in snips_chat_jsonl("test", limit=12, seed=1).splitlines()]
+    # The bare request, as a user types it: no system prompt (few-shot brings the task's own).
+    cases = [EvalCase(tuple(m for m in messages[:-1] if m["role"] == "user"), messages[-1]["content"])
+             for messages in held_out]
+    report = run_evaluation(model, [Variant(), Variant(None, ("few-shot",))], cases, "snips",
+                            GenerationSettings(max_new_tokens=64), Aids(examples=model.examples_pool(train)))
+    base, few_shot = (r.metrics["json_valid"] for r in report.results)
+    assert base <= 0.25 and few_shot >= 0.75, (base, few_shot, report.results[1].answers[:3])
