@@ -131,7 +131,7 @@ def load_for_training(spec: JobSpec, device: str, records: list[dict] | None = N
         return model, tokenizer
     from peft import get_peft_model
 
-    if records is None and config.prompt_init == "text" and Path(spec.train_file).is_file():
+    if records is None and entry.prompt_based and Path(spec.train_file).is_file():
         records = load_records(spec.train_file)
     text_config = model.config.get_text_config()
     context = MethodContext(model_type=text_config.model_type, num_layers=text_config.num_hidden_layers,

@@ -67,9 +67,10 @@ def loader_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("method, quantize_4bit", [("lora", False), ("qlora", True)])
+@pytest.mark.parametrize("method, quantize_4bit, full_precision", [
+    ("lora", False, False), ("qlora", True, False), ("full", False, True), ("prompt_tuning", False, False)])
 def test_the_training_job_loads_its_base_through_the_one_loader(tiny_model_path, loader_calls, method,
-                                                                  quantize_4bit):
+                                                                  quantize_4bit, full_precision):
     from trainers.config import JobSpec
     from trainers.sft import load_for_training
 
@@ -77,7 +78,18 @@ def test_the_training_job_loads_its_base_through_the_one_loader(tiny_model_path,
     with pytest.raises(Loaded):
         load_for_training(spec, "cpu")
     assert loader_calls == [(str(tiny_model_path), "cpu",
-                             {"quantize_4bit": quantize_4bit, "trust_remote_code": False})]
+                             {"quantize_4bit": quantize_4bit, "trust_remote_code": False,
+                              "full_precision": full_precision})]
+
+
+def test_a_full_fine_tunes_master_weights_are_fp32_on_every_device(tiny_model_path):
+    """A 1e-5 update is below bfloat16's resolution: the job keeps fp32 weights (16-bit compute under autocast)."""
+    from trainers.loading import load_causal_lm
+
+    model = load_causal_lm(str(tiny_model_path), "cpu", full_precision=True)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with pytest.raises(ValueError, match="4-bit base is frozen"):
+        load_causal_lm(str(tiny_model_path), "cpu", quantize_4bit=True, full_precision=True)
 
 
 def test_the_export_merges_in_ram_in_the_precision_the_model_runs_in(tmp_path, loader_calls):
