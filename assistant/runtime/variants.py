@@ -197,6 +197,9 @@ class VariantModel:
         self._kinds: dict[str, str] = {}
         """Each attached adapter's PEFT type (LORA, IA3, PROMPT_TUNING, ...)."""
         self._paths: dict[str, str] = {}
+        self._shares_batches: dict[str, bool] = {}
+        """Whether an adapter's rows may share a forward pass with other adapters' (PEFT's per-row
+        ``adapter_names``: plain LoRA and rsLoRA; not DoRA, not the other types)."""
         self._resident: str | None = None
         """The PEFT type whose adapters are in the model now (None: none loaded yet)."""
         self.prompt_style = prompt_style or DEFAULT_PROMPT_STYLE
@@ -234,11 +237,13 @@ class VariantModel:
 
         if base_model is not None and not same_model(base_model, self.loaded.name):
             raise AdapterBaseMismatchError(label or name, base_model, self.loaded.name)
-        kind = str(json.loads((Path(path) / "adapter_config.json").read_text()).get("peft_type", "LORA")).upper()
+        config = json.loads((Path(path) / "adapter_config.json").read_text())
+        kind = str(config.get("peft_type", "LORA")).upper()
         with self.loaded.lock:
             if name in self.adapters:
                 return
             self._paths[name], self._kinds[name] = str(path), kind
+            self._shares_batches[name] = kind == "LORA" and not config.get("use_dora")
             if self._resident in (None, kind):
                 self._load(name)
                 self._resident = kind
@@ -326,23 +331,26 @@ class VariantModel:
     def groups(self, variants: list[Variant]) -> list[list[int]]:
         """The rows that can share one forward pass, in the order they run.
 
-        Base rows ride with any group. LoRA adapters (DoRA and rsLoRA are LoRA too) share a batch,
-        each row with its own adapter (PEFT's ``adapter_names``). Any other type answers one adapter
-        per batch: PEFT cannot mix a prompt-based or IA3 adapter with other rows in one pass. The
-        type already in the model goes first, so a round swaps types as seldom as it can.
+        Base rows ride with the LoRA batch when there is one (else they form their own: a batch with one
+        adapter named runs it on every row). LoRA adapters (rsLoRA too) share a batch, each row with its own
+        adapter (PEFT's ``adapter_names``). Any other adapter answers in a batch of its own: PEFT
+        refuses per-row adapters with DoRA, and cannot mix a prompt-based or IA3 adapter with other
+        rows in one pass. The type already in the model goes first, so a round swaps types as seldom
+        as it can.
         """
         keyed: dict[tuple, list[int]] = {}
         for row, variant in enumerate(variants):
             kind = self.kind_of(variant)
-            key = ("LORA",) if kind == "LORA" else (kind, variant.adapter) if kind else ()
+            shared = kind is not None and self._shares_batches[variant.adapter]
+            key = ("LORA",) if shared else (kind, variant.adapter) if kind else ()
             keyed.setdefault(key, []).append(row)
         base_rows = keyed.pop((), [])
-        if not keyed:
-            return [base_rows]
-        ordered = sorted(keyed.items(), key=lambda item: item[0][0] != self._resident)
-        groups = [rows for _, rows in ordered]
-        groups[0] = sorted(groups[0] + base_rows)
-        return groups
+        if base_rows and ("LORA",) in keyed:
+            keyed[("LORA",)] = sorted(keyed[("LORA",)] + base_rows)
+        elif base_rows:  # a batch with one other adapter runs that adapter on every row: the base goes alone
+            keyed[(None,)] = base_rows
+        ordered = sorted(keyed.items(), key=lambda item: item[0][0] not in (None, self._resident))
+        return [rows for _, rows in ordered]
 
     def stream_together(self, variants: list[Variant], conversations: list[list[dict]],
                         generation: GenerationSettings | None = None, aids=None,
