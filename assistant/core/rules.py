@@ -23,8 +23,10 @@ from assistant.core.memory import (
     needed_vram_gb,
 )
 from assistant.core.profile import TaskProfile
+from trainers.methods import METHODS as TRAINING_METHODS
 
-METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tune"}
+METHOD_LABELS = {name: entry.label for name, entry in TRAINING_METHODS.items()}
+"""How a plan names a method: the registry's label (trainers/methods.py)."""
 FLAGS = (
     "build_eval_first", "workflow", "few_shot", "grow_data", "prompting_baseline",
     "adapter_per_task", "merge_for_serving", "smaller_model", "no_gpu", "mix_general_data",
@@ -40,9 +42,10 @@ CPU_MAX_SIZE_B = 0.5
 """Largest model a CPU LoRA run finishes in reasonable time on a laptop (rule 5)."""
 CPU_SHAPE = MODEL_CATALOG[CPU_MODEL]
 """What a plan without a GPU trains (rule 5): the bundled model, the one Tunewise trains on a CPU."""
-LEARNING_RATES = {"full": 1e-5, "lora": 2e-4, "qlora": 2e-4}
-"""Starting learning rate by method. A full fine-tune moves every weight of a trained model, so it
-starts small; a LoRA adapter starts at zero and needs a rate about twenty times larger to move."""
+LEARNING_RATES = {name: entry.learning_rate for name, entry in TRAINING_METHODS.items()}
+"""Starting learning rate by method, from the registry (trainers/methods.py, each with its reason). A
+full fine-tune moves every weight of a trained model, so it starts small; a LoRA adapter starts at zero
+and needs a rate about twenty times larger to move."""
 ALPHA_PER_RANK = 2
 """RULES.md: alpha = 2 x r."""
 FEW_EXAMPLES = 1000

@@ -136,7 +136,7 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
             :func:`trainers.batching.largest_batch_length`); None when unknown, which assumes
             every row at ``max_length`` (the worst case).
     """
-    from assistant.core.memory import TrainingShape, estimate_memory, fits_in
+    from assistant.core.memory import TrainingShape, estimate_for, fits_in
     from trainers.batching import largest_batch_length
 
     per_step = settings.batch_size * settings.gradient_accumulation
@@ -151,8 +151,9 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
     cuda = hardware.device == "cuda"
     if shape is not None:
         def need(method: str, batch: int, length: int) -> float:
+            """The run's own memory (its method, rank, targets, virtual tokens), as ``method``."""
             training = TrainingShape(seq_len=length, batch_size=batch, gradient_checkpointing=cuda, on_cpu=not cuda)
-            return estimate_memory(shape, training, settings.lora_r).method(method).total_gb
+            return estimate_for(shape, training, settings.overridden(method=method)).total_gb
 
         memory = need(settings.method, settings.batch_size, length)
         shorter = length > 512  # "max length 512" only helps when the largest batch is longer than that
@@ -160,7 +161,7 @@ def estimate_training(settings: TrainingConfig, train_count: int, total_tokens: 
             fits = fits_in(memory, hardware.vram_gb)
             if not fits:
                 options = []
-                if settings.method == "lora":
+                if settings.method in ("lora", "dora", "rslora"):  # the LoRA family on a 16-bit base
                     options.append(("QLoRA", need("qlora", settings.batch_size, length)))
                 accumulation = settings.batch_size * settings.gradient_accumulation
                 options.append((f"batch size 1 with gradient accumulation {accumulation}",

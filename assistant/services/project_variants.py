@@ -122,11 +122,12 @@ class ProjectVariants:
         return adapter_key(self.workspace.project(project).path, adapter)
 
     def _split(self, project: str) -> tuple[list, list]:
-        """This project's adapters: those trained on the loaded base, and the others."""
+        """This project's adapters: those that can ride on the loaded base, and the others (trained on
+        another base, or a full fine-tune: a whole model of its own, not an adapter)."""
         base = self.shared.model.name
         adapters = self.behaviours.get(project).list_adapters()
-        return ([a for a in adapters if same_model(a.base_model, base)],
-                [a for a in adapters if not same_model(a.base_model, base)])
+        riding = [a for a in adapters if same_model(a.base_model, base) and not getattr(a, "is_full_model", False)]
+        return riding, [a for a in adapters if a not in riding]
 
     def for_project(self, project: str) -> VariantModel:
         variant_model = self.shared.get()
@@ -140,7 +141,9 @@ class ProjectVariants:
     def unavailable(self, project: str) -> list[tuple[str, str]]:
         """Adapters that cannot be variants of the loaded base: (name, reason)."""
         _, others = self._split(project)
-        return [(a.name, f"trained on {a.base_model}, not on the loaded {self.shared.model.name}") for a in others]
+        return [(a.name, "a full fine-tune: a whole model, not an adapter; load its folder with the model picker"
+                 if getattr(a, "is_full_model", False) else
+                 f"trained on {a.base_model}, not on the loaded {self.shared.model.name}") for a in others]
 
     def _system_prompt(self, path: Path) -> str | None:
         key = str(path)
@@ -199,6 +202,9 @@ class ProjectVariants:
         found = next((v for v in self.variants(project) if v.name == name), None)
         core = Variant.parse(name).adapter
         mismatched = next((a for a in self._split(project)[1] if a.name == core), None)
+        if found is None and mismatched is not None and getattr(mismatched, "is_full_model", False):
+            raise InputError(f"{mismatched.name!r} is a full fine-tune: a whole model, not an adapter of the base",
+                             f"Load its folder ({mismatched.path}) with the model picker or --model to chat with it.")
         if found is None and mismatched is not None:
             raise AdapterBaseMismatchError(mismatched.name, mismatched.base_model, self.shared.model.name)
         if found is None:

@@ -83,6 +83,10 @@ def model_for_plan(plan: Plan | None, hardware: Hardware | None = None,
     if plan is None:
         return BUNDLED_MODEL, "No plan yet: the bundled SmolLM2-135M-Instruct, which runs offline."
     wanted = plan.model
+    bundled = catalog_shape_for(BUNDLED_MODEL)
+    if bundled is not None and bundled.name == wanted:
+        return BUNDLED_MODEL, (f"The plan's {wanted}: the bundled SmolLM2-135M-Instruct, which runs offline and "
+                               "trains on the CPU in minutes.")
     if hardware is not None and hardware.device != "cuda":
         return BUNDLED_MODEL, (f"No CUDA GPU on this machine: the bundled SmolLM2-135M-Instruct, which trains on "
                                f"the CPU in minutes (the plan's {wanted} model wants a GPU, or hours of CPU time).")

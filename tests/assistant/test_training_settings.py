@@ -171,3 +171,17 @@ def test_the_saved_plan_is_read_typed_and_a_missing_project_is_an_error(tmp_path
     workspace.update("p", lambda data: data | {"plan": {"finetune": "lora"}})
     with pytest.raises(WorkspaceError, match="answer the interview again"):
         project_plan(workspace, "p")
+
+
+def test_without_a_gpu_the_plans_own_model_is_the_bundled_one_and_the_reason_says_so():
+    from assistant.core.profile import TaskProfile
+    from assistant.core.rules import decide
+    from assistant.runtime.hardware import Hardware
+    from assistant.runtime.models import BUNDLED_MODEL
+    from assistant.services.training_settings import model_for_plan
+
+    plan = decide(TaskProfile(gap="behaviour", examples=500, vram_gb=0))
+    model, reason = model_for_plan(plan, Hardware(device="cpu"))
+    assert model == BUNDLED_MODEL
+    assert reason.startswith(f"The plan's {plan.model}: the bundled SmolLM2-135M-Instruct"), reason
+    assert "wants a GPU" not in reason

@@ -50,19 +50,16 @@ def test_the_form_gives_back_every_setting_the_plan_chose(tmp_path, profile):
     assert set(reasons_by_setting(reasons)) == {name.replace("_", " ") for name in planned.reasons}
 
 
-def test_a_full_fine_tune_plan_fills_the_form_with_lora_and_loras_rate_and_says_why(tmp_path):
-    """The plan says full fine-tune at 1e-5; Tunewise trains adapters, so the form must not pair LoRA with a
-    full fine-tune's rate, nor give a "full fine-tune fits" reason as the reason for LoRA."""
+def test_a_full_fine_tune_plan_fills_the_form_with_a_full_fine_tune_at_its_own_rate_and_says_why(tmp_path):
+    """The plan says full fine-tune at 1e-5, and the form trains exactly that: the method and its rate come
+    from one registry entry, never LoRA paired with a full fine-tune's rate (the bug this replaced)."""
     profile = PROFILES["a full fine-tune: 50k examples on a 141 GB GPU"]
     assert (decide(profile).finetune, decide(profile).learning_rate) == ("full", 1e-5)  # the plan card's
     *values, reasons = handler(app_with_plan(tmp_path, profile), "on_prefill")("default", REQUEST)
     settings = dict(zip(SETTING_FIELDS, values, strict=True))
-    assert (settings["method"], settings["learning_rate"]) == ("lora", 2e-4)
+    assert (settings["method"], settings["learning_rate"]) == ("full", 1e-5)
     why = reasons_by_setting(reasons)
-    assert "full fine-tune" in why["method"] and "trains LoRA and QLoRA adapters" in why["method"]
-    assert why["method"].index("starts from LoRA") < why["method"].index("fits")  # the fit is context only
-    assert why["learning rate"].startswith("2e-4: the usual starting point for LoRA")
-    assert not any("fits" in text for name, text in why.items() if name != "method")
+    assert why["learning rate"].startswith("1e-5: a full fine-tune moves every weight")
     assert "2e-4 is the usual LoRA starting point" not in reasons
 
 
@@ -98,7 +95,8 @@ def test_the_form_and_train_dry_run_give_the_same_settings_and_reasons(tmp_path,
 def test_an_emptied_targets_box_means_all_linear():
     values = [dict(model="bundled:SmolLM2-135M-Instruct", method="lora", lora_r=8, lora_alpha=16, lora_dropout=0.05,
                    target_modules="  ", learning_rate=2e-4, epochs=3, max_steps=-1, batch_size=8,
-                   gradient_accumulation=1, max_length=1024, packing=False, processes=0)[name]
+                   gradient_accumulation=1, max_length=1024, packing=False, processes=0, num_virtual_tokens=20,
+                   prompt_init="text")[name]
               for name in SETTING_FIELDS]
     assert settings_from(values).target_modules == "all-linear"
 
