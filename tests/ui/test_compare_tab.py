@@ -311,6 +311,7 @@ def test_without_a_file_the_evaluation_runs_the_latest_prepared_held_out_split(c
     assert list(table["variant"]) == ["base"] and f"**Data:** {described}." in final, final
     gap = call(app, "on_gap", None, 1, "default", REQUEST, lambda *a, **k: None)
     assert gap.startswith(f"**Gap check (held-out split of {prepared.dataset_id}, 1 cases (of "), gap
+    assert "few-shot prompting gives JSON validity" in gap  # the prepared examples are measured too
 
 
 def test_prepared_examples_give_a_few_shot_variant_that_answers_beside_the_base(compare_app_offline):
