@@ -14,6 +14,8 @@
     tunewise train --data FILE --dry-run --json   # the settings, their reasons and the estimate; starts nothing
     tunewise jobs [list|cancel ID|resume ID|wait ID];  tunewise adapters [list|rename|delete|export]
     tunewise eval --data FILE [--adapters all] [--retrieval] [--limit N]
+    tunewise compare-methods --data FILE [--eval FILE] --methods lora,dora,ia3,prompt_tuning [--seeds N]
+                             [--learning-rates a,b] [--max-steps N] [--json]   # one job per run, then one table
     tunewise gap-check --data FILE [--limit 20]
     tunewise chat "PROMPT" [--model ID|PATH] [--adapter NAME] [--retrieval] [--json]
 
@@ -208,6 +210,31 @@ def make_parser() -> argparse.ArgumentParser:
                                    help="answer cap in tokens (default: from the references' lengths)")
     evaluate_variants.add_argument("--device", choices=("cpu", "cuda"))
     evaluate_variants.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    compare = commands.add_parser("compare-methods", parents=[common],
+                                  help="train one adapter per (method, seed, learning rate) on the same data, "
+                                       "evaluate each on the held-out split and name the best and the cheapest "
+                                       "that matches it")
+    compare.add_argument("--data", required=True, metavar="FILE", help="training examples (any supported format)")
+    compare.add_argument("--eval", metavar="FILE", help="held-out examples (default: a seeded split of --data)")
+    compare.add_argument("--methods", required=True, metavar="M,M",
+                         help="comma-separated methods (lora, dora, rslora, ia3, adalora, prompt_tuning, "
+                              "prefix_tuning, p_tuning, adaption_prompt, full, qlora)")
+    compare.add_argument("--seeds", type=int, default=1, help="runs per method and rate, seeds 0..N-1 (default 1)")
+    compare.add_argument("--learning-rates", metavar="A,B",
+                         help="rates every method runs at (default: each method's own, docs/training.md)")
+    compare.add_argument("--max-steps", type=int, help="optimiser steps per run (default: the plan's epochs)")
+    compare.add_argument("--batch-size", type=int, help="examples per step (default: the plan's)")
+    compare.add_argument("--max-length", type=int, help="tokens per example (default: the plan's)")
+    compare.add_argument("--model", metavar="ID_OR_PATH", help=f"base model: {MODEL_HELP}")
+    compare.add_argument("--prefix", help="adapter names start with it (default: compare-<date>-<time>)")
+    compare.add_argument("--max-new-tokens", type=int,
+                         help="answer cap in the evaluation (default: from the references' lengths)")
+    compare.add_argument("--general", action="store_true",
+                         help="also run the forgetting probe on the base and each adapter (minutes per model)")
+    compare.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when present")
+    compare.add_argument("--json", action="store_true",
+                         help='print {"rows": [...], "best": ..., "cheapest_within_best": ...} as JSON')
 
     gap = commands.add_parser("gap-check", parents=[knowledge],
                               help="measure the base (and base + retrieval) on held-out examples before training")
@@ -805,6 +832,61 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_compare_methods(args: argparse.Namespace) -> int:
+    from assistant.services.behaviour import DatasetError
+    from assistant.services.method_sweep import (
+        SweepConfig,
+        cancel_runs,
+        hardware_for,
+        plan_sweep,
+        prepare_files,
+        run_sweep,
+    )
+    from assistant.services.training_settings import project_plan, training_settings, with_overrides
+
+    try:
+        rates = tuple(float(r) for r in (args.learning_rates or "").split(",") if r.strip())
+    except ValueError:
+        raise InputError(f"--learning-rates takes numbers separated by commas, not {args.learning_rates!r}",
+                         "e.g. --learning-rates 1e-4,1e-3") from None
+    sweep = SweepConfig(tuple(m.strip() for m in args.methods.split(",") if m.strip()), args.seeds, rates,
+                        args.prefix or "", args.device, args.max_new_tokens, args.general)
+    workspace = _workspace(args)
+    hardware = hardware_for(args.device)
+    plan = project_plan(workspace, args.project) if workspace.exists(args.project) else None
+    choice = with_overrides(training_settings(plan, hardware), {
+        "model": args.model, "max_steps": args.max_steps, "batch_size": args.batch_size,
+        "max_length": args.max_length})
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    try:
+        behaviour, prepared = prepare_files(workspace, args.project, args.data, args.eval, choice.config)
+    except DatasetError as error:
+        for problem in (error.report or {}).get("errors", [])[:20]:
+            print(f"  line {problem['line']}: {problem['kind']}: {problem['message']}", file=sys.stderr)
+        return _fail(str(error))
+    sweep_plan = plan_sweep(behaviour, prepared, choice.config, sweep, hardware)
+    say(f"estimate: {sweep_plan.text()}")
+    for run in sweep_plan.runs:
+        say(f"  {run.adapter}: {run.method}, seed {run.seed}, lr {run.learning_rate:g}, {run.estimate.steps} steps")
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    job_ids: list[str] = []
+    try:
+        result = run_sweep(behaviour, sweep_plan, sweep, progress, job_ids)
+    except KeyboardInterrupt:
+        for job_id in cancel_runs(behaviour, job_ids):
+            print(f"cancelled job {job_id}; resume it with: tunewise jobs resume {job_id}", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(result.table())
+        print(f"saved: {result.eval_folder / 'compare-methods.json'}")
+    return 0
+
+
 def run_gap_check(args: argparse.Namespace) -> int:
     from assistant.runtime.few_shot import DEFAULT_SHOTS
     from assistant.runtime.generation import DEFAULT_MODEL, ModelSettings, load_model
@@ -989,7 +1071,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "ingest": run_ingest, "search": run_search, "eval-retrieval": run_eval_retrieval,
                 "validate": run_validate, "train": run_train, "jobs": run_jobs, "adapters": run_adapters,
                 "eval": run_eval, "gap-check": run_gap_check, "chat": run_chat, "users": run_users,
-                "judge": run_judge, "questions": run_questions}
+                "judge": run_judge, "questions": run_questions,
+                "compare-methods": run_compare_methods}
     if getattr(args, "model_cache", None):  # the training process and every loader read it from here
         import os
 
