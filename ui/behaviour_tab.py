@@ -22,6 +22,7 @@ from assistant.services.workspace import WorkspaceError
 from trainers.config import FORM_FIELDS, TrainingConfig
 from trainers.formats import FORMATS
 from trainers.job_files import progress_line
+from trainers.methods import METHODS as TRAINING_METHODS
 from ui.model_picker import refused_model
 from ui.uploads import UploadRefusedError, optional_upload
 
@@ -63,6 +64,10 @@ def example_copies() -> tuple[str, str]:
             shutil.copyfile(source, target)
         copies.append(str(target))
     return copies[0], copies[1]
+
+
+SWEEP_METHOD_CHOICES = [name for name, entry in TRAINING_METHODS.items() if name != "full"]
+"""What the method sweep offers: every registry method but a full fine-tune (a whole model per run)."""
 
 
 def counted(n: int, noun: str) -> str:
@@ -265,6 +270,16 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         jobs_table = gr.Dataframe(headers=JOB_COLUMNS, label="Jobs", interactive=False)
         adapters_table = gr.Dataframe(headers=ADAPTER_COLUMNS, label="Adapters", interactive=False,
                                       elem_id="bh-adapters")
+    with gr.Accordion("Compare methods on these examples", open=False):
+        gr.Markdown("One short run per method (and seed) on the checked examples, with the settings above, through "
+                    "the same queue; then every adapter and the base answer the held-out cases: one table, the "
+                    "best, and the cheapest whose interval overlaps the best's. Each run's adapter stays a variant.")
+        with gr.Row():
+            sweep_methods = gr.CheckboxGroup(SWEEP_METHOD_CHOICES, value=["lora", "ia3"], label="Methods",
+                                             elem_id="bh-sweep-methods")
+            sweep_seeds = gr.Number(1, precision=0, minimum=1, maximum=5, label="Seeds per method")
+            sweep_start = gr.Button("Compare methods", elem_id="bh-sweep")
+        sweep_md = gr.Markdown(elem_id="bh-sweep-result")
     timer = gr.Timer(2.0)
 
     def planned(tenant: Tenant, name: str) -> SettingsChoice:
@@ -398,7 +413,48 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             text += f"\n\n{html.escape(service.job_memory(job_id).text())}"  # drift of the estimate, job by job
         return text, loss_frame(records), job_rows, adapter_rows
 
+    def on_sweep(request: gr.Request, dataset_id, methods, seeds, name, *values):
+        """The method sweep (assistant/services/method_sweep.py): its estimate first, then the runs' progress,
+        then the table. It waits on the queue in a worker thread and reports every few seconds."""
+        import queue
+        import threading
+
+        from assistant.services.method_sweep import SweepConfig, plan_sweep, run_sweep
+
+        if not dataset_id:
+            raise gr.Error("Check the examples first.")
+        refused = model_refused(request, name, values)  # only a model this server offers, as for one run
+        if refused:
+            raise gr.Error(refused[:1].upper() + refused[1:] + ".")
+        service = behaviour(request, name)
+        sweep = SweepConfig(tuple(methods or ()), int(seeds or 1))
+        plan = plan_sweep(service, service.load_prepared(dataset_id), form_settings(request, name, values), sweep,
+                          hardware)
+        head = f"**Estimate:** {html.escape(plan.text(), quote=False)}."
+        yield head
+        said: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = run_sweep(service, plan, sweep, said.put)
+            except Exception as error:  # shown on the page below; the jobs keep their own state
+                outcome["error"] = error
+            finally:
+                said.put(None)
+
+        threading.Thread(target=work, daemon=True).start()
+        lines: list[str] = []
+        while (line := said.get()) is not None:
+            lines = (lines + [html.escape(line, quote=False)])[-6:]
+            yield head + "\n\n" + "<br>".join(lines)
+        if "error" in outcome:
+            raise outcome["error"]
+        yield head + "\n\n" + outcome["result"].table()
+
     private = {"api_visibility": "private"}
+    sweep_start.click(on_sweep, [prepared_id, sweep_methods, sweep_seeds, project, *setting_inputs], [sweep_md],
+                      **private)
     check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,
                            *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md, tokens_view],
                 show_progress_on=report_md, **private)

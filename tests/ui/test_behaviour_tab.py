@@ -197,3 +197,28 @@ def test_the_estimate_follows_every_edit_of_the_settings(tmp_path):
     values[SETTING_FIELDS.index("epochs")] = 1
     _, _, edited = handler(app, "on_settings_input")(REQUEST, dataset_id, "default", *values)
     assert f" {-(-steps // 3)} steps" in edited or f" {steps // 3} steps" in edited, (estimate, edited)
+
+
+@pytest.mark.slow
+def test_compare_methods_from_the_tab_trains_each_method_and_shows_one_table(tmp_path, tiny_model_path):
+    """The tab's "Compare methods": the estimate first, then one job per method through the queue, then
+    the table with the base, each method and the best; each run's adapter stays a variant."""
+    from assistant.runtime.generation import ModelSettings
+    from tests.snips import snips_chat_jsonl
+    from ui.app import build_app
+
+    app = build_app(tmp_path / "ws", model=ModelSettings(model=str(tiny_model_path), device="cpu"))
+    *settings, _ = handler(app, "on_prefill")("default", REQUEST)
+    values = dict(zip(SETTING_FIELDS, settings, strict=True)) | {
+        "model": str(tiny_model_path), "max_steps": 2, "batch_size": 4, "max_length": 96}
+    data = tmp_path / "train.jsonl"
+    data.write_text(snips_chat_jsonl("train", limit=40, seed=0))
+    dataset_id, *_ = handler(app, "on_check")(REQUEST, as_upload(data), None, None, "auto", "", "", "default",
+                                              *values.values())
+    shown = list(handler(app, "on_sweep")(REQUEST, dataset_id, ["lora", "ia3"], 1, "default", *values.values()))
+    assert shown[0].startswith("**Estimate:** 2 runs on cpu")
+    table = shown[-1]
+    assert "| base |" in table and "| lora | 0 |" in table and "| ia3 | 0 |" in table, table
+    assert "best: " in table
+    names = app.tenants.get(None).variants.names("default")
+    assert sum(name.endswith(("-lora-s0", "-ia3-s0")) for name in names) == 2, names
