@@ -69,6 +69,18 @@ def app_url(tmp_path, monkeypatch, tiny_model_path):
         yield url
 
 
+def answer_interview(page) -> None:
+    """The interview answered one message at a time, as a person types them; the plan card follows."""
+    from playwright.sync_api import expect
+
+    box = page.locator("#interview-message textarea")
+    for answer in INTERVIEW:
+        box.fill(answer)
+        box.press("Enter")
+        expect(box).to_have_value("")
+    expect(page.locator("#plan-card")).to_contain_text("Plan: retrieval (RAG) + LoRA")
+
+
 @pytest.mark.timeout(1200)  # about 60 s on an idle 2-core machine; it trains and evaluates
 def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
     from playwright.sync_api import expect, sync_playwright
@@ -96,12 +108,7 @@ def test_the_whole_story_in_a_browser(app_url, tmp_path, tiny_model_path):
         shot("project-created")
 
         # 2. The interview, one answer at a time, then the plan card.
-        box = page.locator("#interview-message textarea")
-        for answer in INTERVIEW:
-            box.fill(answer)
-            box.press("Enter")
-            expect(box).to_have_value("")
-        expect(page.locator("#plan-card")).to_contain_text("Plan: retrieval (RAG) + LoRA")
+        answer_interview(page)
         expect(page.locator("#plan-card")).to_contain_text("Rule 3")
         shot("plan")
 

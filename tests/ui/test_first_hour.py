@@ -23,7 +23,7 @@ import pytest
 
 from assistant.example_data import EXAMPLE_QUESTIONS
 from tests.ui.serving import launched
-from tests.ui.test_browser import ARTIFACTS, CHROMIUM, INTERVIEW, LOSS_LINES, open_browser, path_points
+from tests.ui.test_browser import ARTIFACTS, CHROMIUM, LOSS_LINES, answer_interview, open_browser, path_points
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM),
@@ -99,12 +99,7 @@ def test_the_readme_first_hour_on_the_bundled_model(bundled_app_url, tmp_path):
         page.goto(bundled_app_url)
 
         # README 2. Interview: say what the task is; the plan comes with its reasons.
-        box = page.locator("#interview-message textarea")
-        for answer in INTERVIEW:
-            box.fill(answer)
-            box.press("Enter")
-            expect(box).to_have_value("")
-        expect(page.locator("#plan-card")).to_contain_text("Plan: retrieval (RAG) + LoRA")
+        answer_interview(page)
         expect(page.locator("#plan-card")).to_contain_text("Rule")
         shot("interview-plan")
 
