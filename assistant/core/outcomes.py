@@ -235,8 +235,15 @@ def _against_cheaper(picked: str, metrics: dict, results: Sequence[dict], compar
     option = max(cheaper, key=lambda r: tuple(r["metrics"][m] for m in compared))
     check = _check(f"{picked} against the cheaper {option['variant']}", option["metrics"], metrics, compared)
     numbers = check.text.split("): ", 1)[-1]
+    on = f" on {METRIC_NAMES[check.metric]}" if len(compared) > 1 else ""
     if check.verdict == HELD:
-        text = f"{picked} beats the cheaper {option['variant']} beyond the 95% intervals (n={check.n}): {numbers}"
+        others = {m: _compare(option["metrics"], metrics, m)[0] for m in compared if m != check.metric}
+        level = [METRIC_NAMES[m] for m, verdict in others.items() if verdict == UNDECIDED]
+        behind = [METRIC_NAMES[m] for m, verdict in others.items() if verdict == NOT_HELD]
+        caveat = ((f" The cheaper option is as good within the intervals on {', '.join(level)}." if level else "")
+                  + (f" It is better on {', '.join(behind)}." if behind else ""))
+        text = (f"{picked} beats the cheaper {option['variant']} beyond the 95% intervals{on} (n={check.n}): "
+                f"{numbers}{caveat}")
     elif check.verdict == NOT_HELD:
         text = (f"The cheaper {option['variant']} did better than {picked} (n={check.n}): {numbers} Prefer the "
                 "cheaper option.")
