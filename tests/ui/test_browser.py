@@ -73,6 +73,10 @@ def answer_interview(page) -> None:
     """The interview answered one message at a time, as a person types them; the plan card follows."""
     from playwright.sync_api import expect
 
+    from assistant.core.interview import QUESTIONS
+
+    # The page's load fills the project and the interview; an answer typed before that has no project yet.
+    expect(page.get_by_text(QUESTIONS[0].text).first).to_be_visible(timeout=120_000)
     box = page.locator("#interview-message textarea")
     for answer in INTERVIEW:
         box.fill(answer)
