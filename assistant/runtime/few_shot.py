@@ -69,16 +69,15 @@ class FewShotPool:
                            shots: int = DEFAULT_SHOTS, order: str = "similar") -> FewShotPool:
         """A pool of complete examples (each ends with the assistant's answer); ``count_tokens(text)``
         is the model's tokenizer's count."""
-        examples, systems = [], Counter()
+        conversations = list(conversations)
+        examples = []
         for number, conversation in enumerate(conversations, start=1):
             turns = tuple({"role": m["role"], "content": m["content"]} for m in conversation if m["role"] != "system")
-            systems.update(m["content"] for m in conversation if m["role"] == "system")
             if len(turns) < 2 or turns[-1]["role"] != "assistant":
                 continue
             tokens = sum(count_tokens(m["content"]) + TURN_OVERHEAD_TOKENS for m in turns)
             examples.append(FewShotExample(number, turns, tokens))
-        system = systems.most_common(1)[0][0] if systems else None
-        return cls(tuple(examples), system, shots, order)
+        return cls(tuple(examples), system_prompt_of(conversations), shots, order)
 
     def with_choice(self, shots: int | None = None, order: str | None = None) -> FewShotPool:
         return replace(self, shots=self.shots if shots is None else shots, order=order or self.order, _index=None)
@@ -126,6 +125,12 @@ class FewShotPool:
                           [(i, e.question) for i, e in enumerate(self.examples)])
         object.__setattr__(self, "_index", index)  # a cache, built on first use
         return index
+
+
+def system_prompt_of(conversations: Iterable[Sequence[dict]]) -> str | None:
+    """The task's instruction: the system message most of the examples carry (None if none has one)."""
+    counts = Counter(m["content"] for c in conversations for m in c if m["role"] == "system")
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def with_shots(messages: Sequence[dict], shots: Sequence[FewShotExample], system_prompt: str | None) -> list[dict]:

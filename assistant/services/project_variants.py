@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
 from assistant.core.errors import InputError
-from assistant.runtime.few_shot import FewShotPool
+from assistant.runtime.few_shot import FewShotPool, system_prompt_of
 from assistant.runtime.models import same_model
 from assistant.runtime.variants import (
     MODIFIERS,
@@ -34,12 +33,6 @@ def read_conversations(path: str | Path) -> list[list[dict]]:
     """The conversations of a prepared examples file (one ``{"messages": [...]}`` per line)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["messages"] for line in lines if line.strip()]
-
-
-def system_prompt_of(conversations: list[list[dict]]) -> str | None:
-    """The task's instruction: the system message most of the examples carry (None if none has one)."""
-    counts = Counter(m["content"] for c in conversations for m in c if m["role"] == "system")
-    return counts.most_common(1)[0][0] if counts else None
 
 
 def training_system_prompt(adapter_path: str | Path) -> str | None:
@@ -62,28 +55,17 @@ def examples_pool(model: VariantModel, behaviour, file: str | Path | None = None
     """The few-shot pool a project's variants draw on: the examples of ``file`` when given, else the
     project's newest prepared training examples (:meth:`Behaviour.latest_prepared`); None when there
     are none. Tokens are counted by ``model``."""
-    if file is None:
+    if file is not None:  # any example format the user gives
+        from assistant.services.evaluation import cases_from_file
+
+        conversations = [[*case.messages, {"role": "assistant", "content": case.reference}]
+                         for case in cases_from_file(file)]
+    else:
         prepared = behaviour.latest_prepared()
-        file = prepared.train_file if prepared is not None and prepared.train_count else None
-    if file is None:
-        return None
-    conversations = read_conversations(file) if str(file).endswith(".jsonl") and _is_messages(file) else [
-        list(case.messages) + [{"role": "assistant", "content": case.reference}] for case in _cases(file)]
+        if prepared is None or not prepared.train_count:
+            return None
+        conversations = read_conversations(prepared.train_file)
     return model.examples_pool(conversations, shots, order)
-
-
-def _is_messages(path: str | Path) -> bool:
-    first = next((line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()), "")
-    try:
-        return isinstance(json.loads(first).get("messages"), list)
-    except (ValueError, AttributeError):
-        return False
-
-
-def _cases(path: str | Path):
-    from assistant.services.evaluation import cases_from_file
-
-    return cases_from_file(path)
 
 
 def project_variants_for(model: VariantModel, adapters, retrieval: bool, few_shot: bool) -> list[Variant]:
