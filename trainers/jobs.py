@@ -333,8 +333,10 @@ class JobStore:
         self._processes[job_id] = process
         # "starting" and the pid in one write, so no reader sees an active job without its process;
         # a child quick enough to have written "running" or "failed" already keeps its word.
+        # Leaving the line clears its "waiting for ..." reason, which would otherwise outlive the job.
         current = read_state(job_dir)["status"]
-        set_state(job_dir, JobState.STARTING if current == JobState.QUEUED else current, pid=process.pid,
+        left_line = {"reason": ""} if current == JobState.QUEUED else {}
+        set_state(job_dir, JobState.STARTING if current == JobState.QUEUED else current, pid=process.pid, **left_line,
                   command=" ".join(map(str, process.args)) if isinstance(process.args, list) else str(process.args))
 
     def cancel(self, job_id: str) -> JobStatus:

@@ -31,6 +31,7 @@ from trainers.job_files import (
     BOARD_ENV,
     CHECKPOINTS,
     LOG_FILE,
+    PAUSE_AT_STEP,
     PROGRESS_FILE,
     TRAINING_CARD,
     JobState,
@@ -207,6 +208,28 @@ def method_callbacks(model) -> list:
                 write_json(checkpoint / RANK_PATTERN_FILE, peft_config.rank_pattern)
 
     return [AdaLoraCallback()]
+
+
+def pause_callback(pause_at_step: int | None, paused: dict):
+    """Successive halving's stop: at ``pause_at_step`` (before the last step), evaluate, save a checkpoint and
+    stop, recording the step in ``paused["step"]``. Resuming continues to the job's own last step on the same
+    learning-rate schedule: the first step after a resume is past the pause, so it never stops twice."""
+    from transformers import TrainerCallback
+
+    class PauseCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if pause_at_step and state.global_step == pause_at_step < state.max_steps:
+                control.should_evaluate = args.eval_strategy != "no"
+                control.should_save = True
+                control.should_training_stop = True
+                paused["step"] = state.global_step
+
+    return PauseCallback()
+
+
+def last_eval_loss(log_history: list[dict]) -> float | None:
+    """The newest eval loss the trainer logged (None when it never evaluated)."""
+    return next((entry["eval_loss"] for entry in reversed(log_history) if "eval_loss" in entry), None)
 
 
 def rebind_adaption_prompt_forward(model) -> bool:
@@ -457,8 +480,11 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     )
     # Batches of similar length in a random order (trainers/batching.py), unless packing or asked not to.
     trainer_class = length_batched(SFTTrainer) if config.group_by_length and not config.packing else SFTTrainer
+    paused: dict = {}
     callbacks = [make_progress_callback(job_dir, lambda: stop["requested"], baseline_rss) if main_process
-                 else stop_callback(lambda: stop["requested"]), *method_callbacks(model)]
+                 else stop_callback(lambda: stop["requested"]),
+                 pause_callback(spec.extra.get(PAUSE_AT_STEP), paused),  # before AdaLoRA's: it reads should_save
+                 *method_callbacks(model)]
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                             processing_class=tokenizer, callbacks=callbacks)
     rebind_adaption_prompt_forward(trainer.model)
@@ -475,6 +501,14 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
         if main_process:
             set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, reason="cancelled by the user",
                       **peak_memory_gb(baseline_rss))
+        return JobState.CANCELLED
+    if paused:
+        if main_process:
+            set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, paused_at=paused["step"],
+                      eval_loss=last_eval_loss(trainer.state.log_history),
+                      paused_train_seconds=result.metrics.get("train_runtime"),
+                      reason=f"paused at step {paused['step']} of {trainer.state.max_steps} to compare eval losses "
+                             "(successive halving); resume continues it", **peak_memory_gb(baseline_rss))
         return JobState.CANCELLED
     peak = peak_memory_gb(baseline_rss)  # of training: evaluation below runs without gradients
     metrics = dict(result.metrics) | gpu_memory_gb() | peak

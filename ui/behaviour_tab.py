@@ -278,6 +278,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             sweep_methods = gr.CheckboxGroup(SWEEP_METHOD_CHOICES, value=["lora", "ia3"], label="Methods",
                                              elem_id="bh-sweep-methods")
             sweep_seeds = gr.Number(1, precision=0, minimum=1, maximum=5, label="Seeds per method")
+            sweep_halving = gr.Checkbox(False, label="Successive halving",
+                                        info="every run pauses halfway; only the better half by eval loss go on")
             sweep_start = gr.Button("Compare methods", elem_id="bh-sweep")
         sweep_md = gr.Markdown(elem_id="bh-sweep-result")
     timer = gr.Timer(2.0)
@@ -413,7 +415,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
             text += f"\n\n{html.escape(service.job_memory(job_id).text())}"  # drift of the estimate, job by job
         return text, loss_frame(records), job_rows, adapter_rows
 
-    def on_sweep(request: gr.Request, dataset_id, methods, seeds, name, *values):
+    def on_sweep(request: gr.Request, dataset_id, methods, seeds, halving, name, *values):
         """The method sweep (assistant/services/method_sweep.py): its estimate first, then the runs' progress,
         then the table. It waits on the queue in a worker thread and reports every few seconds."""
         import queue
@@ -427,7 +429,7 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         if refused:
             raise gr.Error(refused[:1].upper() + refused[1:] + ".")
         service = behaviour(request, name)
-        sweep = SweepConfig(tuple(methods or ()), int(seeds or 1))
+        sweep = SweepConfig(tuple(methods or ()), int(seeds or 1), halving=bool(halving))
         plan = plan_sweep(service, service.load_prepared(dataset_id), form_settings(request, name, values), sweep,
                           hardware)
         head = f"**Estimate:** {html.escape(plan.text(), quote=False)}."
@@ -453,7 +455,8 @@ def build_behaviour_tab(tenants: Tenants, project: gr.Dropdown) -> dict:
         yield head + "\n\n" + outcome["result"].table()
 
     private = {"api_visibility": "private"}
-    sweep_start.click(on_sweep, [prepared_id, sweep_methods, sweep_seeds, project, *setting_inputs], [sweep_md],
+    sweep_start.click(on_sweep, [prepared_id, sweep_methods, sweep_seeds, sweep_halving, project, *setting_inputs],
+                      [sweep_md],
                       **private)
     check.click(on_check, [train_file, eval_file, general_file, fmt, prompt_column, completion_column, project,
                            *setting_inputs], [prepared_id, report_md, preview, problems, estimate_md, tokens_view],

@@ -14,10 +14,12 @@ from assistant.services.behaviour import PreparedDataset
 from assistant.services.method_sweep import (
     RunResult,
     SweepConfig,
+    SweepPlan,
     adapter_name,
     choose,
     plan_sweep,
     seed_spread,
+    survivors,
     task_metric_for,
 )
 from tests.snips import snips_chat_jsonl
@@ -105,6 +107,68 @@ def test_a_dataset_without_held_out_cases_is_refused_before_planning(tmp_path):
     prepared = PreparedDataset("d1", tmp_path, {}, tmp_path / "train.jsonl", tmp_path / "eval.jsonl", 40, 0)
     with pytest.raises(InputError, match="no held-out cases"):
         plan_sweep(None, prepared, TrainingConfig(), SweepConfig(("lora",)), Hardware("cpu"))
+
+
+HALVINGS = [
+    # (halfway eval losses, the runs that go on)
+    ({"a": 1.2, "b": 0.9, "c": 1.5, "d": 1.0}, ["b", "d"]),  # the better half by loss
+    ({"a": 1.2, "b": 0.9, "c": 1.5}, ["b", "a"]),  # an odd count rounds up: two of three go on
+    ({"a": 1.0, "b": 1.0}, ["a"]),  # a tie keeps the earlier run
+    ({"a": None, "b": float("nan"), "c": 2.0}, ["c"]),  # no loss (failed, or NaN): it never goes on
+    ({"a": 3.0}, ["a"]),  # one run always goes on
+]
+
+
+@pytest.mark.parametrize(("losses", "going_on"), HALVINGS)
+def test_successive_halving_keeps_the_better_half_by_eval_loss(losses, going_on):
+    assert survivors(losses) == going_on
+
+
+def planned(seconds: list[float]):
+    from types import SimpleNamespace
+
+    return tuple(SimpleNamespace(estimate=SimpleNamespace(seconds=s, steps=10, memory_gb=None)) for s in seconds)
+
+
+def test_the_estimate_says_what_halving_saves():
+    prepared = PreparedDataset("d1", None, {}, None, None, 40, 10)
+    whole = SweepPlan(planned([600, 600, 1200, 1200]), prepared, "cpu", 10)
+    halved = SweepPlan(planned([600, 600, 1200, 1200]), prepared, "cpu", 10, halving=True)
+    assert whole.halving_saves == 0 and "halving" not in whole.text()
+    assert halved.halving_saves == 2 * 900 / 2  # two runs stop halfway: half of the mean run each
+    assert "successive halving stops 2 of them" in halved.text() and "saving about 15 min" in halved.text()
+    assert "about 45 min in all" in halved.text() and "then 3 models answer" in halved.text()
+    assert SweepPlan(planned([600]), prepared, "cpu", 10, halving=True).halving_saves == 0  # nothing to halve
+
+
+@pytest.mark.slow
+def test_compare_methods_with_halving_stops_the_trailing_half_at_its_halfway_loss(tiny_model_path, tmp_path,
+                                                                                   capsys):
+    ws = ["--workspace", str(tmp_path / "ws"), "--project", "sweep"]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text(snips_chat_jsonl("train", limit=40, seed=0))
+    test.write_text(snips_chat_jsonl("test", limit=4, seed=0))
+    assert main(["compare-methods", "--data", str(train), "--eval", str(test), "--methods", "lora,ia3",
+                 "--seeds", "2", "--max-steps", "4", "--batch-size", "4", "--max-length", "96",
+                 "--model", str(tiny_model_path), "--prefix", "cmp", "--max-new-tokens", "8",
+                 "--device", "cpu", "--halving", "--json", *ws]) == 0
+    captured = capsys.readouterr()
+    assert "successive halving stops 2 of them" in captured.err  # the estimate said so before anything ran
+    rows = json.loads(captured.out)["rows"]
+    assert all(r["halfway_eval_loss"] > 0 for r in rows)
+    went_on = [r for r in rows if r["status"] == "completed"]
+    stopped = [r for r in rows if r["status"] == "halved"]
+    assert len(went_on) == 2 and len(stopped) == 2, [(r["adapter"], r["status"], r["reason"]) for r in rows]
+    assert max(r["halfway_eval_loss"] for r in went_on) <= min(r["halfway_eval_loss"] for r in stopped)
+    for r in went_on:  # trained to the end, evaluated, registered; the time counts both halves
+        assert r["task_score"] is not None and r["adapter_bytes"] > 0 and r["train_seconds"] > 0
+        assert r["reason"] == ""
+    for r in stopped:  # said why, trained half, never evaluated
+        assert "successive halving" in r["reason"] and "step 2 of 4" in r["reason"]
+        assert r["task_score"] is None and r["train_seconds"] > 0
+    assert main(["adapters", "list", *ws]) == 0
+    listed = capsys.readouterr().out
+    assert all(r["adapter"] in listed for r in went_on) and not any(r["adapter"] in listed for r in stopped)
 
 
 @pytest.mark.slow

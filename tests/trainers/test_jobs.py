@@ -72,6 +72,34 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues_from_it(tiny_model_path,
 
 
 @pytest.mark.slow
+def test_a_paused_job_stops_halfway_with_its_eval_loss_and_resumes_on_the_same_schedule(
+        tiny_model_path, snips_files, tmp_path):
+    """Successive halving's pause: stop at the given step with a checkpoint and the eval loss there; resuming
+    finishes the run with the learning rates an uninterrupted run has at every step (one cosine schedule)."""
+    store = JobStore(tmp_path / "jobs")
+    settings = dict(max_steps=12, save_steps=100, eval_steps=100, logging_steps=1)
+    whole = store.create(config(tiny_model_path, *snips_files, **settings))
+    paused = store.create(config(tiny_model_path, *snips_files, **settings, extra={"pause_at_step": 6}))
+    store.start(whole)
+    assert store.wait(whole, timeout=300).status == "completed"
+    store.start(paused)
+    halfway = store.wait(paused, timeout=300)
+    assert halfway.status == "cancelled" and halfway.step == 6 and "successive halving" in halfway.reason
+    state = json.loads((halfway.path / "state.json").read_text())
+    assert state["paused_at"] == 6 and state["eval_loss"] > 0 and state["paused_train_seconds"] > 0
+    assert (halfway.path / "checkpoints" / "checkpoint-6").is_dir() and halfway.adapter_dir is None
+
+    store.start(paused, resume=True)
+    done = store.wait(paused, timeout=300)
+    assert done.status == "completed" and done.step == 12  # it did not stop at step 6 again
+
+    def rates(job_id):
+        return {r["step"]: r["learning_rate"] for r in store.progress(job_id) if "learning_rate" in r}
+
+    assert rates(paused) == pytest.approx(rates(whole)) and len(rates(paused)) >= 12
+
+
+@pytest.mark.slow
 def test_killing_the_process_marks_the_job_failed_with_a_reason(tiny_model_path, snips_files, tmp_path):
     store = JobStore(tmp_path / "jobs")
     job = store.create(config(tiny_model_path, *snips_files, max_steps=2000))
@@ -97,7 +125,8 @@ def test_one_job_at_a_time_the_next_one_queues(tiny_model_path, snips_files, tmp
     store.wait(first, timeout=120)
     wait_until_started(store, second)  # the cancelled job handed over as it ended
     assert store.start_next() is None
-    assert store.wait(second, timeout=300).status == "completed"
+    done = store.wait(second, timeout=300)
+    assert done.status == "completed" and done.reason == ""  # "waiting for ..." ended with the wait
 
 
 def wait_until_started(store, job_id, timeout=120):

@@ -215,7 +215,8 @@ def test_compare_methods_from_the_tab_trains_each_method_and_shows_one_table(tmp
     data.write_text(snips_chat_jsonl("train", limit=40, seed=0))
     dataset_id, *_ = handler(app, "on_check")(REQUEST, as_upload(data), None, None, "auto", "", "", "default",
                                               *values.values())
-    shown = list(handler(app, "on_sweep")(REQUEST, dataset_id, ["lora", "ia3"], 1, "default", *values.values()))
+    shown = list(handler(app, "on_sweep")(REQUEST, dataset_id, ["lora", "ia3"], 1, False, "default",
+                                              *values.values()))
     assert shown[0].startswith("**Estimate:** 2 runs on cpu")
     table = shown[-1]
     assert "| base |" in table and "| lora | 0 |" in table and "| ia3 | 0 |" in table, table
