@@ -278,6 +278,48 @@ def use_checkpointing(config, model, device: str, longest: int | None = None) ->
     return per_token * CPU_ACTIVATION_FACTOR * tokens * 1.2 + CPU_OVERHEAD_GB * 1e9 > available_memory_bytes()
 
 
+def adalora_orthogonal_penalty(model):
+    """AdaLoRA's orthogonal regulariser, as PEFT's ``AdaLoraModel.forward`` computes it: ``orth_reg_weight`` times
+    the mean, over the trained adapter's A and B matrices, of ||A A^T - I|| (B^T B for B, Frobenius norm).
+
+    PEFT adds it to the model's own loss. TRL's fused loss never asks the model for a loss, so without this the
+    penalty is lost and A and B drift from orthogonal, which AdaLoRA's pruning by singular value assumes.
+    None for any other model."""
+    import torch
+
+    adalora = getattr(model, "base_model", None)
+    name = getattr(adalora, "trainable_adapter_name", None)
+    config = getattr(model, "peft_config", {}).get(name) if name else None
+    if config is None or not hasattr(config, "orth_reg_weight"):
+        return None
+    norms = []
+    for parameter_name, weight in adalora.model.named_parameters():
+        if ("lora_A" in parameter_name or "lora_B" in parameter_name) and name in parameter_name:
+            cov = weight @ weight.T if "lora_A" in parameter_name else weight.T @ weight
+            norms.append(torch.linalg.matrix_norm(cov - torch.eye(*cov.shape, device=cov.device, dtype=cov.dtype)))
+    return config.orth_reg_weight * torch.stack(norms).mean() if norms else None
+
+
+def with_adalora_penalty(trainer_class):
+    """``trainer_class`` adding :func:`adalora_orthogonal_penalty` to each micro-batch's loss (divided over the
+    accumulation steps when the loss is normalised by the tokens of the whole step, as TRL does its aux loss)."""
+
+    class AdaLoraPenaltyTrainer(trainer_class):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                          num_items_in_batch=num_items_in_batch)
+            penalty = adalora_orthogonal_penalty(self.model)
+            if penalty is None:
+                return result
+            steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+            if return_outputs:
+                loss, outputs = result
+                return loss + penalty / steps, outputs
+            return result + penalty / steps
+
+    return AdaLoraPenaltyTrainer
+
+
 def length_batched(trainer_class):
     """``trainer_class`` drawing its training batches from LengthBatchSampler (trainers/batching.py)."""
     from trainers.batching import LengthBatchSampler
@@ -480,6 +522,8 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     )
     # Batches of similar length in a random order (trainers/batching.py), unless packing or asked not to.
     trainer_class = length_batched(SFTTrainer) if config.group_by_length and not config.packing else SFTTrainer
+    if config.training_method.schedules_rank:  # AdaLoRA: its orthogonal regulariser, which TRL's loss skips
+        trainer_class = with_adalora_penalty(trainer_class)
     paused: dict = {}
     callbacks = [make_progress_callback(job_dir, lambda: stop["requested"], baseline_rss) if main_process
                  else stop_callback(lambda: stop["requested"]),

@@ -155,6 +155,48 @@ def test_adaloras_schedule_fits_any_run_length():
     assert adalora_schedule(5000) == (200, 500)  # PEFT's comparison's schedule
 
 
+def test_adaloras_orthogonal_penalty_is_the_one_peft_adds_and_the_trainers_loss_carries_it(tiny_model_path):
+    """PEFT adds AdaLoRA's orthogonal regulariser to the model's own loss; TRL's fused loss never asks for one,
+    so the job adds the same term to each step's loss."""
+    from trl import SFTConfig, SFTTrainer
+
+    from tests.snips import snips_chat_jsonl
+    from trainers.sft import adalora_orthogonal_penalty, load_for_training, to_dataset, with_adalora_penalty
+
+    spec = JobSpec.of(model=str(tiny_model_path), train_file="-", method="adalora", lora_r=4, lora_alpha=8,
+                      max_steps=10)
+    model, tokenizer = load_for_training(spec, "cpu", total_steps=10)
+    with torch.no_grad():  # A and B start near zero, far from orthogonal; move them so the term is not trivial
+        for name, weight in model.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                weight.normal_(0, 0.5)
+    ids = tokenizer("turn on the lights in the kitchen", return_tensors="pt").input_ids
+    weight = model.peft_config["default"].orth_reg_weight
+    assert weight > 0
+    with torch.no_grad():
+        with_term = model(input_ids=ids, labels=ids).loss  # PEFT's AdaLoraModel.forward adds it here
+        model.peft_config["default"].orth_reg_weight = 0.0
+        without = model(input_ids=ids, labels=ids).loss
+        model.peft_config["default"].orth_reg_weight = weight
+        penalty = adalora_orthogonal_penalty(model)
+    assert penalty.item() > 0.01 and (with_term - without).item() == pytest.approx(penalty.item(), rel=1e-4)
+    adalora_orthogonal_penalty(model).backward()  # it trains A and B towards orthogonal
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for n, w in model.named_parameters() if "lora_A" in n)
+    model.zero_grad()
+
+    records = [json.loads(line) for line in snips_chat_jsonl("train", limit=4, seed=0).splitlines()]
+    args = SFTConfig(output_dir="/tmp/unused-adalora", per_device_train_batch_size=4, report_to="none",
+                     use_cpu=True, max_length=96, assistant_only_loss=True)
+    losses = {}
+    for label, trainer_class in (("trl", SFTTrainer), ("job", with_adalora_penalty(SFTTrainer))):
+        trainer = trainer_class(model=model, args=args, train_dataset=to_dataset(records, True),
+                                processing_class=tokenizer)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        with torch.no_grad():
+            losses[label] = trainer.compute_loss(model, batch).item()
+    assert losses["job"] - losses["trl"] == pytest.approx(penalty.item(), rel=1e-3)
+
+
 # --- training, resuming, loading and exporting each method ---------------------------------------------------
 
 def run_job(job_dir, resume: bool = False):
