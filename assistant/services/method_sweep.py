@@ -228,14 +228,17 @@ class SweepResult:
         label = METRIC_NAMES.get(self.task_metric, self.task_metric)
         spreads = {(s.method, s.learning_rate): s for s in self.spread}
         probed = any(r.metrics.get("general_accuracy") is not None for r in self.rows)
+        halved = any(r.halfway_eval_loss is not None for r in self.rows)
         head = ["method", "seed", "lr", f"{label} [95% CI]", "spread over seeds", "peak memory", "train s",
-                "trainable params", "adapter size", "latency vs base"] + (["general acc."] if probed else [])
+                "trainable params", "adapter size", "latency vs base"] + (["general acc."] if probed else []) + (
+                ["halfway eval loss"] if halved else [])
         lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|" + "---:|" * (len(head) - 3)]
         n = int(self.base_metrics.get("examples", 0))
         base_score = self.base_metrics.get(self.task_metric)
         if base_score is not None:
             lines.append("| base | | | " + share_with_interval(base_score, n) + " | | | | 0 | 0 | 1.00 |"
-                         + (f" {_share(self.base_metrics.get('general_accuracy'))} |" if probed else ""))
+                         + (f" {_share(self.base_metrics.get('general_accuracy'))} |" if probed else "")
+                         + (" |" if halved else ""))
         for row in self.rows:
             spread = spreads.get((row.method, row.learning_rate))
             score = (share_with_interval(row.task_score, int(row.metrics.get("examples", n)))
@@ -246,6 +249,8 @@ class SweepResult:
                      _number(row.latency_ratio, "{:.2f}")]
             if probed:
                 cells.append(_share(row.metrics.get("general_accuracy")))
+            if halved:
+                cells.append(_number(row.halfway_eval_loss, "{:.3f}"))
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines + ["", *self.verdict()])
 

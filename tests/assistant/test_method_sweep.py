@@ -171,6 +171,18 @@ def test_compare_methods_with_halving_stops_the_trailing_half_at_its_halfway_los
     assert all(r["adapter"] in listed for r in went_on) and not any(r["adapter"] in listed for r in stopped)
 
 
+def test_the_table_shows_the_halfway_loss_and_why_a_halved_run_has_no_score():
+    from assistant.services.method_sweep import SweepResult
+
+    kept, left = row("lora", 0, 0.5, 2_000_000, 60), row("ia3", 0, 0.0, 100_000, 20, status="halved")
+    kept.halfway_eval_loss, left.halfway_eval_loss = 0.812, 1.304
+    table = SweepResult([kept, left], "field_accuracy", {"examples": 100, "field_accuracy": 0.1}, kept, kept,
+                        seed_spread([kept, left])).table()
+    head, _, base, lora, ia3 = table.splitlines()[:5]
+    assert head.endswith("| halfway eval loss |") and base.count("|") == head.count("|")
+    assert lora.endswith("| 0.812 |") and "| halved |" in ia3 and ia3.endswith("| 1.304 |")
+
+
 @pytest.mark.slow
 def test_compare_methods_trains_evaluates_and_names_the_best(tiny_model_path, tmp_path, capsys):
     ws = ["--workspace", str(tmp_path / "ws"), "--project", "sweep"]
