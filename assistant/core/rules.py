@@ -8,7 +8,7 @@ and the losing rule's reason says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -467,6 +467,28 @@ def decide(profile: TaskProfile, training: TrainingShape | None = None) -> Plan:
     return _with_next_steps(plan)
 
 
+def methods_to_compare(finetune: str, flags: Sequence[str]) -> tuple[str, ...]:
+    """The training methods worth measuring against each other on the user's own examples before a long run,
+    by the seeds' decision tree (what each is for), within what the plan allows. Empty when there is nothing
+    to compare (no fine-tune, or QLoRA because nothing else fits).
+
+    - latency matters, so the adapter is merged: only methods that merge (LoRA, DoRA, IA3);
+    - a full fine-tune: whether a method that trains far fewer weights matches it (rsLoRA, LoRA);
+    - no GPU (minimal compute) or one adapter per task (small adapters): LoRA against the two smallest,
+      IA3 and prompt tuning, which the seeds call enough for very simple tasks;
+    - otherwise LoRA against DoRA and IA3.
+    """
+    if finetune in ("none", "qlora"):
+        return ()
+    if "merge_for_serving" in flags:
+        return ("lora", "dora", "ia3")
+    if finetune == "full":
+        return ("lora", "rslora")
+    if "no_gpu" in flags or "adapter_per_task" in flags:
+        return ("lora", "ia3", "prompt_tuning")
+    return ("lora", "dora", "ia3")
+
+
 def _with_next_steps(plan: Plan) -> Plan:
     steps = []
     if "build_eval_first" in plan.flags:
@@ -483,6 +505,13 @@ def _with_next_steps(plan: Plan) -> Plan:
                      f"{METHOD_LABELS[plan.finetune]} on {plan.model}.")
     if "prompting_baseline" in plan.flags:
         steps.append("Score a few-shot prompting baseline on the same held-out set.")
+    candidates = methods_to_compare(plan.finetune, plan.flags)
+    if candidates:
+        labels = [METHOD_LABELS[m] for m in candidates]
+        names = ", ".join(labels[:-1]) + f" and {labels[-1]}"
+        steps.append(f"Before a long run, compare {names} on your own examples in short runs "
+                     f"(Behaviour: Compare methods, or `tunewise compare-methods --data FILE --methods "
+                     f"{','.join(candidates)} --seeds 2 --halving`).")
     if "merge_for_serving" in plan.flags:
         steps.append("Merge the adapter into the base before serving.")
     return replace(plan, next_steps=tuple(steps))

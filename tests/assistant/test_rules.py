@@ -156,3 +156,31 @@ def test_from_dict_names_unknown_slots():
     with pytest.raises(ProfileError, match="unknown slots"):
         TaskProfile.from_dict({"gpu": "4090"})
     assert TaskProfile.from_dict({"examples": 2500.0, "vram_gb": 24}).examples == 2500
+
+
+# The seeds' decision tree, within what the plan allows: which methods a plan asks the user to compare on
+# their own examples before a long run (compare-methods), and never a method the plan rules out.
+COMPARISONS = [
+    ("default: LoRA against DoRA and IA3", dict(), ("lora", "dora", "ia3")),
+    ("no GPU, minimal compute: the smallest methods", dict(vram_gb=0), ("lora", "ia3", "prompt_tuning")),
+    ("one adapter per task: small adapters", dict(tasks=3), ("lora", "ia3", "prompt_tuning")),
+    ("merged for latency: only methods that merge", dict(latency_sensitive=True, vram_gb=0), ("lora", "dora", "ia3")),
+    ("a full fine-tune: does a cheap method match it", dict(examples=10_000, model_size_b=1), ("lora", "rslora")),
+    ("QLoRA because nothing else fits: nothing to compare", dict(vram_gb=8), ()),
+    ("no fine-tune: nothing to compare", dict(examples=50), ()),
+]
+
+
+@pytest.mark.parametrize(("case", "overrides", "methods"), COMPARISONS, ids=[c[0] for c in COMPARISONS])
+def test_the_plan_names_the_methods_to_compare_on_your_own_examples(case, overrides, methods):
+    from trainers.methods import method
+
+    plan = decide(profile(**overrides))
+    step = [s for s in plan.next_steps if "compare-methods" in s]
+    if not methods:
+        assert not step
+        return
+    assert step == [next(s for s in plan.next_steps if s.startswith("Before a long run, compare "))]
+    assert f"--methods {','.join(methods)} " in step[0]
+    if "merge_for_serving" in plan.flags:
+        assert all(method(m).mergeable for m in methods)
