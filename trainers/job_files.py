@@ -29,9 +29,10 @@ from trainers.atomic_files import write_json_atomic, write_text_atomic
 
 CONFIG_FILE, STATE_FILE, PROGRESS_FILE, LOG_FILE = "config.json", "state.json", "progress.jsonl", "log.txt"
 CHECKPOINTS, ADAPTER, TRAINING_CARD = "checkpoints", "adapter", "training.json"
-PAUSE_AT_STEP = "pause_at_step"
-"""A key of the JobSpec's ``extra``: the job stops at that step with a checkpoint and its eval loss in state.json
-(``paused_at``, ``eval_loss``), as "cancelled"; resuming continues it (successive halving in compare-methods)."""
+PAUSE_HALFWAY = "pause_halfway"
+"""A key of the JobSpec's ``extra``: a run that starts from step 0 stops at half its steps with a checkpoint and
+its eval loss in state.json (``paused_at``, ``halfway_eval_loss``), as "cancelled"; resuming continues it to the
+end (successive halving in compare-methods)."""
 BOARD_ENV = "TUNEWISE_JOB_BOARD"
 """Set for the job process: the folder of the line it queued in, so it can start the next job as it ends."""
 QUEUE_ENTRY_POINT = "trainers.jobs"

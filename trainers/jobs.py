@@ -335,7 +335,7 @@ class JobStore:
         # a child quick enough to have written "running" or "failed" already keeps its word.
         # Leaving the line clears its "waiting for ..." reason, which would otherwise outlive the job.
         current = read_state(job_dir)["status"]
-        left_line = {"reason": ""} if current == JobState.QUEUED else {}
+        left_line = {"reason": ""} if current in (JobState.QUEUED, *ACTIVE) else {}
         set_state(job_dir, JobState.STARTING if current == JobState.QUEUED else current, pid=process.pid, **left_line,
                   command=" ".join(map(str, process.args)) if isinstance(process.args, list) else str(process.args))
 

@@ -31,7 +31,7 @@ from trainers.job_files import (
     BOARD_ENV,
     CHECKPOINTS,
     LOG_FILE,
-    PAUSE_AT_STEP,
+    PAUSE_HALFWAY,
     PROGRESS_FILE,
     TRAINING_CARD,
     JobState,
@@ -210,15 +210,22 @@ def method_callbacks(model) -> list:
     return [AdaLoraCallback()]
 
 
-def pause_callback(pause_at_step: int | None, paused: dict):
-    """Successive halving's stop: at ``pause_at_step`` (before the last step), evaluate, save a checkpoint and
-    stop, recording the step in ``paused["step"]``. Resuming continues to the job's own last step on the same
-    learning-rate schedule: the first step after a resume is past the pause, so it never stops twice."""
+def pause_callback(pause_halfway: bool, paused: dict):
+    """Successive halving's stop: at half the run's steps (as the trainer counts them), evaluate, save a checkpoint
+    and stop, recording the step in ``paused["step"]``. Only a run that starts from step 0 pauses: the sweep's
+    resume starts past the pause, and a run resumed by hand after a cancel goes to its end. Resuming continues on
+    the same learning-rate schedule."""
     from transformers import TrainerCallback
 
     class PauseCallback(TrainerCallback):
+        from_start = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.from_start = state.global_step == 0
+
         def on_step_end(self, args, state, control, **kwargs):
-            if pause_at_step and state.global_step == pause_at_step < state.max_steps:
+            halfway = max(1, state.max_steps // 2)
+            if pause_halfway and self.from_start and state.global_step == halfway < state.max_steps:
                 control.should_evaluate = args.eval_strategy != "no"
                 control.should_save = True
                 control.should_training_stop = True
@@ -301,15 +308,18 @@ def adalora_orthogonal_penalty(model):
 
 
 def with_adalora_penalty(trainer_class):
-    """``trainer_class`` adding :func:`adalora_orthogonal_penalty` to each micro-batch's loss (divided over the
-    accumulation steps when the loss is normalised by the tokens of the whole step, as TRL does its aux loss)."""
+    """``trainer_class`` adding :func:`adalora_orthogonal_penalty` to each training micro-batch's loss (divided over
+    the accumulation steps when the loss is normalised by the tokens of the whole step, as TRL does its aux loss).
+
+    Evaluation leaves it out (PEFT's forward would add it there too): the eval loss then measures the task alone,
+    so AdaLoRA's compares with any other method's, as successive halving compares them."""
 
     class AdaLoraPenaltyTrainer(trainer_class):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(model, inputs, return_outputs=return_outputs,
                                           num_items_in_batch=num_items_in_batch)
-            penalty = adalora_orthogonal_penalty(self.model)
-            if penalty is None:
+            penalty = adalora_orthogonal_penalty(self.model) if self.model.training else None
+            if penalty is None:  # evaluation: the task's loss alone, comparable with any other method's
                 return result
             steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
             if return_outputs:
@@ -527,7 +537,7 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     paused: dict = {}
     callbacks = [make_progress_callback(job_dir, lambda: stop["requested"], baseline_rss) if main_process
                  else stop_callback(lambda: stop["requested"]),
-                 pause_callback(spec.extra.get(PAUSE_AT_STEP), paused),  # before AdaLoRA's: it reads should_save
+                 pause_callback(bool(spec.extra.get(PAUSE_HALFWAY)), paused),  # before AdaLoRA's: it reads should_save
                  *method_callbacks(model)]
     trainer = trainer_class(model=model, args=args, train_dataset=train_data, eval_dataset=eval_data,
                             processing_class=tokenizer, callbacks=callbacks)
@@ -549,7 +559,7 @@ def train(job_dir: Path, resume: bool = False) -> JobState:
     if paused:
         if main_process:
             set_state(job_dir, JobState.CANCELLED, step=trainer.state.global_step, paused_at=paused["step"],
-                      eval_loss=last_eval_loss(trainer.state.log_history),
+                      halfway_eval_loss=last_eval_loss(trainer.state.log_history),
                       paused_train_seconds=result.metrics.get("train_runtime"),
                       reason=f"paused at step {paused['step']} of {trainer.state.max_steps} to compare eval losses "
                              "(successive halving); resume continues it", **peak_memory_gb(baseline_rss))

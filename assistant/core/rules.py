@@ -473,7 +473,8 @@ def methods_to_compare(finetune: str, flags: Sequence[str]) -> tuple[str, ...]:
     to compare (no fine-tune, or QLoRA because nothing else fits).
 
     - latency matters, so the adapter is merged: only methods that merge (LoRA, DoRA, IA3);
-    - a full fine-tune: whether a method that trains far fewer weights matches it (rsLoRA, LoRA);
+    - a full fine-tune: how far the methods that train far fewer weights get first (LoRA, rsLoRA: the sweep
+      compares adapters over one base, so the full fine-tune is evaluated on its own);
     - no GPU (minimal compute) or one adapter per task (small adapters): LoRA against the two smallest,
       IA3 and prompt tuning, which the seeds call enough for very simple tasks;
     - otherwise LoRA against DoRA and IA3.

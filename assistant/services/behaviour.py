@@ -385,16 +385,17 @@ class Behaviour:
 
     def start(self, prepared: PreparedDataset, settings: TrainingConfig, adapter_name: str,
               device: str | None = None, estimate: TrainingEstimate | None = None,
-              pause_at_step: int | None = None) -> str:
+              pause_halfway: bool = False) -> str:
         """Create the job (queued behind a running one) and start it when the GPU is free.
 
         Given the ``estimate`` (see :meth:`estimate`), a training that cannot fit in the GPU is
-        refused with :class:`TrainingDoesNotFitError` before any job exists. ``pause_at_step``: the
-        job stops there with a checkpoint and its eval loss, to be resumed or left (successive halving).
+        refused with :class:`TrainingDoesNotFitError` before any job exists. ``pause_halfway``: the
+        job stops at half its steps with a checkpoint and its eval loss, to be resumed or left (successive
+        halving).
         """
         from assistant.runtime.models import resolve_model
         from trainers.adapters import AdapterError
-        from trainers.job_files import PAUSE_AT_STEP
+        from trainers.job_files import PAUSE_HALFWAY
 
         if estimate is not None and not estimate.fits:
             raise TrainingDoesNotFitError(estimate)
@@ -406,7 +407,7 @@ class Behaviour:
         config = JobSpec(settings, str(prepared.train_file), str(prepared.eval_file), device,
                          resolve_model(settings.model), prepared.report.get("fingerprint", ""),
                          {"adapter_name": adapter_name, "dataset_id": prepared.dataset_id,
-                          "estimate": estimate.to_dict()} | ({PAUSE_AT_STEP: pause_at_step} if pause_at_step else {}))
+                          "estimate": estimate.to_dict()} | ({PAUSE_HALFWAY: True} if pause_halfway else {}))
         job_id = self.jobs.create(config)
         self.jobs.start(job_id)
         return job_id

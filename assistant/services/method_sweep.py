@@ -74,6 +74,10 @@ class SweepConfig:
             raise InputError("name at least one method to compare", "e.g. --methods lora,ia3")
         for name in self.methods:
             training_method(name)  # an unknown name is an InputError that lists the methods
+        if "full" in self.methods:
+            raise InputError("compare-methods compares adapters over one base; a full fine-tune is a whole model",
+                             "train it with `tunewise train --method full` and evaluate its folder with "
+                             "`tunewise eval --model FOLDER`")
         if len(set(self.methods)) != len(self.methods):
             raise InputError(f"a method is named twice in {','.join(self.methods)}")
         if self.seeds < 1:
@@ -413,7 +417,7 @@ def halve(behaviour: Behaviour, job_ids: Sequence[str], statuses: dict, progress
 
     states = {job_id: read_state(statuses[job_id].path) for job_id in job_ids if statuses[job_id].path}
     halfway = {job_id: state for job_id, state in states.items() if state.get("paused_at")}
-    losses = {job_id: state.get("eval_loss") for job_id, state in halfway.items()}
+    losses = {job_id: state.get("halfway_eval_loss") for job_id, state in halfway.items()}
     going_on = survivors(losses)
     worst_kept = max((losses[j] for j in going_on), default=None)
     left: dict[str, tuple[float | None, str]] = {}
@@ -435,15 +439,20 @@ def halve(behaviour: Behaviour, job_ids: Sequence[str], statuses: dict, progress
 
 
 def cancel_runs(behaviour: Behaviour, job_ids: Sequence[str]) -> list[str]:
-    """Cancel the sweep's jobs that have not ended (queued ones at once, the running one at a checkpoint)."""
+    """Cancel the sweep's jobs that have not ended (queued ones at once, the running one at a checkpoint).
+
+    Returns every job of the sweep left unfinished, each resumable: those cancelled now, and those already
+    paused halfway by successive halving."""
     from trainers.job_files import ACTIVE, JobState
 
-    cancelled = []
+    unfinished = []
     for job_id in job_ids:
-        if behaviour.jobs.status(job_id).status in (JobState.QUEUED, *ACTIVE):
+        status = behaviour.jobs.status(job_id).status
+        if status in (JobState.QUEUED, *ACTIVE):
             behaviour.jobs.cancel(job_id)
-            cancelled.append(job_id)
-    return cancelled
+        if status in (JobState.QUEUED, JobState.CANCELLED, *ACTIVE):
+            unfinished.append(job_id)
+    return unfinished
 
 
 def adapter_bytes(path: Path) -> int:
@@ -551,11 +560,11 @@ def run_sweep(behaviour: Behaviour, plan: SweepPlan, sweep: SweepConfig, progres
     cases = cases_from_file(plan.prepared.eval_file)
     ids = job_ids if job_ids is not None else []
     for run in plan.runs:
-        pause = run.estimate.steps // 2 if plan.halving and len(plan.runs) > 1 else None
+        pause = plan.halving and len(plan.runs) > 1
         ids.append(behaviour.start(plan.prepared, run.settings, run.adapter, sweep.device, run.estimate,
-                                   pause_at_step=pause))
+                                   pause_halfway=pause))
         if progress:
-            progress(f"queued {run.adapter} as job {ids[-1]}" + (f", to pause at step {pause}" if pause else ""))
+            progress(f"queued {run.adapter} as job {ids[-1]}" + (", to pause halfway" if pause else ""))
     statuses = wait_for_jobs(behaviour, ids, progress)
     halfway: dict[str, tuple[float | None, str]] = {}
     if plan.halving:

@@ -85,6 +85,7 @@ def test_adapter_names_carry_the_rate_only_when_the_sweep_names_rates():
     ({"methods": ("lora", "lora")}, "named twice"),
     ({"methods": ("lora",), "seeds": 0}, "seeds must be at least 1"),
     ({"methods": ("lora",), "learning_rates": (0.0,)}, "positive"),
+    ({"methods": ("lora", "full")}, "compares adapters over one base; a full fine-tune is a whole model"),
 ])
 def test_a_bad_sweep_is_refused_with_what_to_fix(config, words):
     with pytest.raises(InputError, match=words):

@@ -79,14 +79,14 @@ def test_a_paused_job_stops_halfway_with_its_eval_loss_and_resumes_on_the_same_s
     store = JobStore(tmp_path / "jobs")
     settings = dict(max_steps=12, save_steps=100, eval_steps=100, logging_steps=1)
     whole = store.create(config(tiny_model_path, *snips_files, **settings))
-    paused = store.create(config(tiny_model_path, *snips_files, **settings, extra={"pause_at_step": 6}))
+    paused = store.create(config(tiny_model_path, *snips_files, **settings, extra={"pause_halfway": True}))
     store.start(whole)
     assert store.wait(whole, timeout=300).status == "completed"
     store.start(paused)
     halfway = store.wait(paused, timeout=300)
     assert halfway.status == "cancelled" and halfway.step == 6 and "successive halving" in halfway.reason
     state = json.loads((halfway.path / "state.json").read_text())
-    assert state["paused_at"] == 6 and state["eval_loss"] > 0 and state["paused_train_seconds"] > 0
+    assert state["paused_at"] == 6 and state["halfway_eval_loss"] > 0 and state["paused_train_seconds"] > 0
     assert (halfway.path / "checkpoints" / "checkpoint-6").is_dir() and halfway.adapter_dir is None
 
     store.start(paused, resume=True)

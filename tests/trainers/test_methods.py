@@ -188,13 +188,16 @@ def test_adaloras_orthogonal_penalty_is_the_one_peft_adds_and_the_trainers_loss_
     args = SFTConfig(output_dir="/tmp/unused-adalora", per_device_train_batch_size=4, report_to="none",
                      use_cpu=True, max_length=96, assistant_only_loss=True)
     losses = {}
-    for label, trainer_class in (("trl", SFTTrainer), ("job", with_adalora_penalty(SFTTrainer))):
-        trainer = trainer_class(model=model, args=args, train_dataset=to_dataset(records, True),
-                                processing_class=tokenizer)
-        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-        with torch.no_grad():
-            losses[label] = trainer.compute_loss(model, batch).item()
-    assert losses["job"] - losses["trl"] == pytest.approx(penalty.item(), rel=1e-3)
+    for mode in ("train", "eval"):  # evaluation leaves it out: the eval loss stays comparable across methods
+        model.train(mode == "train")
+        for label, trainer_class in (("trl", SFTTrainer), ("job", with_adalora_penalty(SFTTrainer))):
+            trainer = trainer_class(model=model, args=args, train_dataset=to_dataset(records, True),
+                                    processing_class=tokenizer)
+            batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+            with torch.no_grad():
+                losses[mode, label] = trainer.compute_loss(model, batch).item()
+    assert losses["train", "job"] - losses["train", "trl"] == pytest.approx(penalty.item(), rel=1e-3)
+    assert losses["eval", "job"] == pytest.approx(losses["eval", "trl"])
 
 
 # --- training, resuming, loading and exporting each method ---------------------------------------------------
