@@ -84,9 +84,60 @@ def claims(result: SweepResult) -> dict:
             "lora_at_full_fine_tune_rate": of("lora", FULL_FINE_TUNE_RATE)}
 
 
+def by_method(results: dict) -> list[dict]:
+    """One row per (method, rate) over its seeds: the task metrics' means (field accuracy with its sample sd),
+    the training's own eval loss (the job's, on the held-out split), the fastest seed's training time (the
+    least disturbed by anything else on the machine) and what the adapter costs."""
+    import statistics
+
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for row in results["rows"]:
+        groups.setdefault((row["method"], row["learning_rate"]), []).append(row)
+    losses = results.get("train_eval_loss", {})
+    summary = []
+    for (method, rate), rows in groups.items():
+        done = [r for r in rows if r["status"] == "completed"]
+        if not done:
+            continue
+
+        def mean(key: str, runs: list[dict] = done) -> float:
+            return statistics.fmean(r["metrics"][key] for r in runs)
+
+        fields = [r["metrics"]["field_accuracy"] for r in done]
+        eval_losses = [losses[r["job_id"]] for r in done if losses.get(r["job_id"]) is not None]
+        summary.append({
+            "method": method, "learning_rate": rate, "seeds": len(done),
+            "field_accuracy": statistics.fmean(fields),
+            "field_accuracy_sd": statistics.stdev(fields) if len(fields) > 1 else 0.0,
+            "json_valid": mean("json_valid"), "exact_match": mean("exact_match"),
+            "eval_loss": statistics.fmean(eval_losses) if eval_losses else None,
+            "train_seconds_min": min(r["train_seconds"] for r in done if r["train_seconds"] is not None),
+            "peak_memory_gb": statistics.median(r["peak_memory_gb"] for r in done if r["peak_memory_gb"]),
+            "trainable_params": done[0]["trainable_params"], "adapter_bytes": done[0]["adapter_bytes"],
+            "latency_ratio": statistics.median(r["latency_ratio"] for r in done if r["latency_ratio"]),
+        })
+    return sorted(summary, key=lambda r: (-r["field_accuracy"], -r["json_valid"]))
+
+
+def summary_table(results: dict) -> str:
+    base = results["base"]["metrics"]
+    lines = ["| method (lr) | field accuracy, mean ± sd over seeds | JSON valid | exact match | eval loss | "
+             "train s (fastest seed) | peak RSS | trainable params | adapter | latency vs base |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+             f"| base (no training) | {base['field_accuracy']:.2f} | {base['json_valid']:.2f} | "
+             f"{base['exact_match']:.2f} | | | | 0 | | 1.00 |"]
+    for r in by_method(results):
+        loss = f"{r['eval_loss']:.2f}" if r["eval_loss"] is not None else ""
+        lines.append(f"| {r['method']} ({r['learning_rate']:g}) | {r['field_accuracy']:.2f} ± "
+                     f"{r['field_accuracy_sd']:.2f} | {r['json_valid']:.2f} | {r['exact_match']:.2f} | {loss} | "
+                     f"{r['train_seconds_min']:.0f} | {r['peak_memory_gb']:.1f} GB | {r['trainable_params']:,} | "
+                     f"{r['adapter_bytes'] / 1e6:.1f} MB | {r['latency_ratio']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict) -> str:
-    """The sweep's table as docs/benchmarks.md shows it, and the two claims."""
-    lines = [results["table"], "",
+    """The per-method summary and the sweep's own table as docs/benchmarks.md shows them, and the two claims."""
+    lines = [summary_table(results), "", results["table"], "",
              f"{results['train_examples']} training examples, {results['held_out_cases']} held-out cases; "
              f"{results['settings']['max_steps']} steps of {results['settings']['batch_size']} examples per run "
              f"(max length {results['settings']['max_length']}); {results['seeds']} seeds; "
@@ -134,11 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     sweep, plan = plan_runs(behaviour, prepared, settings, methods, args.seeds, hardware)
     log(f"estimate: {plan.text()}")
     result = run_sweep(behaviour, plan, sweep, log)
+    train_eval_loss = {row.job_id: behaviour.jobs.status(row.job_id).metrics.get("eval_loss") for row in result.rows}
     results = {"model": DEFAULT_MODEL, "machine": machine(), "quick": args.quick, "seeds": args.seeds,
                "train_examples": prepared.train_count, "held_out_cases": prepared.eval_count,
                "settings": {"max_steps": args.max_steps, "batch_size": args.batch_size,
                             "max_length": args.max_length},
                "estimate": plan.text(), **result.to_dict(), "table": result.table(), "claims": claims(result),
+               "train_eval_loss": train_eval_loss,
                "run": {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.perf_counter() - began, 1)}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
