@@ -264,8 +264,16 @@ class VariantModel:
             return
         model = self.loaded.model
         if hasattr(model, "peft_config"):
-            prompt_based = any(c.is_prompt_learning for c in model.peft_config.values())
-            self.loaded.model = model.get_base_model() if prompt_based else model.unload()
+            configs = list(model.peft_config.values())
+            if any(c.is_adaption_prompt for c in configs):
+                # LLaMA-Adapter wraps the attention modules in place and has no unload: disabling it puts the
+                # model's own modules back (the wrappers go to its cache, which leaves with the PeftModel).
+                model.base_model.disable_adapter_layers()
+                self.loaded.model = model.get_base_model()
+            elif any(c.is_prompt_learning for c in configs):
+                self.loaded.model = model.get_base_model()
+            else:
+                self.loaded.model = model.unload()
         for name in self.adapters:
             if self._kinds[name] == kind:
                 self._load(name)

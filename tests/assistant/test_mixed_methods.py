@@ -12,7 +12,7 @@ from trainers.config import JobSpec
 pytestmark = pytest.mark.slow
 PROMPT = [{"role": "user", "content": "Play some jazz in the kitchen"}]
 SETTINGS = GenerationSettings(max_new_tokens=8)
-METHODS = ("lora", "dora", "prompt_tuning", "ia3")
+METHODS = ("lora", "dora", "prompt_tuning", "ia3", "adaption_prompt")
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +38,23 @@ def adapters(tiny_model_path, tmp_path_factory):
     return made
 
 
-def test_variants_of_four_methods_answer_together_as_each_does_alone(tiny_model_path, adapters):
+def test_variants_of_five_methods_answer_together_as_each_does_alone(tiny_model_path, adapters):
     model = VariantModel(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")))
     for method, path in adapters.items():
         model.add_adapter(method, path)
     variants = [Variant(), *(Variant(m) for m in METHODS)]
-    # LoRA shares the first batch with the base; PEFT takes DoRA, prompt tuning and IA3 rows one adapter a batch.
+    # LoRA shares the first batch with the base; PEFT takes DoRA, prompt tuning, IA3 and LLaMA-Adapter rows one
+    # adapter a batch.
     groups = model.groups(variants)
-    assert sorted(map(sorted, groups)) == [[0, 1], [2], [3], [4]]
+    assert sorted(map(sorted, groups)) == [[0, 1], [2], [3], [4], [5]]
     assert sorted(map(sorted, model.groups([Variant(), Variant("ia3")]))) == [[0], [1]]  # IA3 runs on every row
     alone = {v.name: list(model.stream(v, PROMPT, SETTINGS))[-1].text for v in variants}
     together = list(model.stream_together(variants, [PROMPT] * len(variants), SETTINGS))[-1]
     assert {a.variant: a.text for a in together} == alone
     assert len(set(alone.values())) > 1  # the methods changed the answers, so the comparison means something
-    # After every type has been in the model, the base still answers as the bare base.
+    # After every type has been in the model, the base still answers as the bare base: LLaMA-Adapter, which wraps
+    # the attention modules in place, went last and left none of its wrappers behind.
     bare = VariantModel(load_model(ModelSettings(model=str(tiny_model_path), device="cpu")))
     assert list(bare.stream(Variant(), PROMPT, SETTINGS))[-1].text == alone["base"]
+    assert list(model.stream(Variant(), PROMPT, SETTINGS))[-1].text == alone["base"]
+    assert list(model.stream(Variant("lora"), PROMPT, SETTINGS))[-1].text == alone["lora"]
