@@ -152,6 +152,34 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def training_table(workspace: Path) -> tuple[list[dict], str]:
+    """What each run's job measured, read from a sweep's workspace (``--workspace``): the eval loss on the
+    held-out split at the end of training, train seconds and peak RSS, per (method, rate) over seeds. Available
+    as soon as the jobs end, before the answers are evaluated."""
+    import statistics
+
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for job in sorted((workspace / "projects" / "methods" / "jobs").iterdir()):
+        state, config = (json.loads((job / name).read_text()) for name in ("state.json", "config.json"))
+        if state["status"] == "completed":
+            groups.setdefault((config["method"], config["learning_rate"]), []).append(state)
+    rows = []
+    for (method, rate), states in groups.items():
+        losses = [s["metrics"]["eval_loss"] for s in states]
+        rows.append({"method": method, "learning_rate": rate, "seeds": len(states),
+                     "eval_loss": statistics.fmean(losses), "eval_loss_sd": statistics.stdev(losses) if len(losses) > 1
+                     else 0.0, "eval_loss_range": [min(losses), max(losses)],
+                     "train_seconds_min": min(s["metrics"]["train_runtime"] for s in states),
+                     "peak_rss_gb": statistics.median(s.get("peak_rss_gb", 0) for s in states)})
+    rows.sort(key=lambda r: r["eval_loss"])
+    lines = ["| method (lr) | eval loss, mean ± sd over seeds | range | train s (fastest seed) | peak RSS |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['method']} ({r['learning_rate']:g}) | {r['eval_loss']:.2f} ± {r['eval_loss_sd']:.2f} | "
+              f"{r['eval_loss_range'][0]:.2f}-{r['eval_loss_range'][1]:.2f} | {r['train_seconds_min']:.0f} | "
+              f"{r['peak_rss_gb']:.1f} GB |" for r in rows]
+    return rows, "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=",".join(CPU_METHODS))
@@ -165,9 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", type=Path, help="keep the project here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--markdown", type=Path, metavar="RESULTS", help="print a results file's tables and exit")
+    parser.add_argument("--training-table", type=Path, metavar="WORKSPACE",
+                        help="print what the jobs of a run kept in WORKSPACE measured (eval loss, time) and exit")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+    if args.training_table:
+        rows, table = training_table(args.training_table)
+        print(table)
+        print(json.dumps(rows, indent=1), file=sys.stderr)
         return 0
     if args.quick:
         args.methods, args.seeds, args.max_steps, args.snips_train, args.snips_cases = "lora,ia3", 1, 2, 64, 6
