@@ -142,17 +142,22 @@ def test_the_estimate_says_what_halving_saves():
     assert SweepPlan(planned([600]), prepared, "cpu", 10, halving=True).halving_saves == 0  # nothing to halve
 
 
-@pytest.mark.slow
-def test_compare_methods_with_halving_stops_the_trailing_half_at_its_halfway_loss(tiny_model_path, tmp_path,
-                                                                                   capsys):
+def compare_lora_and_ia3(tiny_model_path, tmp_path, *flags: str) -> list[str]:
+    """`tunewise compare-methods --json` on LoRA and IA3 x two seeds of the tiny model; the workspace flags."""
     ws = ["--workspace", str(tmp_path / "ws"), "--project", "sweep"]
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text(snips_chat_jsonl("train", limit=40, seed=0))
     test.write_text(snips_chat_jsonl("test", limit=4, seed=0))
     assert main(["compare-methods", "--data", str(train), "--eval", str(test), "--methods", "lora,ia3",
-                 "--seeds", "2", "--max-steps", "4", "--batch-size", "4", "--max-length", "96",
-                 "--model", str(tiny_model_path), "--prefix", "cmp", "--max-new-tokens", "8",
-                 "--device", "cpu", "--halving", "--json", *ws]) == 0
+                 "--seeds", "2", "--batch-size", "4", "--max-length", "96", "--model", str(tiny_model_path),
+                 "--prefix", "cmp", "--max-new-tokens", "8", "--device", "cpu", "--json", *flags, *ws]) == 0
+    return ws
+
+
+@pytest.mark.slow
+def test_compare_methods_with_halving_stops_the_trailing_half_at_its_halfway_loss(tiny_model_path, tmp_path,
+                                                                                   capsys):
+    ws = compare_lora_and_ia3(tiny_model_path, tmp_path, "--max-steps", "4", "--halving")
     captured = capsys.readouterr()
     assert "successive halving stops 2 of them" in captured.err  # the estimate said so before anything ran
     rows = json.loads(captured.out)["rows"]
@@ -186,14 +191,7 @@ def test_the_table_shows_the_halfway_loss_and_why_a_halved_run_has_no_score():
 
 @pytest.mark.slow
 def test_compare_methods_trains_evaluates_and_names_the_best(tiny_model_path, tmp_path, capsys):
-    ws = ["--workspace", str(tmp_path / "ws"), "--project", "sweep"]
-    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
-    train.write_text(snips_chat_jsonl("train", limit=40, seed=0))
-    test.write_text(snips_chat_jsonl("test", limit=4, seed=0))
-    assert main(["compare-methods", "--data", str(train), "--eval", str(test), "--methods", "lora,ia3",
-                 "--seeds", "2", "--max-steps", "3", "--batch-size", "4", "--max-length", "96",
-                 "--model", str(tiny_model_path), "--prefix", "cmp", "--max-new-tokens", "8",
-                 "--device", "cpu", "--json", *ws]) == 0
+    ws = compare_lora_and_ia3(tiny_model_path, tmp_path, "--max-steps", "3")
     captured = capsys.readouterr()
     assert "estimate: 4 runs on cpu" in captured.err  # said before anything was queued
     result = json.loads(captured.out)
